@@ -1,0 +1,32 @@
+// Direct convolution with any kernel size, stride, padding and dilation: ENet's 3x3,
+// dilated 3x3, asymmetric 5x1 / 1x5 and 2x2 stride 2 projections. Prefixed by conv_common.wgsl.
+
+@compute @workgroup_size(16, 4, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let ox = gid.x;
+    let oy = gid.y;
+    let g = gid.z;
+    if (ox >= p.out_w || oy >= p.out_h) {
+        return;
+    }
+    var acc = aux[p.aux_off + g];
+    let plane = p.in_h * p.in_w;
+    for (var ci = 0u; ci < p.in_c; ci++) {
+        for (var ky = 0u; ky < p.k_h; ky++) {
+            let iy = i32(oy * p.stride_h + ky * p.dil_h) - i32(p.pad_h);
+            if (iy < 0 || iy >= i32(p.in_h)) {
+                continue;
+            }
+            let row = ci * plane + u32(iy) * p.in_w;
+            let wrow = p.w_off + ((g * p.in_c + ci) * p.k_h + ky) * p.k_w;
+            for (var kx = 0u; kx < p.k_w; kx++) {
+                let ix = i32(ox * p.stride_w + kx * p.dil_w) - i32(p.pad_w);
+                if (ix < 0 || ix >= i32(p.in_w)) {
+                    continue;
+                }
+                acc += input[row + u32(ix)] * weights[wrow + kx];
+            }
+        }
+    }
+    store_group(acc, g, oy * p.out_w + ox);
+}

@@ -1,0 +1,48 @@
+// Shared by conv2d.wgsl, conv1x1.wgsl and conv_transpose2d.wgsl: bindings, parameters and
+// the epilogue (folded BatchNorm bias, PReLU, optional residual + second PReLU).
+//
+// Each invocation computes one output pixel for a group of 4 output channels, so weights
+// are packed as vec4 over output channels: weights[w_off + ((g * in_c + ci) * k_h + ky) * k_w + kx].
+// aux holds, per group g: bias at aux_off + g, slope at aux_off + groups + g and the
+// post-residual slope at aux_off + 2 * groups + g. ReLU is slope 0, identity slope 1.
+
+struct ConvParams {
+    in_c: u32, in_h: u32, in_w: u32, out_c: u32,
+    out_h: u32, out_w: u32, k_h: u32, k_w: u32,
+    stride_h: u32, stride_w: u32, pad_h: u32, pad_w: u32,
+    dil_h: u32, dil_w: u32, w_off: u32, aux_off: u32,
+    res_c: u32, has_res: u32, groups: u32, _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: ConvParams;
+@group(0) @binding(1) var<storage, read> weights: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> aux: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> input: array<f32>;
+@group(0) @binding(4) var<storage, read> residual: array<f32>;
+@group(0) @binding(5) var<storage, read_write> output: array<f32>;
+
+fn prelu4(v: vec4<f32>, slope: vec4<f32>) -> vec4<f32> {
+    return select(v * slope, v, v >= vec4<f32>(0.0));
+}
+
+fn store_group(acc: vec4<f32>, g: u32, pixel: u32) {
+    var v = prelu4(acc, aux[p.aux_off + p.groups + g]);
+    let hw = p.out_h * p.out_w;
+    if (p.has_res != 0u) {
+        var r = vec4<f32>(0.0);
+        for (var j = 0u; j < 4u; j++) {
+            let co = g * 4u + j;
+            // A residual with fewer channels is zero-padded (ENet's downsampling skip).
+            if (co < p.res_c) {
+                r[j] = residual[co * hw + pixel];
+            }
+        }
+        v = prelu4(v + r, aux[p.aux_off + 2u * p.groups + g]);
+    }
+    for (var j = 0u; j < 4u; j++) {
+        let co = g * 4u + j;
+        if (co < p.out_c) {
+            output[co * hw + pixel] = v[j];
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! Plain-Rust twins of the WGSL kernels, written for clarity rather than speed. The tests
+//! hold every shader and the whole GPU network against these.
+
+use crate::model::graph::{Conv, DType, Graph, Op, Shape};
+use crate::model::Normalization;
+
+/// A dense `C x H x W` f32 tensor (batch 1, NCHW as PyTorch).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    pub shape: Shape,
+    pub data: Vec<f32>,
+}
+
+impl Tensor {
+    pub fn zeros(shape: Shape) -> Self {
+        Tensor {
+            shape,
+            data: vec![0.0; shape.len()],
+        }
+    }
+
+    fn at(&self, c: usize, y: usize, x: usize) -> f32 {
+        self.data[(c * self.shape.h + y) * self.shape.w + x]
+    }
+}
+
+fn prelu(v: f32, slope: f32) -> f32 {
+    if v >= 0.0 { v } else { v * slope }
+}
+
+/// Source pixel coordinate and weight for output coordinate `o` when resizing `src` -> `dst`
+/// with half-pixel centres (PyTorch `align_corners=False`), clamped at the edges.
+pub fn bilinear_tap(o: usize, src: usize, dst: usize) -> (usize, usize, f32) {
+    let s = ((o as f32 + 0.5) * (src as f32 / dst as f32) - 0.5).max(0.0);
+    let i0 = (s.floor() as usize).min(src - 1);
+    let i1 = (i0 + 1).min(src - 1);
+    (i0, i1, s - i0 as f32)
+}
+
+/// RGBA8 pixels (`sw` x `sh`) -> normalised `3 x h x w` input, bilinear when sizes differ.
+pub fn preprocess(rgba: &[u8], sw: usize, sh: usize, w: usize, h: usize, norm: &Normalization) -> Tensor {
+    let mut t = Tensor::zeros(Shape { c: 3, h, w });
+    let px = |x: usize, y: usize, c: usize| rgba[(y * sw + x) * 4 + c] as f32 / 255.0;
+    for y in 0..h {
+        let (y0, y1, fy) = bilinear_tap(y, sh, h);
+        for x in 0..w {
+            let (x0, x1, fx) = bilinear_tap(x, sw, w);
+            for c in 0..3 {
+                let top = px(x0, y0, c) + (px(x1, y0, c) - px(x0, y0, c)) * fx;
+                let bottom = px(x0, y1, c) + (px(x1, y1, c) - px(x0, y1, c)) * fx;
+                let v = top + (bottom - top) * fy;
+                t.data[(c * h + y) * w + x] = (v - norm.mean[c]) / norm.std[c];
+            }
+        }
+    }
+    t
+}
+
+/// Raw convolution sum plus bias, no activation. Transposed convolutions are computed in
+/// scatter form, independently of the shader's gather form.
+fn conv_sum(input: &Tensor, conv: &Conv, out_shape: Shape) -> Tensor {
+    let g = &conv.geom;
+    let [kh, kw] = g.kernel;
+    let (ih, iw) = (input.shape.h, input.shape.w);
+    let (oh, ow) = (out_shape.h, out_shape.w);
+    let mut out = Tensor::zeros(out_shape);
+    for co in 0..conv.cout {
+        let plane = &mut out.data[co * oh * ow..(co + 1) * oh * ow];
+        plane.fill(conv.bias[co]);
+        for ci in 0..conv.cin {
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let wv = conv.weight[((co * conv.cin + ci) * kh + ky) * kw + kx];
+                    let dy = (ky * g.dilation[0]) as isize - g.pad[0] as isize;
+                    let dx = (kx * g.dilation[1]) as isize - g.pad[1] as isize;
+                    if g.transposed {
+                        for iy in 0..ih {
+                            let oy = (iy * g.stride[0]) as isize + dy;
+                            if oy < 0 || oy >= oh as isize {
+                                continue;
+                            }
+                            for ix in 0..iw {
+                                let ox = (ix * g.stride[1]) as isize + dx;
+                                if ox >= 0 && ox < ow as isize {
+                                    plane[oy as usize * ow + ox as usize] += wv * input.at(ci, iy, ix);
+                                }
+                            }
+                        }
+                    } else {
+                        for oy in 0..oh {
+                            let iy = (oy * g.stride[0]) as isize + dy;
+                            if iy < 0 || iy >= ih as isize {
+                                continue;
+                            }
+                            for ox in 0..ow {
+                                let ix = (ox * g.stride[1]) as isize + dx;
+                                if ix >= 0 && ix < iw as isize {
+                                    plane[oy * ow + ox] += wv * input.at(ci, iy as usize, ix as usize);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Convolution + folded BatchNorm + PReLU, then optionally `+ residual` (zero-padded to the
+/// output's channels) and a second PReLU.
+pub fn conv(input: &Tensor, conv: &Conv, residual: Option<(&Tensor, &[f32])>, out_shape: Shape) -> Tensor {
+    let mut out = conv_sum(input, conv, out_shape);
+    let hw = out_shape.h * out_shape.w;
+    for co in 0..conv.cout {
+        for i in 0..hw {
+            let mut v = prelu(out.data[co * hw + i], conv.slope[co]);
+            if let Some((res, post)) = residual {
+                if co < res.shape.c {
+                    v += res.data[co * hw + i];
+                }
+                v = prelu(v, post[co]);
+            }
+            out.data[co * hw + i] = v;
+        }
+    }
+    out
+}
+
+/// ENet's initial block: conv channels first, then the pooled input channels.
+#[allow(clippy::too_many_arguments)]
+pub fn initial(
+    input: &Tensor,
+    conv_op: &Conv,
+    pool_kernel: usize,
+    pool_pad: usize,
+    pool_scale: &[f32],
+    pool_shift: &[f32],
+    pool_slope: &[f32],
+    out_shape: Shape,
+) -> Tensor {
+    let conv_shape = Shape {
+        c: conv_op.cout,
+        ..out_shape
+    };
+    let main = conv(input, conv_op, None, conv_shape);
+    let mut out = Tensor::zeros(out_shape);
+    out.data[..main.data.len()].copy_from_slice(&main.data);
+    let s = conv_op.geom.stride[0];
+    for c in 0..input.shape.c {
+        for oy in 0..out_shape.h {
+            for ox in 0..out_shape.w {
+                let mut m = f32::NEG_INFINITY;
+                for ky in 0..pool_kernel {
+                    for kx in 0..pool_kernel {
+                        let iy = (oy * s + ky) as isize - pool_pad as isize;
+                        let ix = (ox * s + kx) as isize - pool_pad as isize;
+                        if iy >= 0 && ix >= 0 && (iy as usize) < input.shape.h && (ix as usize) < input.shape.w {
+                            m = m.max(input.at(c, iy as usize, ix as usize));
+                        }
+                    }
+                }
+                let v = prelu(m * pool_scale[c] + pool_shift[c], pool_slope[c]);
+                out.data[((conv_op.cout + c) * out_shape.h + oy) * out_shape.w + ox] = v;
+            }
+        }
+    }
+    out
+}
+
+/// 2x2 stride 2 max-pool with PyTorch's indices (`y * W + x` in the input plane); on ties the
+/// first maximum in row-major order wins.
+pub fn maxpool(input: &Tensor) -> (Tensor, Vec<u32>) {
+    let Shape { c, h, w } = input.shape;
+    let o = Shape { c, h: h / 2, w: w / 2 };
+    let mut out = Tensor::zeros(o);
+    let mut idx = vec![0u32; o.len()];
+    for ch in 0..c {
+        for oy in 0..o.h {
+            for ox in 0..o.w {
+                let mut best = input.at(ch, oy * 2, ox * 2);
+                let mut best_i = oy * 2 * w + ox * 2;
+                for (dy, dx) in [(0, 1), (1, 0), (1, 1)] {
+                    let (y, x) = (oy * 2 + dy, ox * 2 + dx);
+                    let v = input.at(ch, y, x);
+                    // As PyTorch: strictly greater replaces, and NaN propagates.
+                    if v > best || v.is_nan() {
+                        best = v;
+                        best_i = y * w + x;
+                    }
+                }
+                let i = (ch * o.h + oy) * o.w + ox;
+                out.data[i] = best;
+                idx[i] = best_i as u32;
+            }
+        }
+    }
+    (out, idx)
+}
+
+/// Max-unpool: each value goes back to where its index says; everything else is zero.
+pub fn unpool(input: &Tensor, indices: &[u32], out_shape: Shape) -> Tensor {
+    let mut out = Tensor::zeros(out_shape);
+    let plane = out_shape.h * out_shape.w;
+    let in_plane = input.shape.h * input.shape.w;
+    for c in 0..input.shape.c {
+        for i in 0..in_plane {
+            out.data[c * plane + indices[c * in_plane + i] as usize] = input.data[c * in_plane + i];
+        }
+    }
+    out
+}
+
+/// Class index of the largest logit per pixel; the first wins on ties.
+pub fn argmax(logits: &Tensor) -> Vec<u32> {
+    let hw = logits.shape.h * logits.shape.w;
+    (0..hw)
+        .map(|i| {
+            let mut best = 0;
+            for c in 1..logits.shape.c {
+                if logits.data[c * hw + i] > logits.data[best * hw + i] {
+                    best = c;
+                }
+            }
+            best as u32
+        })
+        .collect()
+}
+
+enum Value {
+    F32(Tensor),
+    U32(Vec<u32>),
+    Empty,
+}
+
+/// Runs the whole graph; returns the output tensor (logits).
+pub fn run(graph: &Graph, input: Tensor) -> Tensor {
+    let shapes = graph
+        .shapes(input.shape.h, input.shape.w)
+        .expect("input large enough for the graph");
+    let last = graph.last_use();
+    let mut vals: Vec<Value> = (0..graph.tensors.len()).map(|_| Value::Empty).collect();
+    vals[0] = Value::F32(input);
+    for (i, op) in graph.ops.iter().enumerate() {
+        let produced: Vec<(usize, Value)> = {
+            let get = |t: usize| match &vals[t] {
+                Value::F32(x) => x,
+                _ => panic!("tensor {t} is not a live f32 tensor"),
+            };
+            match op {
+                Op::Initial {
+                    input,
+                    output,
+                    conv: c,
+                    pool_kernel,
+                    pool_pad,
+                    pool_scale,
+                    pool_shift,
+                    pool_slope,
+                } => {
+                    let r = initial(
+                        get(*input),
+                        c,
+                        *pool_kernel,
+                        *pool_pad,
+                        pool_scale,
+                        pool_shift,
+                        pool_slope,
+                        shapes[*output],
+                    );
+                    vec![(*output, Value::F32(r))]
+                }
+                Op::Conv {
+                    input,
+                    output,
+                    conv: c,
+                    residual,
+                } => {
+                    let res = residual.as_ref().map(|r| (get(r.tensor), r.slope.as_slice()));
+                    vec![(*output, Value::F32(conv(get(*input), c, res, shapes[*output])))]
+                }
+                Op::MaxPool {
+                    input,
+                    output,
+                    indices,
+                } => {
+                    let (o, idx) = maxpool(get(*input));
+                    vec![(*output, Value::F32(o)), (*indices, Value::U32(idx))]
+                }
+                Op::Unpool {
+                    input,
+                    indices,
+                    output,
+                    ..
+                } => {
+                    let Value::U32(idx) = &vals[*indices] else {
+                        panic!("indices tensor {indices} is not live")
+                    };
+                    vec![(*output, Value::F32(unpool(get(*input), idx, shapes[*output])))]
+                }
+            }
+        };
+        for (t, v) in produced {
+            vals[t] = v;
+        }
+        for t in op.inputs() {
+            if last[t] == Some(i) && t != graph.output {
+                vals[t] = Value::Empty;
+            }
+        }
+        debug_assert!(op.outputs().iter().all(|&t| match graph.tensors[t].dtype {
+            DType::F32 => matches!(vals[t], Value::F32(_)),
+            DType::U32 => matches!(vals[t], Value::U32(_)),
+        }));
+    }
+    match std::mem::replace(&mut vals[graph.output], Value::Empty) {
+        Value::F32(t) => t,
+        _ => panic!("graph output is not an f32 tensor"),
+    }
+}

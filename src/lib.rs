@@ -1,0 +1,29 @@
+//! ENet semantic segmentation as WGSL compute shaders on wgpu.
+//!
+//! Data flows one way: frame -> tensor ([`runtime`] preprocess) -> network
+//! ([`model::Graph`] run by the [`runtime`]) -> class map ([`segment::ClassMap`]).
+//! The same library runs natively and in the browser (wasm32); its API is async, with
+//! blocking wrappers for native callers in [`blocking`].
+
+#![forbid(unsafe_code)]
+
+pub mod kernels;
+pub mod model;
+pub mod runtime;
+pub mod segment;
+
+pub use model::{Layout, Model, ModelError};
+pub use runtime::{Engine, EngineError, Gpu, Plan};
+pub use segment::{ClassMap, Segmenter};
+
+/// Blocking wrappers for native code (the CLI and tests).
+#[cfg(not(target_arch = "wasm32"))]
+pub mod blocking {
+    pub use pollster::block_on;
+
+    use crate::runtime::{EngineError, Gpu};
+
+    pub fn gpu() -> Result<Gpu, EngineError> {
+        block_on(Gpu::new())
+    }
+}

@@ -1,0 +1,195 @@
+//! Everything that lives as long as a model: pipelines and the packed weights.
+
+use wgpu::util::DeviceExt;
+
+use super::plan::Plan;
+use super::{EngineError, Gpu};
+use crate::kernels::{self, KernelSource};
+use crate::model::graph::{Conv, Graph, Op};
+use crate::model::Normalization;
+
+/// Where an op's parameters start, in vec4 units, in the weights and aux buffers.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct OpOffsets {
+    pub weights: u32,
+    pub aux: u32,
+}
+
+/// The compute pipelines, created once per device.
+#[derive(Clone, Debug)]
+pub(crate) struct Pipelines {
+    pub preprocess: wgpu::ComputePipeline,
+    pub initial: wgpu::ComputePipeline,
+    pub conv2d: wgpu::ComputePipeline,
+    pub conv1x1: wgpu::ComputePipeline,
+    pub conv_transpose2d: wgpu::ComputePipeline,
+    pub maxpool: wgpu::ComputePipeline,
+    pub max_unpool: wgpu::ComputePipeline,
+    pub argmax: wgpu::ComputePipeline,
+}
+
+impl Pipelines {
+    fn new(device: &wgpu::Device) -> Pipelines {
+        let make = |k: KernelSource| {
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(k.name),
+                source: wgpu::ShaderSource::Wgsl(k.wgsl.into()),
+            });
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(k.name),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        };
+        Pipelines {
+            preprocess: make(kernels::PREPROCESS),
+            initial: make(kernels::INITIAL),
+            conv2d: make(kernels::CONV2D),
+            conv1x1: make(kernels::CONV1X1),
+            conv_transpose2d: make(kernels::CONV_TRANSPOSE2D),
+            maxpool: make(kernels::MAXPOOL),
+            max_unpool: make(kernels::MAX_UNPOOL),
+            argmax: make(kernels::ARGMAX),
+        }
+    }
+}
+
+/// A graph on a device: its weights uploaded and its pipelines built. Plans for concrete
+/// input sizes come from [`Engine::plan`].
+#[derive(Debug)]
+pub struct Engine {
+    pub(crate) gpu: Gpu,
+    pub(crate) graph: Graph,
+    pub(crate) normalization: Normalization,
+    pub(crate) pipelines: Pipelines,
+    pub(crate) weights: wgpu::Buffer,
+    pub(crate) aux: wgpu::Buffer,
+    pub(crate) offsets: Vec<OpOffsets>,
+}
+
+/// Packs a convolution's `[cout][cin][kh][kw]` weights as vec4 over groups of 4 output
+/// channels, zero-padded, in the order the conv shaders read them.
+fn pack_weights(conv: &Conv, out: &mut Vec<[f32; 4]>) {
+    let groups = conv.cout.div_ceil(4);
+    let per = conv.cin * conv.geom.kernel[0] * conv.geom.kernel[1];
+    for g in 0..groups {
+        for k in 0..per {
+            let mut v = [0.0; 4];
+            for (j, slot) in v.iter_mut().enumerate() {
+                let co = g * 4 + j;
+                if co < conv.cout {
+                    *slot = conv.weight[co * per + k];
+                }
+            }
+            out.push(v);
+        }
+    }
+}
+
+/// Per-channel values as vec4 groups, zero-padded.
+fn pack_channels(values: &[f32], groups: usize, out: &mut Vec<[f32; 4]>) {
+    for g in 0..groups {
+        let mut v = [0.0; 4];
+        for (j, slot) in v.iter_mut().enumerate() {
+            if let Some(x) = values.get(g * 4 + j) {
+                *slot = *x;
+            }
+        }
+        out.push(v);
+    }
+}
+
+impl Engine {
+    /// Uploads the graph's weights and builds the pipelines.
+    pub fn new(gpu: &Gpu, graph: &Graph, normalization: Normalization) -> Result<Engine, EngineError> {
+        let mut weights: Vec<[f32; 4]> = Vec::new();
+        let mut aux: Vec<[f32; 4]> = Vec::new();
+        let mut offsets = Vec::with_capacity(graph.ops.len());
+        for op in &graph.ops {
+            let off = OpOffsets {
+                weights: weights.len() as u32,
+                aux: aux.len() as u32,
+            };
+            match op {
+                Op::Initial {
+                    conv,
+                    pool_scale,
+                    pool_shift,
+                    pool_slope,
+                    ..
+                } => {
+                    if conv.cin != 3 || conv.cout != 13 || conv.geom.kernel != [3, 3] || pool_scale.len() != 3 {
+                        return Err(EngineError::Gpu(
+                            "the initial block kernel expects 3 input channels and 13 conv filters of 3x3".into(),
+                        ));
+                    }
+                    pack_weights(conv, &mut weights);
+                    pack_channels(&conv.bias, 4, &mut aux);
+                    pack_channels(&conv.slope, 4, &mut aux);
+                    pack_channels(pool_scale, 1, &mut aux);
+                    pack_channels(pool_shift, 1, &mut aux);
+                    pack_channels(pool_slope, 1, &mut aux);
+                }
+                Op::Conv { conv, residual, .. } => {
+                    let groups = conv.cout.div_ceil(4);
+                    pack_weights(conv, &mut weights);
+                    pack_channels(&conv.bias, groups, &mut aux);
+                    pack_channels(&conv.slope, groups, &mut aux);
+                    let post = residual.as_ref().map(|r| r.slope.as_slice()).unwrap_or(&[]);
+                    pack_channels(post, groups, &mut aux);
+                }
+                Op::MaxPool { .. } | Op::Unpool { .. } => {}
+            }
+            offsets.push(off);
+        }
+        // Storage bindings must not be empty.
+        for buf in [&mut weights, &mut aux] {
+            if buf.is_empty() {
+                buf.push([0.0; 4]);
+            }
+        }
+        let device = &gpu.device;
+        let limit = device.limits().max_storage_buffer_binding_size as usize;
+        if weights.len() * 16 > limit {
+            return Err(EngineError::Gpu(format!(
+                "weights need {} bytes, the adapter allows {limit} per buffer",
+                weights.len() * 16
+            )));
+        }
+        let upload = |label, data: &[[f32; 4]]| {
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::cast_slice(data),
+                usage: wgpu::BufferUsages::STORAGE,
+            })
+        };
+        let weights = upload("weights", &weights);
+        let aux = upload("aux", &aux);
+        Ok(Engine {
+            gpu: gpu.clone(),
+            graph: graph.clone(),
+            normalization,
+            pipelines: Pipelines::new(device),
+            weights,
+            aux,
+            offsets,
+        })
+    }
+
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Buffers and bind groups for a network input of `net` (w, h) fed from source frames of
+    /// `source` (w, h).
+    pub fn plan(&self, net: (usize, usize), source: (usize, usize)) -> Result<Plan, EngineError> {
+        Plan::new(self, net, source)
+    }
+}

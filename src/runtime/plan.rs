@@ -1,0 +1,692 @@
+//! A plan: every buffer, uniform and bind group for one input size, made once, so a frame
+//! is only an upload, one encoder full of dispatches and one submission.
+
+use std::num::NonZeroU64;
+
+use super::engine::Engine;
+use super::{EngineError, Gpu};
+use crate::kernels::WORKGROUP;
+use crate::model::graph::{DType, Op, Shape, TensorId};
+
+/// Which timestamps a frame records (needs `TIMESTAMP_QUERY`; ignored without it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Timing {
+    #[default]
+    Off,
+    /// Start and end of the frame's compute pass.
+    Frame,
+    /// One compute pass per dispatch, each timed: per-kernel cost, at some overhead.
+    PerDispatch,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameOptions {
+    /// Copy the class map to the readback buffer ([`Plan::read_classes`]).
+    pub read_classes: bool,
+    pub timing: Timing,
+}
+
+/// GPU time of one dispatch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageTiming {
+    pub label: String,
+    pub ms: f64,
+}
+
+struct Dispatch {
+    label: String,
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    groups: [u32; 3],
+}
+
+struct Timestamps {
+    set: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    readback: wgpu::Buffer,
+    /// How many queries the last timed frame wrote.
+    period_ns: f32,
+}
+
+pub struct Plan {
+    gpu: Gpu,
+    net: (usize, usize),
+    source_size: (usize, usize),
+    shapes: Vec<Shape>,
+    /// Buffer index of each tensor; tensors whose lifetimes do not overlap share one.
+    tensor_buffer: Vec<usize>,
+    buffers: Vec<wgpu::Buffer>,
+    source: wgpu::Texture,
+    classes: wgpu::Buffer,
+    classes_readback: wgpu::Buffer,
+    output: TensorId,
+    dispatches: Vec<Dispatch>,
+    timestamps: Option<Timestamps>,
+    last_timing: std::cell::Cell<Timing>,
+}
+
+fn params_bytes(words: &[u32]) -> Vec<u8> {
+    bytemuck::cast_slice(words).to_vec()
+}
+
+impl Plan {
+    pub(crate) fn new(engine: &Engine, net: (usize, usize), source: (usize, usize)) -> Result<Plan, EngineError> {
+        let (w, h) = net;
+        let size_err = |reason: String| EngineError::Size { w, h, reason };
+        if w == 0 || h == 0 || source.0 == 0 || source.1 == 0 {
+            return Err(size_err(format!(
+                "sizes must be positive (source frame {}x{})",
+                source.0, source.1
+            )));
+        }
+        let gpu = &engine.gpu;
+        let device = &gpu.device;
+        let limits = device.limits();
+        let max_tex = limits.max_texture_dimension_2d as usize;
+        if source.0 > max_tex || source.1 > max_tex {
+            return Err(size_err(format!(
+                "the source frame {}x{} exceeds the adapter's texture limit of {max_tex} pixels per side",
+                source.0, source.1
+            )));
+        }
+        let graph = &engine.graph;
+        let shapes = graph.shapes(h, w).map_err(|e| size_err(e.to_string()))?;
+        let max_binding = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
+        for (t, s) in shapes.iter().enumerate() {
+            let bytes = s.len() as u64 * 4;
+            if bytes > max_binding {
+                return Err(size_err(format!(
+                    "tensor {t} ({}x{}x{}) needs {} MiB, the adapter allows {} MiB per buffer; use a smaller input size",
+                    s.c,
+                    s.h,
+                    s.w,
+                    bytes >> 20,
+                    max_binding >> 20
+                )));
+            }
+        }
+        let max_groups = limits.max_compute_workgroups_per_dimension as usize;
+        if w.div_ceil(WORKGROUP[0] as usize) > max_groups || h.div_ceil(WORKGROUP[1] as usize) > max_groups {
+            return Err(size_err(format!("more workgroups than the adapter allows ({max_groups} per dimension)")));
+        }
+
+        // Liveness-based buffer sharing: a buffer is reused once its tensor's last reader ran.
+        let last = graph.last_use();
+        let mut sizes: Vec<u64> = Vec::new();
+        let mut free: Vec<usize> = Vec::new();
+        let mut tensor_buffer = vec![usize::MAX; shapes.len()];
+        let assign = |t: usize, tensor_buffer: &mut Vec<usize>, sizes: &mut Vec<u64>, free: &mut Vec<usize>| {
+            let need = (shapes[t].len() as u64 * 4).max(16);
+            let best = free
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| sizes[**b] >= need)
+                .min_by_key(|(_, b)| sizes[**b])
+                .map(|(i, _)| i);
+            tensor_buffer[t] = match best {
+                Some(i) => free.swap_remove(i),
+                None => {
+                    sizes.push(need);
+                    sizes.len() - 1
+                }
+            };
+        };
+        assign(0, &mut tensor_buffer, &mut sizes, &mut free);
+        for (i, op) in graph.ops.iter().enumerate() {
+            for t in op.outputs() {
+                assign(t, &mut tensor_buffer, &mut sizes, &mut free);
+            }
+            for t in op.inputs() {
+                if last[t] == Some(i) && t != graph.output {
+                    free.push(tensor_buffer[t]);
+                }
+            }
+        }
+        let buffers: Vec<wgpu::Buffer> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| {
+                device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(&format!("activations {i}")),
+                    size,
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            })
+            .collect();
+
+        let source_tex = device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("source frame"),
+            size: wgpu::Extent3d {
+                width: source.0 as u32,
+                height: source.1 as u32,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba8Unorm,
+            // RENDER_ATTACHMENT: browsers copy camera frames in with copyExternalImageToTexture.
+            usage: wgpu::TextureUsages::TEXTURE_BINDING
+                | wgpu::TextureUsages::COPY_DST
+                | wgpu::TextureUsages::RENDER_ATTACHMENT,
+            view_formats: &[],
+        });
+        let out_shape = shapes[graph.output];
+        let class_bytes = (out_shape.w * out_shape.h * 4).max(4) as u64;
+        let classes = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("class map"),
+            size: class_bytes,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let classes_readback = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("class map readback"),
+            size: class_bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+
+        // Every dispatch's parameters, each at an aligned offset of one uniform buffer.
+        let p = &engine.pipelines;
+        let n = &engine.normalization;
+        let u = |v: usize| v as u32;
+        let wg = |ow: usize, oh: usize, z: usize| [u(ow).div_ceil(WORKGROUP[0]), u(oh).div_ceil(WORKGROUP[1]), u(z)];
+        struct Pending {
+            label: String,
+            pipeline: wgpu::ComputePipeline,
+            params: Vec<u8>,
+            /// Bindings after the uniform, in binding order.
+            resources: Vec<Res>,
+            groups: [u32; 3],
+        }
+        enum Res {
+            Tensor(TensorId),
+            Weights,
+            Aux,
+            Source,
+            Classes,
+        }
+        let mut pending: Vec<Pending> = Vec::new();
+        let mean = |i: usize| n.mean[i].to_bits();
+        let std = |i: usize| n.std[i].to_bits();
+        pending.push(Pending {
+            label: "preprocess".into(),
+            pipeline: p.preprocess.clone(),
+            params: params_bytes(&[
+                u(source.0),
+                u(source.1),
+                u(w),
+                u(h),
+                mean(0),
+                mean(1),
+                mean(2),
+                0,
+                std(0),
+                std(1),
+                std(2),
+                1f32.to_bits(),
+            ]),
+            resources: vec![Res::Source, Res::Tensor(0)],
+            groups: wg(w, h, 1),
+        });
+        for (i, op) in graph.ops.iter().enumerate() {
+            let off = engine.offsets[i];
+            match op {
+                Op::Initial {
+                    input,
+                    output,
+                    conv,
+                    pool_kernel,
+                    pool_pad,
+                    ..
+                } => {
+                    let (si, so) = (shapes[*input], shapes[*output]);
+                    pending.push(Pending {
+                        label: format!("{i}:initial_block"),
+                        pipeline: p.initial.clone(),
+                        params: params_bytes(&[
+                            u(si.h),
+                            u(si.w),
+                            u(so.h),
+                            u(so.w),
+                            u(conv.geom.stride[0]),
+                            u(conv.geom.pad[0]),
+                            u(*pool_kernel),
+                            u(*pool_pad),
+                            off.weights,
+                            off.aux,
+                            0,
+                            0,
+                        ]),
+                        resources: vec![Res::Weights, Res::Aux, Res::Tensor(*input), Res::Tensor(*output)],
+                        groups: wg(so.w, so.h, 1),
+                    });
+                }
+                Op::Conv {
+                    input,
+                    output,
+                    conv,
+                    residual,
+                } => {
+                    let (si, so) = (shapes[*input], shapes[*output]);
+                    let g = conv.geom;
+                    let groups = conv.cout.div_ceil(4);
+                    let (res_t, res_c) = match residual {
+                        Some(r) => {
+                            let rs = shapes[r.tensor];
+                            if (rs.h, rs.w) != (so.h, so.w) || rs.c > so.c {
+                                return Err(size_err(format!(
+                                    "op {i}: residual {}x{}x{} does not fit output {}x{}x{}",
+                                    rs.c, rs.h, rs.w, so.c, so.h, so.w
+                                )));
+                            }
+                            (r.tensor, rs.c)
+                        }
+                        // Unused when has_res is 0; any readable tensor satisfies the binding.
+                        None => (*input, 0),
+                    };
+                    let kind = op.kind();
+                    let pipeline = match kind {
+                        "conv_transpose2d" => &p.conv_transpose2d,
+                        "conv1x1" => &p.conv1x1,
+                        _ => &p.conv2d,
+                    };
+                    pending.push(Pending {
+                        label: format!("{i}:{kind}"),
+                        pipeline: pipeline.clone(),
+                        params: params_bytes(&[
+                            u(si.c),
+                            u(si.h),
+                            u(si.w),
+                            u(so.c),
+                            u(so.h),
+                            u(so.w),
+                            u(g.kernel[0]),
+                            u(g.kernel[1]),
+                            u(g.stride[0]),
+                            u(g.stride[1]),
+                            u(g.pad[0]),
+                            u(g.pad[1]),
+                            u(g.dilation[0]),
+                            u(g.dilation[1]),
+                            off.weights,
+                            off.aux,
+                            u(res_c),
+                            u(residual.is_some() as usize),
+                            u(groups),
+                            0,
+                        ]),
+                        resources: vec![
+                            Res::Weights,
+                            Res::Aux,
+                            Res::Tensor(*input),
+                            Res::Tensor(res_t),
+                            Res::Tensor(*output),
+                        ],
+                        groups: wg(so.w, so.h, groups),
+                    });
+                }
+                Op::MaxPool {
+                    input,
+                    output,
+                    indices,
+                } => {
+                    let (si, so) = (shapes[*input], shapes[*output]);
+                    pending.push(Pending {
+                        label: format!("{i}:maxpool"),
+                        pipeline: p.maxpool.clone(),
+                        params: params_bytes(&[u(si.c), u(si.h), u(si.w), u(so.h), u(so.w), 0, 0, 0]),
+                        resources: vec![Res::Tensor(*input), Res::Tensor(*output), Res::Tensor(*indices)],
+                        groups: wg(so.w, so.h, so.c),
+                    });
+                }
+                Op::Unpool {
+                    input,
+                    indices,
+                    output,
+                    ..
+                } => {
+                    let (si, so) = (shapes[*input], shapes[*output]);
+                    pending.push(Pending {
+                        label: format!("{i}:max_unpool"),
+                        pipeline: p.max_unpool.clone(),
+                        params: params_bytes(&[u(si.c), u(si.h), u(si.w), u(so.h), u(so.w), 0, 0, 0]),
+                        resources: vec![Res::Tensor(*input), Res::Tensor(*indices), Res::Tensor(*output)],
+                        groups: wg(so.w, so.h, so.c),
+                    });
+                }
+            }
+        }
+        let so = shapes[graph.output];
+        if graph.tensors[graph.output].dtype != DType::F32 {
+            return Err(EngineError::Gpu("the graph's output is not an f32 tensor".into()));
+        }
+        pending.push(Pending {
+            label: "argmax".into(),
+            pipeline: p.argmax.clone(),
+            params: params_bytes(&[u(so.c), u(so.h), u(so.w), 0]),
+            resources: vec![Res::Tensor(graph.output), Res::Classes],
+            groups: wg(so.w, so.h, 1),
+        });
+        for d in &pending {
+            if d.groups.iter().any(|&g| g as usize > max_groups) {
+                return Err(size_err(format!("{} needs more workgroups than the adapter allows", d.label)));
+            }
+        }
+
+        let align = limits.min_uniform_buffer_offset_alignment as usize;
+        let slot = pending.iter().map(|d| d.params.len()).max().unwrap_or(16).next_multiple_of(align);
+        let mut uniform_data = vec![0u8; slot * pending.len()];
+        for (i, d) in pending.iter().enumerate() {
+            uniform_data[i * slot..i * slot + d.params.len()].copy_from_slice(&d.params);
+        }
+        let uniforms = {
+            use wgpu::util::DeviceExt;
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("dispatch parameters"),
+                contents: &uniform_data,
+                usage: wgpu::BufferUsages::UNIFORM,
+            })
+        };
+        let source_view = source_tex.create_view(&Default::default());
+        let dispatches = pending
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let mut entries = vec![wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &uniforms,
+                        offset: (i * slot) as u64,
+                        size: NonZeroU64::new(d.params.len() as u64),
+                    }),
+                }];
+                for (b, r) in d.resources.iter().enumerate() {
+                    let resource = match r {
+                        Res::Tensor(t) => wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: &buffers[tensor_buffer[*t]],
+                            offset: 0,
+                            size: NonZeroU64::new((shapes[*t].len() as u64 * 4).max(4)),
+                        }),
+                        Res::Weights => engine.weights.as_entire_binding(),
+                        Res::Aux => engine.aux.as_entire_binding(),
+                        Res::Classes => classes.as_entire_binding(),
+                        Res::Source => wgpu::BindingResource::TextureView(&source_view),
+                    };
+                    entries.push(wgpu::BindGroupEntry {
+                        binding: b as u32 + 1,
+                        resource,
+                    });
+                }
+                let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some(&d.label),
+                    layout: &d.pipeline.get_bind_group_layout(0),
+                    entries: &entries,
+                });
+                Dispatch {
+                    label: d.label,
+                    pipeline: d.pipeline,
+                    bind_group,
+                    groups: d.groups,
+                }
+            })
+            .collect::<Vec<_>>();
+
+        let timestamps = gpu.has_timestamps().then(|| {
+            let count = 2 * dispatches.len() as u32;
+            let bytes = count as u64 * 8;
+            Timestamps {
+                set: device.create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("timestamps"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count,
+                }),
+                resolve: device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("timestamp resolve"),
+                    size: bytes,
+                    usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                    mapped_at_creation: false,
+                }),
+                readback: device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("timestamp readback"),
+                    size: bytes,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                }),
+                period_ns: gpu.queue.get_timestamp_period(),
+            }
+        });
+
+        Ok(Plan {
+            gpu: gpu.clone(),
+            net,
+            source_size: source,
+            shapes,
+            tensor_buffer,
+            buffers,
+            source: source_tex,
+            classes,
+            classes_readback,
+            output: graph.output,
+            dispatches,
+            timestamps,
+            last_timing: std::cell::Cell::new(Timing::Off),
+        })
+    }
+
+    /// Network input size (w, h).
+    pub fn net_size(&self) -> (usize, usize) {
+        self.net
+    }
+
+    /// Source frame size (w, h).
+    pub fn source_size(&self) -> (usize, usize) {
+        self.source_size
+    }
+
+    /// Compute dispatches per frame, preprocessing and argmax included.
+    pub fn dispatch_count(&self) -> usize {
+        self.dispatches.len()
+    }
+
+    pub fn dispatch_labels(&self) -> Vec<&str> {
+        self.dispatches.iter().map(|d| d.label.as_str()).collect()
+    }
+
+    /// Bytes of GPU memory the activations, class map and readback hold.
+    pub fn memory_bytes(&self) -> u64 {
+        self.buffers.iter().map(|b| b.size()).sum::<u64>() + 2 * self.classes.size()
+    }
+
+    pub fn shape(&self, t: TensorId) -> Shape {
+        self.shapes[t]
+    }
+
+    /// The texture frames are written into (RGBA8, [`Plan::source_size`]); the web app
+    /// copies camera frames into it directly.
+    pub fn source_texture(&self) -> &wgpu::Texture {
+        &self.source
+    }
+
+    /// The class map on the GPU: one u32 class index per pixel, row-major.
+    pub fn class_buffer(&self) -> &wgpu::Buffer {
+        &self.classes
+    }
+
+    pub fn has_timestamps(&self) -> bool {
+        self.timestamps.is_some()
+    }
+
+    /// Writes an RGBA8 frame of [`Plan::source_size`] into the source texture.
+    pub fn upload_rgba(&self, rgba: &[u8]) -> Result<(), EngineError> {
+        let (sw, sh) = self.source_size;
+        if rgba.len() != sw * sh * 4 {
+            return Err(EngineError::ImageBytes {
+                w: sw,
+                h: sh,
+                got: rgba.len(),
+                want: sw * sh * 4,
+            });
+        }
+        self.gpu.queue.write_texture(
+            wgpu::TexelCopyTextureInfo {
+                texture: &self.source,
+                mip_level: 0,
+                origin: wgpu::Origin3d::ZERO,
+                aspect: wgpu::TextureAspect::All,
+            },
+            rgba,
+            wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(sw as u32 * 4),
+                rows_per_image: Some(sh as u32),
+            },
+            wgpu::Extent3d {
+                width: sw as u32,
+                height: sh as u32,
+                depth_or_array_layers: 1,
+            },
+        );
+        Ok(())
+    }
+
+    /// Records a whole frame (preprocess, network, argmax) into `encoder`.
+    pub fn encode(&self, encoder: &mut wgpu::CommandEncoder, opts: FrameOptions) {
+        self.encode_range(encoder, 0..self.dispatches.len(), opts.timing);
+        if opts.read_classes {
+            encoder.copy_buffer_to_buffer(&self.classes, 0, &self.classes_readback, 0, self.classes.size());
+        }
+    }
+
+    fn encode_range(&self, encoder: &mut wgpu::CommandEncoder, range: std::ops::Range<usize>, timing: Timing) {
+        let ts = self.timestamps.as_ref().filter(|_| timing != Timing::Off);
+        self.last_timing.set(if ts.is_some() { timing } else { Timing::Off });
+        let pass_desc = |first: u32, last: u32| wgpu::ComputePassDescriptor {
+            label: Some("enet"),
+            timestamp_writes: ts.map(|t| wgpu::ComputePassTimestampWrites {
+                query_set: &t.set,
+                beginning_of_pass_write_index: Some(first),
+                end_of_pass_write_index: Some(last),
+            }),
+        };
+        let queries = match (ts, timing) {
+            (Some(_), Timing::PerDispatch) => {
+                for (k, i) in range.enumerate() {
+                    let mut pass = encoder.begin_compute_pass(&pass_desc(2 * k as u32, 2 * k as u32 + 1));
+                    self.dispatch(&mut pass, i);
+                }
+                2 * self.dispatches.len() as u32
+            }
+            _ => {
+                let mut pass = encoder.begin_compute_pass(&pass_desc(0, 1));
+                for i in range {
+                    self.dispatch(&mut pass, i);
+                }
+                2
+            }
+        };
+        if let Some(t) = ts {
+            encoder.resolve_query_set(&t.set, 0..queries, &t.resolve, 0);
+            encoder.copy_buffer_to_buffer(&t.resolve, 0, &t.readback, 0, queries as u64 * 8);
+        }
+    }
+
+    fn dispatch(&self, pass: &mut wgpu::ComputePass, i: usize) {
+        let d = &self.dispatches[i];
+        pass.set_pipeline(&d.pipeline);
+        pass.set_bind_group(0, &d.bind_group, &[]);
+        pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+    }
+
+    /// Uploads `rgba`, records the frame and submits it: one submission.
+    pub fn submit_frame(&self, rgba: &[u8], opts: FrameOptions) -> Result<wgpu::SubmissionIndex, EngineError> {
+        self.upload_rgba(rgba)?;
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        self.encode(&mut encoder, opts);
+        Ok(self.gpu.queue.submit([encoder.finish()]))
+    }
+
+    /// The class map of the last frame submitted with `read_classes`.
+    pub async fn read_classes(&self) -> Result<Vec<u8>, EngineError> {
+        let bytes = self.gpu.read_buffer(&self.classes_readback).await?;
+        Ok(bytes.chunks_exact(4).map(|b| b[0]).collect())
+    }
+
+    /// GPU times of the last frame submitted with timing on: one entry for
+    /// [`Timing::Frame`], one per dispatch for [`Timing::PerDispatch`].
+    pub async fn read_timings(&self) -> Result<Vec<StageTiming>, EngineError> {
+        let Some(t) = &self.timestamps else {
+            return Ok(Vec::new());
+        };
+        let timing = self.last_timing.get();
+        if timing == Timing::Off {
+            return Ok(Vec::new());
+        }
+        let bytes = self.gpu.read_buffer(&t.readback).await?;
+        let ticks: &[u64] = bytemuck::cast_slice(&bytes);
+        let ms = |a: u64, b: u64| b.saturating_sub(a) as f64 * t.period_ns as f64 / 1e6;
+        Ok(match timing {
+            Timing::Frame => vec![StageTiming {
+                label: "frame".into(),
+                ms: ms(ticks[0], ticks[1]),
+            }],
+            _ => self
+                .dispatches
+                .iter()
+                .enumerate()
+                .map(|(i, d)| StageTiming {
+                    label: d.label.clone(),
+                    ms: ms(ticks[2 * i], ticks[2 * i + 1]),
+                })
+                .collect(),
+        })
+    }
+
+    /// Test and debugging access: overwrite a tensor (e.g. the network input).
+    pub fn write_tensor(&self, t: TensorId, data: &[f32]) {
+        assert_eq!(data.len(), self.shapes[t].len(), "tensor {t} length");
+        self.gpu.queue.write_buffer(&self.buffers[self.tensor_buffer[t]], 0, bytemuck::cast_slice(data));
+    }
+
+    /// Test and debugging access: runs the network ops only (no preprocess, no argmax) on
+    /// whatever tensor 0 holds.
+    pub fn submit_ops_only(&self) -> wgpu::SubmissionIndex {
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        self.encode_range(&mut encoder, 1..self.dispatches.len() - 1, Timing::Off);
+        self.gpu.queue.submit([encoder.finish()])
+    }
+
+    /// Test and debugging access: reads a tensor's raw bytes back. Allocates; not for the
+    /// frame loop.
+    async fn read_tensor_bytes(&self, t: TensorId) -> Result<Vec<u8>, EngineError> {
+        let bytes = self.shapes[t].len() as u64 * 4;
+        let staging = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("tensor readback"),
+            size: bytes.max(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(&self.buffers[self.tensor_buffer[t]], 0, &staging, 0, bytes);
+        self.gpu.queue.submit([encoder.finish()]);
+        let mut raw = self.gpu.read_buffer(&staging).await?;
+        raw.truncate(bytes as usize);
+        Ok(raw)
+    }
+
+    /// Test and debugging access: an f32 tensor's values.
+    pub async fn read_tensor(&self, t: TensorId) -> Result<Vec<f32>, EngineError> {
+        Ok(bytemuck::pod_collect_to_vec(&self.read_tensor_bytes(t).await?))
+    }
+
+    /// Test and debugging access: a u32 tensor's values (max-pool indices).
+    pub async fn read_indices(&self, t: TensorId) -> Result<Vec<u32>, EngineError> {
+        Ok(bytemuck::pod_collect_to_vec(&self.read_tensor_bytes(t).await?))
+    }
+
+    /// The logits tensor's id.
+    pub fn output(&self) -> TensorId {
+        self.output
+    }
+}

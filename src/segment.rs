@@ -1,0 +1,123 @@
+//! The engine's front door: an RGBA frame in, a class map out.
+//!
+//! Size policy: ENet needs both sides of its input to be multiples of 8. A frame whose
+//! sides already are runs at its own size; otherwise each side is rounded to the nearest
+//! multiple of 8 (at least 8) and the frame is resized bilinearly on the GPU. A requested
+//! network size must itself be made of multiples of 8. Class maps come out at the network
+//! size; [`ClassMap::resize_nearest`] brings them back to the frame's size.
+
+use crate::model::Model;
+use crate::runtime::{Engine, EngineError, FrameOptions, Gpu, Plan};
+
+/// Largest side accepted for a network input; beyond it the activations of one frame
+/// outgrow what any browser lets a buffer hold.
+pub const MAX_SIDE: usize = 4096;
+
+/// The network input size for a `source` frame, following the module's size policy.
+/// Returns the size and whether the frame gets resized.
+pub fn network_size(source: (usize, usize), requested: Option<(usize, usize)>) -> Result<(usize, usize), EngineError> {
+    let (w, h) = requested.unwrap_or(source);
+    let bad = |reason: String| Err(EngineError::Size { w, h, reason });
+    if w == 0 || h == 0 {
+        return bad("both sides must be positive".into());
+    }
+    if requested.is_some() {
+        if w % 8 != 0 || h % 8 != 0 {
+            return bad("both sides must be multiples of 8 (ENet downsamples three times)".into());
+        }
+        if w > MAX_SIDE || h > MAX_SIDE {
+            return bad(format!("the largest side supported is {MAX_SIDE}"));
+        }
+        return Ok((w, h));
+    }
+    let round = |v: usize| (((v + 4) / 8) * 8).clamp(8, MAX_SIDE);
+    Ok((round(w), round(h)))
+}
+
+/// One class index per pixel, row-major.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClassMap {
+    pub width: usize,
+    pub height: usize,
+    pub data: Vec<u8>,
+}
+
+impl ClassMap {
+    /// Nearest-neighbour resize (class indices must not be blended).
+    pub fn resize_nearest(&self, width: usize, height: usize) -> ClassMap {
+        if (width, height) == (self.width, self.height) {
+            return self.clone();
+        }
+        let mut data = Vec::with_capacity(width * height);
+        for y in 0..height {
+            let sy = ((y as f64 + 0.5) * self.height as f64 / height as f64) as usize;
+            let row = sy.min(self.height - 1) * self.width;
+            for x in 0..width {
+                let sx = ((x as f64 + 0.5) * self.width as f64 / width as f64) as usize;
+                data.push(self.data[row + sx.min(self.width - 1)]);
+            }
+        }
+        ClassMap { width, height, data }
+    }
+}
+
+/// A model on a GPU, with a plan cached for the last frame and network size.
+pub struct Segmenter {
+    engine: Engine,
+    plan: Option<Plan>,
+}
+
+impl Segmenter {
+    pub fn new(gpu: &Gpu, model: &Model) -> Result<Segmenter, EngineError> {
+        if model.num_classes() > 256 {
+            return Err(EngineError::Gpu(format!(
+                "{} classes: class maps hold at most 256",
+                model.num_classes()
+            )));
+        }
+        Ok(Segmenter {
+            engine: Engine::new(gpu, &model.graph, model.normalization)?,
+            plan: None,
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The plan for these sizes, made only when they differ from the last one.
+    pub fn plan(&mut self, net: (usize, usize), source: (usize, usize)) -> Result<&Plan, EngineError> {
+        let reuse = matches!(&self.plan, Some(p) if p.net_size() == net && p.source_size() == source);
+        if !reuse {
+            // Drop the old plan first so its buffers are free before the new ones exist.
+            self.plan = None;
+            self.plan = Some(self.engine.plan(net, source)?);
+        }
+        Ok(self.plan.as_ref().expect("just set"))
+    }
+
+    /// Segments one RGBA8 frame of `w` x `h` at network size `net`; the class map is at `net`.
+    pub async fn segment(&mut self, rgba: &[u8], w: usize, h: usize, net: (usize, usize)) -> Result<ClassMap, EngineError> {
+        let plan = self.plan(net, (w, h))?;
+        plan.submit_frame(
+            rgba,
+            FrameOptions {
+                read_classes: true,
+                ..Default::default()
+            },
+        )?;
+        let data = plan.read_classes().await?;
+        Ok(ClassMap {
+            width: net.0,
+            height: net.1,
+            data,
+        })
+    }
+
+    /// Runs one frame and returns the logits (`classes x h x w`), for tests and tools.
+    pub async fn logits(&mut self, rgba: &[u8], w: usize, h: usize, net: (usize, usize)) -> Result<Vec<f32>, EngineError> {
+        let plan = self.plan(net, (w, h))?;
+        plan.submit_frame(rgba, FrameOptions::default())?;
+        plan.read_tensor(plan.output()).await
+    }
+}

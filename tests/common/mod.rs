@@ -1,0 +1,91 @@
+//! Shared test helpers: one GPU per test binary, the reference data, comparisons.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use enet_wgpu::kernels::cpu::Tensor;
+use enet_wgpu::model::graph::{Graph, Shape};
+use enet_wgpu::model::weights::SplitMix;
+use enet_wgpu::model::Normalization;
+use enet_wgpu::runtime::{Engine, Gpu};
+
+pub fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| {
+        let gpu = enet_wgpu::blocking::gpu().expect("a GPU adapter (lavapipe in CI)");
+        eprintln!("adapter: {}", gpu.describe());
+        gpu
+    })
+}
+
+/// `../shared/reference` next to the repository, or `ENET_REFERENCE_DIR`.
+pub fn reference_dir() -> PathBuf {
+    let dir = std::env::var_os("ENET_REFERENCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference"));
+    assert!(
+        dir.join("peer-enet-camvid.safetensors").is_file(),
+        "reference data not found in {} (set ENET_REFERENCE_DIR)",
+        dir.display()
+    );
+    dir
+}
+
+/// `../shared/data/camvid` next to the repository, or `ENET_CAMVID_DIR`.
+pub fn camvid_dir() -> PathBuf {
+    let dir = std::env::var_os("ENET_CAMVID_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/camvid"));
+    assert!(dir.join("val/images").is_dir(), "CamVid not found in {} (set ENET_CAMVID_DIR)", dir.display());
+    dir
+}
+
+pub fn random_tensor(rng: &mut SplitMix, shape: Shape) -> Tensor {
+    Tensor {
+        shape,
+        data: (0..shape.len()).map(|_| rng.uniform(-1.0, 1.0)).collect(),
+    }
+}
+
+/// Runs `graph` on the GPU with tensor 0 = `input` (no preprocess) and reads `outputs`.
+pub fn run_gpu(graph: &Graph, input: &Tensor, outputs: &[usize]) -> Vec<Vec<f32>> {
+    let gpu = gpu();
+    let engine = Engine::new(gpu, graph, Normalization::default()).expect("engine");
+    let plan = engine
+        .plan((input.shape.w, input.shape.h), (input.shape.w, input.shape.h))
+        .expect("plan");
+    plan.write_tensor(0, &input.data);
+    plan.submit_ops_only();
+    outputs
+        .iter()
+        .map(|&t| pollster::block_on(plan.read_tensor(t)).expect("readback"))
+        .collect()
+}
+
+/// Largest absolute difference, with a message naming the first offending index.
+pub fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut worst = (0.0f32, 0usize);
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let d = (g - w).abs();
+        assert!(d.is_finite(), "{what}: non-finite at {i}: {g} vs {w}");
+        if d > worst.0 {
+            worst = (d, i);
+        }
+    }
+    assert!(
+        worst.0 <= tol * (1.0 + want[worst.1].abs()),
+        "{what}: max |diff| {} at {} (gpu {} vs cpu {})",
+        worst.0,
+        worst.1,
+        got[worst.1],
+        want[worst.1]
+    );
+}
+
+pub fn load_png_rgba(path: &std::path::Path) -> (Vec<u8>, usize, usize) {
+    let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).to_rgba8();
+    let (w, h) = img.dimensions();
+    (img.into_raw(), w as usize, h as usize)
+}

@@ -1,0 +1,318 @@
+//! Every kernel against its CPU twin on random inputs: non-square shapes, odd channel
+//! counts, pooling ties.
+
+mod common;
+
+use common::*;
+use enet_wgpu::kernels::cpu::{self, Tensor};
+use enet_wgpu::model::graph::{Conv, ConvGeom, DType, Graph, Op, Residual, Shape};
+use enet_wgpu::model::weights::SplitMix;
+
+fn random_conv(rng: &mut SplitMix, cin: usize, cout: usize, geom: ConvGeom) -> Conv {
+    let k = geom.kernel[0] * geom.kernel[1];
+    let a = (3.0 / (cin * k) as f32).sqrt();
+    Conv {
+        cin,
+        cout,
+        geom,
+        weight: (0..cout * cin * k).map(|_| rng.uniform(-a, a)).collect(),
+        bias: (0..cout).map(|_| rng.uniform(-0.5, 0.5)).collect(),
+        // Mix identity, ReLU and PReLU slopes.
+        slope: (0..cout).map(|i| [1.0, 0.0, rng.uniform(0.0, 0.5)][i % 3]).collect(),
+    }
+}
+
+/// One conv (optionally with a residual produced by a 1x1 conv of the input) on GPU and CPU.
+fn check_conv(seed: u64, cin: usize, cout: usize, (w, h): (usize, usize), geom: ConvGeom, residual_c: Option<usize>) {
+    let mut rng = SplitMix(seed);
+    let mut g = Graph::new(cin);
+    let input = random_tensor(&mut rng, Shape { c: cin, h, w });
+    let conv = random_conv(&mut rng, cin, cout, geom);
+    let residual = residual_c.map(|rc| {
+        let rconv = random_conv(&mut rng, cin, rc, geom);
+        let t = g.tensor(rc, DType::F32);
+        g.ops.push(Op::Conv {
+            input: 0,
+            output: t,
+            conv: rconv,
+            residual: None,
+        });
+        Residual {
+            tensor: t,
+            slope: (0..cout).map(|_| rng.uniform(0.0, 0.5)).collect(),
+        }
+    });
+    let out = g.tensor(cout, DType::F32);
+    g.ops.push(Op::Conv {
+        input: 0,
+        output: out,
+        conv,
+        residual,
+    });
+    g.output = out;
+    let want = cpu::run(&g, input.clone());
+    let got = run_gpu(&g, &input, &[out]);
+    let what = format!("conv {cin}->{cout} {w}x{h} {geom:?} residual {residual_c:?}");
+    assert_close(&got[0], &want.data, 1e-5, &what);
+}
+
+#[test]
+fn conv2d_3x3() {
+    check_conv(1, 5, 7, (13, 9), ConvGeom::new(3, 3).pad(1, 1), None);
+    check_conv(2, 16, 16, (24, 16), ConvGeom::new(3, 3).pad(1, 1), None);
+}
+
+#[test]
+fn conv2d_dilated() {
+    for (seed, d) in [(3, 2), (4, 4), (5, 16)] {
+        check_conv(seed, 6, 9, (21, 11), ConvGeom::new(3, 3).pad(d, d).dilation(d), None);
+    }
+}
+
+#[test]
+fn conv2d_asymmetric() {
+    check_conv(6, 7, 5, (17, 10), ConvGeom::new(5, 1).pad(2, 0), None);
+    check_conv(7, 7, 5, (17, 10), ConvGeom::new(1, 5).pad(0, 2), None);
+}
+
+#[test]
+fn conv2d_2x2_stride_2() {
+    check_conv(8, 3, 11, (18, 10), ConvGeom::new(2, 2).stride(2), None);
+    // Odd sizes floor, as PyTorch.
+    check_conv(9, 4, 6, (15, 9), ConvGeom::new(2, 2).stride(2), None);
+}
+
+#[test]
+fn conv1x1() {
+    check_conv(10, 13, 6, (11, 7), ConvGeom::new(1, 1), None);
+}
+
+#[test]
+fn conv1x1_with_residual_add_and_activation() {
+    check_conv(11, 9, 12, (10, 6), ConvGeom::new(1, 1), Some(12));
+}
+
+#[test]
+fn conv1x1_with_zero_padded_residual() {
+    // The downsampling skip: fewer residual channels than outputs (ENet's channel padding).
+    check_conv(12, 5, 10, (9, 13), ConvGeom::new(1, 1), Some(3));
+}
+
+#[test]
+fn conv2d_with_residual() {
+    check_conv(13, 4, 7, (12, 5), ConvGeom::new(3, 3).pad(1, 1), Some(5));
+}
+
+#[test]
+fn conv_transpose2d_2x2_stride_2() {
+    check_conv(14, 5, 7, (9, 6), ConvGeom::new(2, 2).stride(2).transposed(0), None);
+}
+
+#[test]
+fn conv_transpose2d_3x3_stride_2_output_padding() {
+    check_conv(15, 6, 13, (7, 10), ConvGeom::new(3, 3).stride(2).pad(1, 1).transposed(1), None);
+    check_conv(16, 16, 12, (8, 6), ConvGeom::new(3, 3).stride(2).pad(1, 1).transposed(1), None);
+}
+
+fn check_initial(seed: u64, pool_kernel: usize, pool_pad: usize, (w, h): (usize, usize)) {
+    let mut rng = SplitMix(seed);
+    let mut g = Graph::new(3);
+    let input = random_tensor(&mut rng, Shape { c: 3, h, w });
+    let out = g.tensor(16, DType::F32);
+    let r = |rng: &mut SplitMix, lo, hi| -> Vec<f32> { (0..3).map(|_| rng.uniform(lo, hi)).collect() };
+    let conv = random_conv(&mut rng, 3, 13, ConvGeom::new(3, 3).stride(2).pad(1, 1));
+    let (pool_scale, pool_shift, pool_slope) = (r(&mut rng, -1.5, 1.5), r(&mut rng, -0.5, 0.5), r(&mut rng, 0.0, 0.5));
+    g.ops.push(Op::Initial {
+        input: 0,
+        output: out,
+        conv,
+        pool_kernel,
+        pool_pad,
+        pool_scale,
+        pool_shift,
+        pool_slope,
+    });
+    g.output = out;
+    let want = cpu::run(&g, input.clone());
+    let got = run_gpu(&g, &input, &[out]);
+    assert_close(&got[0], &want.data, 1e-5, &format!("initial pool {pool_kernel}/{pool_pad} {w}x{h}"));
+}
+
+#[test]
+fn initial_block_pytorch_enet_pool() {
+    check_initial(20, 3, 1, (22, 14));
+}
+
+#[test]
+fn initial_block_paper_pool() {
+    check_initial(21, 2, 0, (18, 12));
+}
+
+/// Values on a coarse grid so that 2x2 windows often hold equal maxima.
+fn tied_tensor(rng: &mut SplitMix, shape: Shape) -> Tensor {
+    Tensor {
+        shape,
+        data: (0..shape.len()).map(|_| (rng.uniform(0.0, 3.0).floor() - 1.0) * 0.5).collect(),
+    }
+}
+
+#[test]
+fn maxpool_with_indices_and_ties() {
+    let mut rng = SplitMix(30);
+    for (c, w, h) in [(5, 14, 8), (3, 11, 7)] {
+        let mut g = Graph::new(c);
+        let input = tied_tensor(&mut rng, Shape { c, h, w });
+        let pooled = g.tensor(c, DType::F32);
+        let indices = g.tensor(c, DType::U32);
+        g.ops.push(Op::MaxPool {
+            input: 0,
+            output: pooled,
+            indices,
+        });
+        g.output = pooled;
+        let (want, want_idx) = cpu::maxpool(&input);
+        let gpu = gpu();
+        let engine = enet_wgpu::Engine::new(gpu, &g, Default::default()).unwrap();
+        let plan = engine.plan((w, h), (w, h)).unwrap();
+        plan.write_tensor(0, &input.data);
+        plan.submit_ops_only();
+        let got = pollster::block_on(plan.read_tensor(pooled)).unwrap();
+        let got_idx = pollster::block_on(plan.read_indices(indices)).unwrap();
+        assert_eq!(got, want.data, "pooled values {c}x{h}x{w}");
+        assert_eq!(got_idx, want_idx, "indices {c}x{h}x{w}");
+        // The CPU twin itself: ties pick the first maximum in row-major order.
+        let windows = want_idx.len();
+        let tied = (0..windows)
+            .filter(|&i| {
+                let (ch, rest) = (i / (want.shape.h * want.shape.w), i % (want.shape.h * want.shape.w));
+                let (oy, ox) = (rest / want.shape.w, rest % want.shape.w);
+                let v = |y: usize, x: usize| input.data[(ch * h + y) * w + x];
+                let first = [(0, 0), (0, 1), (1, 0), (1, 1)]
+                    .into_iter()
+                    .map(|(dy, dx)| (oy * 2 + dy, ox * 2 + dx))
+                    .find(|&(y, x)| v(y, x) == want.data[i])
+                    .unwrap();
+                assert_eq!(want_idx[i] as usize, first.0 * w + first.1, "first maximum wins");
+                [(0, 0), (0, 1), (1, 0), (1, 1)]
+                    .iter()
+                    .filter(|(dy, dx)| v(oy * 2 + dy, ox * 2 + dx) == want.data[i])
+                    .count()
+                    > 1
+            })
+            .count();
+        assert!(tied > windows / 4, "the test input should hold many ties ({tied} of {windows})");
+    }
+}
+
+#[test]
+fn max_unpool() {
+    let mut rng = SplitMix(31);
+    for (c, w, h) in [(4, 12, 6), (3, 9, 7)] {
+        let mut g = Graph::new(c);
+        let input = tied_tensor(&mut rng, Shape { c, h, w });
+        let pooled = g.tensor(c, DType::F32);
+        let indices = g.tensor(c, DType::U32);
+        let out = g.tensor(c, DType::F32);
+        g.ops.push(Op::MaxPool {
+            input: 0,
+            output: pooled,
+            indices,
+        });
+        g.ops.push(Op::Unpool {
+            input: pooled,
+            indices,
+            like: 0,
+            output: out,
+        });
+        g.output = out;
+        let want = cpu::run(&g, input.clone());
+        assert_eq!(want.shape, Shape { c, h, w });
+        let got = run_gpu(&g, &input, &[out]);
+        assert_eq!(got[0], want.data, "unpool {c}x{h}x{w}");
+        // Exactly one non-zero-capable slot per window, the rest zero.
+        let nonzero = want.data.iter().filter(|v| **v != 0.0).count();
+        assert!(nonzero <= c * (h / 2) * (w / 2));
+    }
+}
+
+/// Preprocessing (resize + normalise) and argmax through a real frame: the network is a
+/// 1x1 identity conv, so the logits are the preprocessed input itself.
+#[test]
+fn preprocess_resize_normalise_and_argmax() {
+    let mut rng = SplitMix(40);
+    let (sw, sh) = (23, 13);
+    let (w, h) = (16, 24);
+    let mut rgba: Vec<u8> = (0..sw * sh * 4).map(|_| (rng.next_u64() % 256) as u8).collect();
+    // Grey pixels make all three "logits" equal: argmax must pick class 0.
+    for px in rgba.chunks_exact_mut(4).step_by(5) {
+        px[1] = px[0];
+        px[2] = px[0];
+    }
+    let norm = enet_wgpu::model::Normalization {
+        mean: [0.0, 0.0, 0.0],
+        std: [1.0, 1.0, 1.0],
+    };
+    let mut g = Graph::new(3);
+    let out = g.tensor(3, DType::F32);
+    let mut weight = vec![0.0; 9];
+    for i in 0..3 {
+        weight[i * 3 + i] = 1.0;
+    }
+    g.ops.push(Op::Conv {
+        input: 0,
+        output: out,
+        conv: Conv {
+            cin: 3,
+            cout: 3,
+            geom: ConvGeom::new(1, 1),
+            weight,
+            bias: vec![0.0; 3],
+            slope: vec![1.0; 3],
+        },
+        residual: None,
+    });
+    g.output = out;
+    for (nw, nh, norm) in [
+        (w, h, norm),
+        (sw, sh, norm),
+        (
+            w,
+            h,
+            enet_wgpu::model::Normalization {
+                mean: [0.4, 0.5, 0.6],
+                std: [0.2, 0.25, 0.3],
+            },
+        ),
+    ] {
+        let engine = enet_wgpu::Engine::new(gpu(), &g, norm).unwrap();
+        let plan = engine.plan((nw, nh), (sw, sh)).unwrap();
+        plan.submit_frame(
+            &rgba,
+            enet_wgpu::runtime::FrameOptions {
+                read_classes: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let classes = pollster::block_on(plan.read_classes()).unwrap();
+        let logits = pollster::block_on(plan.read_tensor(out)).unwrap();
+        let want = cpu::preprocess(&rgba, sw, sh, nw, nh, &norm);
+        assert_close(&logits, &want.data, 1e-5, &format!("preprocess {sw}x{sh} -> {nw}x{nh}"));
+        let want_classes: Vec<u8> = cpu::argmax(&Tensor {
+            shape: want.shape,
+            data: logits.clone(),
+        })
+        .into_iter()
+        .map(|c| c as u8)
+        .collect();
+        assert_eq!(classes, want_classes, "argmax {nw}x{nh}");
+        if (nw, nh) == (sw, sh) {
+            // Same size: exactly the source bytes / 255.
+            for (i, px) in rgba.chunks_exact(4).enumerate() {
+                assert_eq!(want.data[i], px[0] as f32 / 255.0);
+            }
+            let ties = rgba.chunks_exact(4).filter(|p| p[0] == p[1] && p[1] == p[2]).count();
+            assert!(ties > 0);
+        }
+    }
+}
