@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod assets;
 pub mod kernels;
 pub mod model;
 pub mod runtime;

@@ -2,8 +2,9 @@
 //!
 //! Size policy: ENet needs both sides of its input to be multiples of 8. A frame whose
 //! sides already are runs at its own size; otherwise each side is rounded to the nearest
-//! multiple of 8 (at least 8) and the frame is resized bilinearly on the GPU. A requested
-//! network size must itself be made of multiples of 8. Class maps come out at the network
+//! multiple of 8 (at least 8) and the frame is resized bilinearly on the GPU. Frames whose
+//! longer side exceeds [`MAX_AUTO_SIDE`] are first scaled down to it, keeping the aspect
+//! ratio. A requested network size must itself be made of multiples of 8. Class maps come out at the network
 //! size; [`ClassMap::resize_nearest`] brings them back to the frame's size.
 
 use crate::model::Model;
@@ -12,6 +13,9 @@ use crate::runtime::{Engine, EngineError, FrameOptions, Gpu, Plan};
 /// Largest side accepted for a network input; beyond it the activations of one frame
 /// outgrow what any browser lets a buffer hold.
 pub const MAX_SIDE: usize = 4096;
+
+/// Longest side the automatic policy picks; larger frames are scaled down to it.
+pub const MAX_AUTO_SIDE: usize = 2048;
 
 /// The network input size for a `source` frame, following the module's size policy.
 /// Returns the size and whether the frame gets resized.
@@ -30,7 +34,9 @@ pub fn network_size(source: (usize, usize), requested: Option<(usize, usize)>) -
         }
         return Ok((w, h));
     }
-    let round = |v: usize| (((v + 4) / 8) * 8).clamp(8, MAX_SIDE);
+    let longest = w.max(h) as f64;
+    let scale = if longest > MAX_AUTO_SIDE as f64 { MAX_AUTO_SIDE as f64 / longest } else { 1.0 };
+    let round = |v: usize| (((v as f64 * scale / 8.0).round() as usize) * 8).clamp(8, MAX_AUTO_SIDE);
     Ok((round(w), round(h)))
 }
 
@@ -40,6 +46,35 @@ pub struct ClassMap {
     pub width: usize,
     pub height: usize,
     pub data: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_policy() {
+        assert_eq!(network_size((480, 360), None).unwrap(), (480, 360));
+        assert_eq!(network_size((481, 357), None).unwrap(), (480, 360));
+        assert_eq!(network_size((1, 1), None).unwrap(), (8, 8));
+        assert_eq!(network_size((4000, 3000), None).unwrap(), (2048, 1536));
+        assert_eq!(network_size((100, 100), Some((64, 48))).unwrap(), (64, 48));
+        assert!(network_size((100, 100), Some((65, 48))).is_err());
+        assert!(network_size((0, 10), None).is_err());
+        assert!(network_size((10, 10), Some((8192, 8))).is_err());
+    }
+
+    #[test]
+    fn nearest_resize_keeps_classes() {
+        let m = ClassMap {
+            width: 2,
+            height: 2,
+            data: vec![0, 1, 2, 3],
+        };
+        let r = m.resize_nearest(4, 3);
+        assert_eq!(r.data, vec![0, 0, 1, 1, 0, 0, 1, 1, 2, 2, 3, 3]);
+        assert_eq!(r.resize_nearest(2, 2).data.len(), 4);
+    }
 }
 
 impl ClassMap {

@@ -1,4 +1,12 @@
-//! The whole network on the independent PyTorch-ENet weights against PyTorch's own outputs.
+//! The whole network on real trained weights (the independent PyTorch-ENet checkpoint in
+//! ../shared/reference) against PyTorch's outputs for the same weights and pixels.
+//!
+//! `tests/fixtures/peer-enet-pytorch.safetensors` holds PyTorch's logits and argmax,
+//! written by `scripts/reference_fixture.py`. The shared outputs file
+//! (`peer-enet-camvid-val-outputs.safetensors`) does not come from these weights: PyTorch
+//! itself, on these weights and pixels, agrees with its argmax on only about 90 % of pixels
+//! and reproduces the checkpoint's documented val mIoU (0.6426) where the shared argmax
+//! scores 0.589. The tests below hold the engine to PyTorch, and to the documented mIoU.
 
 mod common;
 
@@ -35,60 +43,81 @@ fn val_frames() -> Vec<std::path::PathBuf> {
     v
 }
 
-#[test]
-fn logits_match_pytorch_on_the_first_val_frame() {
-    let model = reference_model();
-    let mut seg = Segmenter::new(gpu(), &model).unwrap();
-    let (rgba, w, h) = load_png_rgba(&val_frames()[0]);
-    let got = pollster::block_on(seg.logits(&rgba, w, h, (w, h))).unwrap();
-    let out_bytes = std::fs::read(reference_dir().join("peer-enet-camvid-val-outputs.safetensors")).unwrap();
-    let st = SafeTensors::deserialize(&out_bytes).unwrap();
-    let view = st.tensor("logits_first2").unwrap();
-    let all: Vec<f32> = bytemuck::pod_collect_to_vec(view.data());
-    let want = &all[..got.len()];
-    let diffs: Vec<f32> = got.iter().zip(want).map(|(a, b)| (a - b).abs()).collect();
+fn fixture() -> Vec<u8> {
+    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/peer-enet-pytorch.safetensors")).unwrap()
+}
+
+/// Compares logits (12 x 360 x 480) with PyTorch's on every other row.
+fn check_logits(got: &[f32], what: &str) {
+    let bytes = fixture();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let want: Vec<f32> = bytemuck::pod_collect_to_vec(st.tensor("logits_frame0_even_rows").unwrap().data());
+    let (c, h, w) = (12, 360, 480);
+    let mut diffs = Vec::with_capacity(want.len());
+    for ch in 0..c {
+        for y in (0..h).step_by(2) {
+            for x in 0..w {
+                let g = got[(ch * h + y) * w + x];
+                let t = want[(ch * (h / 2) + y / 2) * w + x];
+                diffs.push((g - t).abs());
+            }
+        }
+    }
     let mean = diffs.iter().map(|&d| d as f64).sum::<f64>() / diffs.len() as f64;
     let over = diffs.iter().filter(|&&d| d > 1e-3).count();
     let max = diffs.iter().cloned().fold(0.0, f32::max);
     eprintln!(
-        "first val frame: mean |diff| {mean:.3e}, max {max:.3e}, {over} of {} logits over 1e-3 ({:.4} %)",
-        diffs.len(),
-        100.0 * over as f64 / diffs.len() as f64
+        "{what}: mean |logit diff| {mean:.3e}, max {max:.3e}; {over} of {} logits differ by more than 1e-3",
+        diffs.len()
     );
-    assert!(mean <= 1e-4, "mean |logit diff| {mean}");
-    assert!(over as f64 <= 0.001 * diffs.len() as f64, "{over} logits differ by more than 1e-3");
+    assert!(mean <= 1e-4, "{what}: mean |logit diff| {mean}");
+    assert!(over as f64 <= 0.001 * diffs.len() as f64, "{what}: {over} logits differ by more than 1e-3");
+}
+
+#[test]
+fn gpu_logits_match_pytorch_on_the_first_val_frame() {
+    let model = reference_model();
+    let mut seg = Segmenter::new(gpu(), &model).unwrap();
+    let (rgba, w, h) = load_png_rgba(&val_frames()[0]);
+    let got = pollster::block_on(seg.logits(&rgba, w, h, (w, h))).unwrap();
+    check_logits(&got, "GPU");
+}
+
+#[test]
+fn cpu_twin_logits_match_pytorch_on_the_first_val_frame() {
+    let model = reference_model();
+    let (rgba, w, h) = load_png_rgba(&val_frames()[0]);
+    let input = enet_wgpu::kernels::cpu::preprocess(&rgba, w, h, w, h, &model.normalization);
+    let got = enet_wgpu::kernels::cpu::run(&model.graph, input);
+    check_logits(&got.data, "CPU twin");
 }
 
 #[test]
 fn argmax_matches_pytorch_on_three_val_frames() {
     let model = reference_model();
     let mut seg = Segmenter::new(gpu(), &model).unwrap();
-    let out_bytes = std::fs::read(reference_dir().join("peer-enet-camvid-val-outputs.safetensors")).unwrap();
-    let st = SafeTensors::deserialize(&out_bytes).unwrap();
-    let argmax = st.tensor("argmax").unwrap();
-    let frames = val_frames();
-    for (i, path) in frames.iter().enumerate().take(3) {
+    let bytes = fixture();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let want_all = st.tensor("argmax").unwrap();
+    let shared_bytes = std::fs::read(reference_dir().join("peer-enet-camvid-val-outputs.safetensors")).unwrap();
+    let shared = SafeTensors::deserialize(&shared_bytes).unwrap();
+    let shared_argmax = shared.tensor("argmax").unwrap();
+    for (i, path) in val_frames().iter().enumerate().take(3) {
         let (rgba, w, h) = load_png_rgba(path);
         let map = pollster::block_on(seg.segment(&rgba, w, h, (w, h))).unwrap();
-        let want = &argmax.data()[i * w * h..(i + 1) * w * h];
-        let same = map.data.iter().zip(want).filter(|(a, b)| a == b).count();
-        let agree = same as f64 / (w * h) as f64;
-        eprintln!("{}: argmax agreement {:.5}", path.display(), agree);
-        assert!(agree >= 0.999, "{}: agreement {agree}", path.display());
+        let n = w * h;
+        let agree = |a: &[u8], b: &[u8]| a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / n as f64;
+        let want = &want_all.data()[i * n..(i + 1) * n];
+        let theirs = &shared_argmax.data()[i * n..(i + 1) * n];
+        let engine_vs_torch = agree(&map.data, want);
+        let engine_vs_shared = agree(&map.data, theirs);
+        let torch_vs_shared = agree(want, theirs);
+        eprintln!(
+            "{}: engine vs PyTorch {engine_vs_torch:.5}; vs the shared argmax file: engine {engine_vs_shared:.4}, PyTorch {torch_vs_shared:.4}",
+            path.file_name().unwrap().to_string_lossy()
+        );
+        assert!(engine_vs_torch >= 0.999, "{}: agreement {engine_vs_torch}", path.display());
+        // Whatever produced the shared file, the engine stands exactly where PyTorch does.
+        assert!((engine_vs_shared - torch_vs_shared).abs() <= 0.001);
     }
-}
-
-#[test]
-fn cpu_twin_matches_pytorch_on_the_first_val_frame() {
-    let model = reference_model();
-    let (rgba, w, h) = load_png_rgba(&val_frames()[0]);
-    let input = enet_wgpu::kernels::cpu::preprocess(&rgba, w, h, w, h, &model.normalization);
-    let got = enet_wgpu::kernels::cpu::run(&model.graph, input);
-    let out_bytes = std::fs::read(reference_dir().join("peer-enet-camvid-val-outputs.safetensors")).unwrap();
-    let st = SafeTensors::deserialize(&out_bytes).unwrap();
-    let all: Vec<f32> = bytemuck::pod_collect_to_vec(st.tensor("logits_first2").unwrap().data());
-    let want = &all[..got.data.len()];
-    let mean = got.data.iter().zip(want).map(|(a, b)| (a - b).abs() as f64).sum::<f64>() / want.len() as f64;
-    eprintln!("cpu twin: mean |diff| {mean:.3e}");
-    assert!(mean <= 1e-4, "mean |logit diff| {mean}");
 }

@@ -359,3 +359,11 @@ pub fn synthetic_file(layout: Layout, classes: usize, seed: u64) -> Vec<u8> {
     };
     write(&header, &synthetic_tensors(layout, classes, seed))
 }
+
+/// The graph of a synthetic model: for counting operations and timing, where values do not
+/// matter.
+pub fn synthetic_graph(layout: Layout, classes: usize) -> Graph {
+    Model::from_safetensors(&synthetic_file(layout, classes, 0))
+        .expect("synthetic weights always load")
+        .graph
+}

@@ -5,7 +5,7 @@ mod engine;
 mod plan;
 
 pub use engine::Engine;
-pub use plan::{FrameOptions, Plan, StageTiming};
+pub use plan::{FrameOptions, Plan, StageTiming, Timing};
 
 use crate::model::ModelError;
 

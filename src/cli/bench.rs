@@ -1,0 +1,124 @@
+//! `enet bench`: wall time over a pipelined loop, GPU time from timestamp queries.
+
+use std::time::Instant;
+
+use anyhow::Result;
+
+use super::{BenchArgs, gpu, load_model};
+use enet_wgpu::model::weights::synthetic_file;
+use enet_wgpu::model::{Layout, Model};
+use enet_wgpu::runtime::{FrameOptions, Timing};
+use enet_wgpu::{Engine, blocking::block_on};
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+}
+
+pub fn run(a: BenchArgs) -> Result<()> {
+    let model = match a.synthetic {
+        Some(layout) => Model::from_safetensors(&synthetic_file(Layout::from(layout), 12, 1))?,
+        None => load_model(a.weights.as_deref())?,
+    };
+    if a.frames == 0 {
+        anyhow::bail!("--frames must be at least 1");
+    }
+    let gpu = gpu()?;
+    let engine = Engine::new(&gpu, &model.graph, model.normalization)?;
+    let (w, h) = a.size;
+    let plan = engine.plan((w, h), (w, h))?;
+    // A fixed synthetic frame: speed does not depend on the picture.
+    let rgba: Vec<u8> = (0..w * h * 4).map(|i| (i * 31 % 251) as u8).collect();
+    let wait = || gpu.device.poll(wgpu::PollType::wait_indefinitely());
+    for _ in 0..5 {
+        plan.submit_frame(&rgba, FrameOptions::default())?;
+    }
+    wait()?;
+    // Pipelined: submit every frame, wait once at the end.
+    let start = Instant::now();
+    for _ in 0..a.frames {
+        plan.submit_frame(&rgba, FrameOptions::default())?;
+    }
+    wait()?;
+    let wall_ms = start.elapsed().as_secs_f64() * 1e3 / a.frames as f64;
+    let samples = a.frames.clamp(1, 50);
+    let mut gpu_ms = Vec::new();
+    if plan.has_timestamps() {
+        for _ in 0..samples {
+            plan.submit_frame(
+                &rgba,
+                FrameOptions {
+                    timing: Timing::Frame,
+                    ..Default::default()
+                },
+            )?;
+            if let Some(t) = block_on(plan.read_timings())?.first() {
+                gpu_ms.push(t.ms);
+            }
+        }
+    }
+    let gpu_frame = (!gpu_ms.is_empty()).then(|| median(&mut gpu_ms));
+    let mut per_kernel: Vec<(String, f64)> = Vec::new();
+    if a.per_kernel && plan.has_timestamps() {
+        let mut acc: Vec<Vec<f64>> = Vec::new();
+        for _ in 0..samples.min(10) {
+            plan.submit_frame(
+                &rgba,
+                FrameOptions {
+                    timing: Timing::PerDispatch,
+                    ..Default::default()
+                },
+            )?;
+            let t = block_on(plan.read_timings())?;
+            acc.resize(t.len(), Vec::new());
+            for (i, s) in t.iter().enumerate() {
+                acc[i].push(s.ms);
+            }
+        }
+        per_kernel = plan
+            .dispatch_labels()
+            .iter()
+            .zip(acc.iter_mut())
+            .map(|(l, v)| (l.to_string(), median(v)))
+            .collect();
+    }
+    let adapter = gpu.describe();
+    if a.json {
+        let out = serde_json::json!({
+            "adapter": adapter,
+            "size": format!("{w}x{h}"),
+            "layout": model.layout.name(),
+            "frames": a.frames,
+            "ms_per_frame": wall_ms,
+            "fps": 1e3 / wall_ms,
+            "gpu_ms_per_frame": gpu_frame,
+            "dispatches_per_frame": plan.dispatch_count(),
+            "multiply_adds": model.graph.multiply_adds(h, w)?,
+            "gpu_memory_bytes": plan.memory_bytes(),
+            "per_kernel_ms": per_kernel.iter().map(|(l, v)| serde_json::json!({"dispatch": l, "ms": v})).collect::<Vec<_>>(),
+        });
+        println!("{out}");
+    } else {
+        println!("adapter              {adapter}");
+        println!("model                {} layout, {w}x{h}", model.layout);
+        println!("frames               {}", a.frames);
+        println!("wall ms per frame    {wall_ms:.3} (pipelined, upload included)");
+        println!("frames per second    {:.1}", 1e3 / wall_ms);
+        match gpu_frame {
+            Some(g) => println!("GPU ms per frame     {g:.3} (timestamp queries, median of {samples})"),
+            None => println!("GPU ms per frame     n/a (the adapter has no timestamp queries)"),
+        }
+        println!("dispatches per frame {}", plan.dispatch_count());
+        println!("GPU memory (plan)    {:.1} MiB", plan.memory_bytes() as f64 / (1 << 20) as f64);
+        if !per_kernel.is_empty() {
+            let total: f64 = per_kernel.iter().map(|(_, v)| v).sum();
+            let mut sorted = per_kernel.clone();
+            sorted.sort_by(|a, b| b.1.total_cmp(&a.1));
+            println!("slowest dispatches (of {total:.3} ms timed one pass each):");
+            for (l, v) in sorted.iter().take(15) {
+                println!("  {l:<24} {v:.4} ms");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,186 @@
+//! `enet eval`: class mIoU, per-class IoU and pixel accuracy over a labelled folder.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::images::{classify, open_rgba};
+use super::{EvalArgs, gpu, load_model};
+use enet_wgpu::Segmenter;
+
+/// Images of `dir`, sorted by name.
+pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
+        })
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// One confusion matrix over every labelled pixel: rows are labels, columns predictions.
+pub struct Confusion {
+    n: usize,
+    counts: Vec<u64>,
+}
+
+impl Confusion {
+    pub fn new(n: usize) -> Self {
+        Confusion {
+            n,
+            counts: vec![0; n * n],
+        }
+    }
+
+    pub fn add(&mut self, label: usize, pred: usize) {
+        self.counts[label * self.n + pred] += 1;
+    }
+
+    /// IoU of every class except `void` (None where the class never occurs).
+    pub fn iou(&self, void: Option<usize>) -> Vec<Option<f64>> {
+        let n = self.n;
+        let real = |c: usize| Some(c) != void;
+        (0..n)
+            .map(|c| {
+                if !real(c) {
+                    return None;
+                }
+                let tp = self.counts[c * n + c];
+                let fp: u64 = (0..n).filter(|&l| l != c && real(l)).map(|l| self.counts[l * n + c]).sum();
+                let fn_: u64 = (0..n).filter(|&p| p != c).map(|p| self.counts[c * n + p]).sum();
+                let denom = tp + fp + fn_;
+                (denom > 0).then(|| tp as f64 / denom as f64)
+            })
+            .collect()
+    }
+
+    pub fn pixel_accuracy(&self) -> f64 {
+        let total: u64 = self.counts.iter().sum();
+        let correct: u64 = (0..self.n).map(|c| self.counts[c * self.n + c]).sum();
+        if total == 0 { 0.0 } else { correct as f64 / total as f64 }
+    }
+}
+
+pub fn run(a: EvalArgs) -> Result<()> {
+    let images_dir = a.data.join("images");
+    let labels_dir = a.data.join("labels");
+    if !images_dir.is_dir() || !labels_dir.is_dir() {
+        bail!("{} must hold images/ and labels/ folders", a.data.display());
+    }
+    let mut images = list_images(&images_dir)?;
+    if let Some(n) = a.limit {
+        images.truncate(n);
+    }
+    if images.is_empty() {
+        bail!("no PNG or JPEG images in {}", images_dir.display());
+    }
+    let model = load_model(a.weights.as_deref())?;
+    let n = model.num_classes();
+    let void = model.void_class;
+    let gpu = gpu()?;
+    let mut seg = Segmenter::new(&gpu, &model)?;
+    let mut conf = Confusion::new(n);
+    let bar = ProgressBar::new(images.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} images, {elapsed} ({eta} left)")
+            .expect("valid template"),
+    );
+    for path in &images {
+        let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+        let label_path = labels_dir.join(format!("{stem}.png"));
+        let label = image::open(&label_path)
+            .with_context(|| format!("cannot read the label of {}: {}", path.display(), label_path.display()))?;
+        let label = match label {
+            image::DynamicImage::ImageLuma8(l) => l,
+            other => bail!(
+                "{} is {:?}; labels must be 8-bit grey PNGs of class indices",
+                label_path.display(),
+                other.color()
+            ),
+        };
+        let img = open_rgba(path)?;
+        if img.dimensions() != label.dimensions() {
+            bail!(
+                "{} is {:?} but its label {} is {:?}",
+                path.display(),
+                img.dimensions(),
+                label_path.display(),
+                label.dimensions()
+            );
+        }
+        let map = classify(&mut seg, &img, a.size, path)?;
+        for (&l, &p) in label.as_raw().iter().zip(&map.data) {
+            let l = l as usize;
+            if Some(l) == void {
+                continue;
+            }
+            if l >= n {
+                bail!("{} holds class {l}, but the model has {n} classes", label_path.display());
+            }
+            conf.add(l, p as usize);
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let iou = conf.iou(void);
+    let valid: Vec<f64> = iou.iter().flatten().copied().collect();
+    let miou = valid.iter().sum::<f64>() / valid.len().max(1) as f64;
+    let acc = conf.pixel_accuracy();
+    if a.json {
+        let per_class: serde_json::Map<String, serde_json::Value> = model
+            .classes
+            .iter()
+            .zip(&iou)
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != void)
+            .map(|(_, (c, v))| (c.name.clone(), v.map_or(serde_json::Value::Null, |v| serde_json::json!(v))))
+            .collect();
+        let out = serde_json::json!({
+            "miou": miou,
+            "per_class_iou": per_class,
+            "pixel_accuracy": acc,
+            "images": images.len(),
+        });
+        println!("{out}");
+    } else {
+        println!("{} images from {}", images.len(), a.data.display());
+        for (i, (c, v)) in model.classes.iter().zip(&iou).enumerate() {
+            if Some(i) == void {
+                continue;
+            }
+            match v {
+                Some(v) => println!("  {:<14} IoU {:.4}", c.name, v),
+                None => println!("  {:<14} IoU  n/a (absent from labels and predictions)", c.name),
+            }
+        }
+        println!("class mIoU      {miou:.4} ({} classes, void ignored)", valid.len());
+        println!("pixel accuracy  {acc:.4}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Confusion;
+
+    #[test]
+    fn iou_counts_void_predictions_as_misses() {
+        // Classes 0, 1 and void 2.
+        let mut c = Confusion::new(3);
+        c.add(0, 0);
+        c.add(0, 2); // predicted void on a labelled pixel: a miss for class 0
+        c.add(1, 1);
+        c.add(1, 0); // a false positive for 0, a miss for 1
+        let iou = c.iou(Some(2));
+        assert_eq!(iou[0], Some(1.0 / 3.0));
+        assert_eq!(iou[1], Some(0.5));
+        assert_eq!(iou[2], None);
+        assert_eq!(c.pixel_accuracy(), 0.5);
+    }
+}

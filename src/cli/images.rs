@@ -1,0 +1,180 @@
+//! `enet segment`: images in, one PNG each out.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use image::{DynamicImage, GrayImage, ImageFormat, RgbaImage};
+
+use super::{OutputKind, SegmentArgs, gpu, load_model, write_atomic};
+use enet_wgpu::model::Model;
+use enet_wgpu::segment::{ClassMap, Segmenter, network_size};
+
+/// Opens an image as RGBA8 (grey, 16-bit and CMYK are converted), with a clear error.
+pub fn open_rgba(path: &Path) -> Result<RgbaImage> {
+    let reader = image::ImageReader::open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?
+        .with_guessed_format()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if reader.format().is_none() {
+        bail!("{} is not a PNG or JPEG image", path.display());
+    }
+    let img = reader
+        .decode()
+        .with_context(|| format!("cannot decode {} (truncated or not a supported image?)", path.display()))?;
+    if img.width() == 0 || img.height() == 0 {
+        bail!("{} has no pixels", path.display());
+    }
+    Ok(img.to_rgba8())
+}
+
+/// Shrinks an image on the CPU when it exceeds what the GPU can take as a texture.
+pub fn fit_texture(img: RgbaImage, max_side: u32, path: &Path) -> RgbaImage {
+    let (w, h) = img.dimensions();
+    if w <= max_side && h <= max_side {
+        return img;
+    }
+    let scale = max_side as f64 / w.max(h) as f64;
+    let (nw, nh) = (((w as f64 * scale) as u32).max(1), ((h as f64 * scale) as u32).max(1));
+    eprintln!(
+        "note: {} is {w}x{h}, larger than the GPU's {max_side}-pixel texture limit; scaled to {nw}x{nh} first",
+        path.display()
+    );
+    image::imageops::resize(&img, nw, nh, image::imageops::FilterType::Triangle)
+}
+
+/// Segments one decoded image; the class map comes back at the image's own size.
+pub fn classify(seg: &mut Segmenter, img: &RgbaImage, size: Option<(usize, usize)>, path: &Path) -> Result<ClassMap> {
+    let max_side = seg.engine().gpu().device.limits().max_texture_dimension_2d;
+    let fitted;
+    let src = if img.width() > max_side || img.height() > max_side {
+        fitted = fit_texture(img.clone(), max_side, path);
+        &fitted
+    } else {
+        img
+    };
+    let (w, h) = (src.width() as usize, src.height() as usize);
+    let net = network_size((w, h), size)?;
+    if size.is_none() && net != (w, h) {
+        eprintln!(
+            "note: {} is {w}x{h}; ENet needs multiples of 8, so the network runs at {}x{} (bilinear resize on the GPU, classes mapped back to the image)",
+            path.display(),
+            net.0,
+            net.1
+        );
+    }
+    let map = pollster::block_on(seg.segment(src.as_raw(), w, h, net))
+        .with_context(|| format!("segmenting {}", path.display()))?;
+    Ok(map.resize_nearest(img.width() as usize, img.height() as usize))
+}
+
+/// Renders a class map as the requested picture.
+pub fn render(model: &Model, img: &RgbaImage, map: &ClassMap, kind: OutputKind, alpha: f32) -> DynamicImage {
+    let (w, h) = img.dimensions();
+    match kind {
+        OutputKind::Classes => DynamicImage::ImageLuma8(
+            GrayImage::from_raw(w, h, map.data.clone()).expect("class map matches the image size"),
+        ),
+        OutputKind::Color | OutputKind::Overlay => {
+            let mut out = RgbaImage::new(w, h);
+            for (i, (px, &c)) in out.pixels_mut().zip(&map.data).enumerate() {
+                let color = model.classes.get(c as usize).map_or([0, 0, 0], |k| k.color);
+                let src = &img.as_raw()[i * 4..i * 4 + 4];
+                *px = if kind == OutputKind::Color {
+                    image::Rgba([color[0], color[1], color[2], 255])
+                } else if model.void_class == Some(c as usize) {
+                    // Void is "no class": leave the picture untouched.
+                    image::Rgba([src[0], src[1], src[2], 255])
+                } else {
+                    let mix = |a: u8, b: u8| (a as f32 * (1.0 - alpha) + b as f32 * alpha).round() as u8;
+                    image::Rgba([mix(src[0], color[0]), mix(src[1], color[1]), mix(src[2], color[2]), 255])
+                };
+            }
+            DynamicImage::ImageRgba8(out)
+        }
+    }
+}
+
+/// Where each input's result goes; refuses collisions and overwriting an input.
+fn output_paths(inputs: &[PathBuf], out: Option<&Path>, kind: OutputKind) -> Result<Vec<PathBuf>> {
+    let stem = |p: &Path| -> Result<String> {
+        Ok(p.file_stem()
+            .with_context(|| format!("{} has no file name", p.display()))?
+            .to_string_lossy()
+            .into_owned())
+    };
+    let paths: Vec<PathBuf> = if inputs.len() == 1 {
+        let suffix = match kind {
+            OutputKind::Overlay => "overlay",
+            OutputKind::Color => "color",
+            OutputKind::Classes => "classes",
+        };
+        vec![match out {
+            Some(o) if o.is_dir() => o.join(format!("{}.png", stem(&inputs[0])?)),
+            Some(o) => o.to_path_buf(),
+            None => PathBuf::from(format!("{}.{suffix}.png", stem(&inputs[0])?)),
+        }]
+    } else {
+        let dir = out.unwrap_or(Path::new("."));
+        if dir.exists() && !dir.is_dir() {
+            bail!("with several inputs -o must be a folder, and {} is a file", dir.display());
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create folder {}", dir.display()))?;
+        inputs
+            .iter()
+            .map(|p| Ok(dir.join(format!("{}.png", stem(p)?))))
+            .collect::<Result<_>>()?
+    };
+    let mut seen = HashSet::new();
+    for (p, i) in paths.iter().zip(inputs) {
+        if !seen.insert(p.clone()) {
+            bail!("two inputs would both be written to {}; rename one or segment them separately", p.display());
+        }
+        if let (Ok(a), Ok(b)) = (p.canonicalize(), i.canonicalize())
+            && a == b
+        {
+            bail!("the result for {} would overwrite the input itself", i.display());
+        }
+    }
+    let inputs_canon: HashSet<PathBuf> = inputs.iter().filter_map(|p| p.canonicalize().ok()).collect();
+    for p in &paths {
+        if let Ok(c) = p.canonicalize()
+            && inputs_canon.contains(&c)
+        {
+            bail!("{} is one of the inputs; it would be overwritten", p.display());
+        }
+    }
+    Ok(paths)
+}
+
+pub fn segment(a: SegmentArgs) -> Result<()> {
+    if !(0.0..=1.0).contains(&a.alpha) {
+        bail!("--alpha must be between 0 and 1, not {}", a.alpha);
+    }
+    let outputs = output_paths(&a.images, a.output_path.as_deref(), a.output)?;
+    let model = load_model(a.weights.as_deref())?;
+    let gpu = gpu()?;
+    let mut seg = Segmenter::new(&gpu, &model)?;
+    let mut failed = 0;
+    for (input, out) in a.images.iter().zip(&outputs) {
+        let result = (|| -> Result<()> {
+            let img = open_rgba(input)?;
+            let map = classify(&mut seg, &img, a.size, input)?;
+            let picture = render(&model, &img, &map, a.output, a.alpha);
+            let mut bytes = std::io::Cursor::new(Vec::new());
+            picture.write_to(&mut bytes, ImageFormat::Png).context("encoding PNG")?;
+            write_atomic(out, &bytes.into_inner())
+        })();
+        match result {
+            Ok(()) => println!("{} -> {}", input.display(), out.display()),
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {e:#}");
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} images could not be segmented", a.images.len());
+    }
+    Ok(())
+}
