@@ -7,7 +7,10 @@ pub const DEFAULT_MODEL_FILE: &str = "enet-camvid.safetensors";
 pub fn default_model() -> Option<&'static [u8]> {
     #[cfg(default_model)]
     {
-        Some(include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/enet-camvid.safetensors")))
+        Some(include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/assets/enet-camvid.safetensors"
+        )))
     }
     #[cfg(not(default_model))]
     {

@@ -19,7 +19,10 @@ pub const MAX_AUTO_SIDE: usize = 2048;
 
 /// The network input size for a `source` frame, following the module's size policy.
 /// Returns the size and whether the frame gets resized.
-pub fn network_size(source: (usize, usize), requested: Option<(usize, usize)>) -> Result<(usize, usize), EngineError> {
+pub fn network_size(
+    source: (usize, usize),
+    requested: Option<(usize, usize)>,
+) -> Result<(usize, usize), EngineError> {
     let (w, h) = requested.unwrap_or(source);
     let bad = |reason: String| Err(EngineError::Size { w, h, reason });
     if w == 0 || h == 0 {
@@ -35,8 +38,13 @@ pub fn network_size(source: (usize, usize), requested: Option<(usize, usize)>) -
         return Ok((w, h));
     }
     let longest = w.max(h) as f64;
-    let scale = if longest > MAX_AUTO_SIDE as f64 { MAX_AUTO_SIDE as f64 / longest } else { 1.0 };
-    let round = |v: usize| (((v as f64 * scale / 8.0).round() as usize) * 8).clamp(8, MAX_AUTO_SIDE);
+    let scale = if longest > MAX_AUTO_SIDE as f64 {
+        MAX_AUTO_SIDE as f64 / longest
+    } else {
+        1.0
+    };
+    let round =
+        |v: usize| (((v as f64 * scale / 8.0).round() as usize) * 8).clamp(8, MAX_AUTO_SIDE);
     Ok((round(w), round(h)))
 }
 
@@ -92,7 +100,11 @@ impl ClassMap {
                 data.push(self.data[row + sx.min(self.width - 1)]);
             }
         }
-        ClassMap { width, height, data }
+        ClassMap {
+            width,
+            height,
+            data,
+        }
     }
 }
 
@@ -121,8 +133,13 @@ impl Segmenter {
     }
 
     /// The plan for these sizes, made only when they differ from the last one.
-    pub fn plan(&mut self, net: (usize, usize), source: (usize, usize)) -> Result<&Plan, EngineError> {
-        let reuse = matches!(&self.plan, Some(p) if p.net_size() == net && p.source_size() == source);
+    pub fn plan(
+        &mut self,
+        net: (usize, usize),
+        source: (usize, usize),
+    ) -> Result<&Plan, EngineError> {
+        let reuse =
+            matches!(&self.plan, Some(p) if p.net_size() == net && p.source_size() == source);
         if !reuse {
             // Drop the old plan first so its buffers are free before the new ones exist.
             self.plan = None;
@@ -132,7 +149,13 @@ impl Segmenter {
     }
 
     /// Segments one RGBA8 frame of `w` x `h` at network size `net`; the class map is at `net`.
-    pub async fn segment(&mut self, rgba: &[u8], w: usize, h: usize, net: (usize, usize)) -> Result<ClassMap, EngineError> {
+    pub async fn segment(
+        &mut self,
+        rgba: &[u8],
+        w: usize,
+        h: usize,
+        net: (usize, usize),
+    ) -> Result<ClassMap, EngineError> {
         let plan = self.plan(net, (w, h))?;
         plan.submit_frame(
             rgba,
@@ -150,7 +173,13 @@ impl Segmenter {
     }
 
     /// Runs one frame and returns the logits (`classes x h x w`), for tests and tools.
-    pub async fn logits(&mut self, rgba: &[u8], w: usize, h: usize, net: (usize, usize)) -> Result<Vec<f32>, EngineError> {
+    pub async fn logits(
+        &mut self,
+        rgba: &[u8],
+        w: usize,
+        h: usize,
+        net: (usize, usize),
+    ) -> Result<Vec<f32>, EngineError> {
         let plan = self.plan(net, (w, h))?;
         plan.submit_frame(rgba, FrameOptions::default())?;
         plan.read_tensor(plan.output()).await

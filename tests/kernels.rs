@@ -18,12 +18,21 @@ fn random_conv(rng: &mut SplitMix, cin: usize, cout: usize, geom: ConvGeom) -> C
         weight: (0..cout * cin * k).map(|_| rng.uniform(-a, a)).collect(),
         bias: (0..cout).map(|_| rng.uniform(-0.5, 0.5)).collect(),
         // Mix identity, ReLU and PReLU slopes.
-        slope: (0..cout).map(|i| [1.0, 0.0, rng.uniform(0.0, 0.5)][i % 3]).collect(),
+        slope: (0..cout)
+            .map(|i| [1.0, 0.0, rng.uniform(0.0, 0.5)][i % 3])
+            .collect(),
     }
 }
 
 /// One conv (optionally with a residual produced by a 1x1 conv of the input) on GPU and CPU.
-fn check_conv(seed: u64, cin: usize, cout: usize, (w, h): (usize, usize), geom: ConvGeom, residual_c: Option<usize>) {
+fn check_conv(
+    seed: u64,
+    cin: usize,
+    cout: usize,
+    (w, h): (usize, usize),
+    geom: ConvGeom,
+    residual_c: Option<usize>,
+) {
     let mut rng = SplitMix(seed);
     let mut g = Graph::new(cin);
     let input = random_tensor(&mut rng, Shape { c: cin, h, w });
@@ -65,7 +74,14 @@ fn conv2d_3x3() {
 #[test]
 fn conv2d_dilated() {
     for (seed, d) in [(3, 2), (4, 4), (5, 16)] {
-        check_conv(seed, 6, 9, (21, 11), ConvGeom::new(3, 3).pad(d, d).dilation(d), None);
+        check_conv(
+            seed,
+            6,
+            9,
+            (21, 11),
+            ConvGeom::new(3, 3).pad(d, d).dilation(d),
+            None,
+        );
     }
 }
 
@@ -105,13 +121,34 @@ fn conv2d_with_residual() {
 
 #[test]
 fn conv_transpose2d_2x2_stride_2() {
-    check_conv(14, 5, 7, (9, 6), ConvGeom::new(2, 2).stride(2).transposed(0), None);
+    check_conv(
+        14,
+        5,
+        7,
+        (9, 6),
+        ConvGeom::new(2, 2).stride(2).transposed(0),
+        None,
+    );
 }
 
 #[test]
 fn conv_transpose2d_3x3_stride_2_output_padding() {
-    check_conv(15, 6, 13, (7, 10), ConvGeom::new(3, 3).stride(2).pad(1, 1).transposed(1), None);
-    check_conv(16, 16, 12, (8, 6), ConvGeom::new(3, 3).stride(2).pad(1, 1).transposed(1), None);
+    check_conv(
+        15,
+        6,
+        13,
+        (7, 10),
+        ConvGeom::new(3, 3).stride(2).pad(1, 1).transposed(1),
+        None,
+    );
+    check_conv(
+        16,
+        16,
+        12,
+        (8, 6),
+        ConvGeom::new(3, 3).stride(2).pad(1, 1).transposed(1),
+        None,
+    );
 }
 
 fn check_initial(seed: u64, pool_kernel: usize, pool_pad: usize, (w, h): (usize, usize)) {
@@ -119,9 +156,14 @@ fn check_initial(seed: u64, pool_kernel: usize, pool_pad: usize, (w, h): (usize,
     let mut g = Graph::new(3);
     let input = random_tensor(&mut rng, Shape { c: 3, h, w });
     let out = g.tensor(16, DType::F32);
-    let r = |rng: &mut SplitMix, lo, hi| -> Vec<f32> { (0..3).map(|_| rng.uniform(lo, hi)).collect() };
+    let r =
+        |rng: &mut SplitMix, lo, hi| -> Vec<f32> { (0..3).map(|_| rng.uniform(lo, hi)).collect() };
     let conv = random_conv(&mut rng, 3, 13, ConvGeom::new(3, 3).stride(2).pad(1, 1));
-    let (pool_scale, pool_shift, pool_slope) = (r(&mut rng, -1.5, 1.5), r(&mut rng, -0.5, 0.5), r(&mut rng, 0.0, 0.5));
+    let (pool_scale, pool_shift, pool_slope) = (
+        r(&mut rng, -1.5, 1.5),
+        r(&mut rng, -0.5, 0.5),
+        r(&mut rng, 0.0, 0.5),
+    );
     g.ops.push(Op::Initial {
         input: 0,
         output: out,
@@ -135,7 +177,12 @@ fn check_initial(seed: u64, pool_kernel: usize, pool_pad: usize, (w, h): (usize,
     g.output = out;
     let want = cpu::run(&g, input.clone());
     let got = run_gpu(&g, &input, &[out]);
-    assert_close(&got[0], &want.data, 1e-5, &format!("initial pool {pool_kernel}/{pool_pad} {w}x{h}"));
+    assert_close(
+        &got[0],
+        &want.data,
+        1e-5,
+        &format!("initial pool {pool_kernel}/{pool_pad} {w}x{h}"),
+    );
 }
 
 #[test]
@@ -152,7 +199,9 @@ fn initial_block_paper_pool() {
 fn tied_tensor(rng: &mut SplitMix, shape: Shape) -> Tensor {
     Tensor {
         shape,
-        data: (0..shape.len()).map(|_| (rng.uniform(0.0, 3.0).floor() - 1.0) * 0.5).collect(),
+        data: (0..shape.len())
+            .map(|_| (rng.uniform(0.0, 3.0).floor() - 1.0) * 0.5)
+            .collect(),
     }
 }
 
@@ -184,7 +233,10 @@ fn maxpool_with_indices_and_ties() {
         let windows = want_idx.len();
         let tied = (0..windows)
             .filter(|&i| {
-                let (ch, rest) = (i / (want.shape.h * want.shape.w), i % (want.shape.h * want.shape.w));
+                let (ch, rest) = (
+                    i / (want.shape.h * want.shape.w),
+                    i % (want.shape.h * want.shape.w),
+                );
                 let (oy, ox) = (rest / want.shape.w, rest % want.shape.w);
                 let v = |y: usize, x: usize| input.data[(ch * h + y) * w + x];
                 let first = [(0, 0), (0, 1), (1, 0), (1, 1)]
@@ -192,7 +244,11 @@ fn maxpool_with_indices_and_ties() {
                     .map(|(dy, dx)| (oy * 2 + dy, ox * 2 + dx))
                     .find(|&(y, x)| v(y, x) == want.data[i])
                     .unwrap();
-                assert_eq!(want_idx[i] as usize, first.0 * w + first.1, "first maximum wins");
+                assert_eq!(
+                    want_idx[i] as usize,
+                    first.0 * w + first.1,
+                    "first maximum wins"
+                );
                 [(0, 0), (0, 1), (1, 0), (1, 1)]
                     .iter()
                     .filter(|(dy, dx)| v(oy * 2 + dy, ox * 2 + dx) == want.data[i])
@@ -200,7 +256,10 @@ fn maxpool_with_indices_and_ties() {
                     > 1
             })
             .count();
-        assert!(tied > windows / 4, "the test input should hold many ties ({tied} of {windows})");
+        assert!(
+            tied > windows / 4,
+            "the test input should hold many ties ({tied} of {windows})"
+        );
     }
 }
 
@@ -242,7 +301,9 @@ fn preprocess_resize_normalise_and_argmax() {
     let mut rng = SplitMix(40);
     let (sw, sh) = (23, 13);
     let (w, h) = (16, 24);
-    let mut rgba: Vec<u8> = (0..sw * sh * 4).map(|_| (rng.next_u64() % 256) as u8).collect();
+    let mut rgba: Vec<u8> = (0..sw * sh * 4)
+        .map(|_| (rng.next_u64() % 256) as u8)
+        .collect();
     // Grey pixels make all three "logits" equal: argmax must pick class 0.
     for px in rgba.chunks_exact_mut(4).step_by(5) {
         px[1] = px[0];
@@ -297,7 +358,12 @@ fn preprocess_resize_normalise_and_argmax() {
         let classes = pollster::block_on(plan.read_classes()).unwrap();
         let logits = pollster::block_on(plan.read_tensor(out)).unwrap();
         let want = cpu::preprocess(&rgba, sw, sh, nw, nh, &norm);
-        assert_close(&logits, &want.data, 1e-5, &format!("preprocess {sw}x{sh} -> {nw}x{nh}"));
+        assert_close(
+            &logits,
+            &want.data,
+            1e-5,
+            &format!("preprocess {sw}x{sh} -> {nw}x{nh}"),
+        );
         let want_classes: Vec<u8> = cpu::argmax(&Tensor {
             shape: want.shape,
             data: logits.clone(),
@@ -311,7 +377,10 @@ fn preprocess_resize_normalise_and_argmax() {
             for (i, px) in rgba.chunks_exact(4).enumerate() {
                 assert_eq!(want.data[i], px[0] as f32 / 255.0);
             }
-            let ties = rgba.chunks_exact(4).filter(|p| p[0] == p[1] && p[1] == p[2]).count();
+            let ties = rgba
+                .chunks_exact(4)
+                .filter(|p| p[0] == p[1] && p[1] == p[2])
+                .count();
             assert!(ties > 0);
         }
     }

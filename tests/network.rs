@@ -4,24 +4,43 @@
 mod common;
 
 use common::*;
+use enet_wgpu::Segmenter;
 use enet_wgpu::kernels::cpu;
 use enet_wgpu::model::weights::{SplitMix, synthetic_file};
 use enet_wgpu::model::{Layout, Model};
-use enet_wgpu::Segmenter;
 
 fn check(layout: Layout, classes: usize, (w, h): (usize, usize), seed: u64) {
     let model = Model::from_safetensors(&synthetic_file(layout, classes, seed)).unwrap();
     let mut rng = SplitMix(seed);
-    let rgba: Vec<u8> = (0..w * h * 4).map(|_| (rng.next_u64() % 256) as u8).collect();
+    let rgba: Vec<u8> = (0..w * h * 4)
+        .map(|_| (rng.next_u64() % 256) as u8)
+        .collect();
     let mut seg = Segmenter::new(gpu(), &model).unwrap();
     let got = pollster::block_on(seg.logits(&rgba, w, h, (w, h))).unwrap();
-    let want = cpu::run(&model.graph, cpu::preprocess(&rgba, w, h, w, h, &model.normalization));
+    let want = cpu::run(
+        &model.graph,
+        cpu::preprocess(&rgba, w, h, w, h, &model.normalization),
+    );
     assert_eq!(want.shape.c, classes);
-    assert_close(&got, &want.data, 2e-4, &format!("{layout} {classes} classes {w}x{h}"));
+    assert_close(
+        &got,
+        &want.data,
+        2e-4,
+        &format!("{layout} {classes} classes {w}x{h}"),
+    );
     let map = pollster::block_on(seg.segment(&rgba, w, h, (w, h))).unwrap();
     let want_map = cpu::argmax(&want);
-    let same = map.data.iter().zip(&want_map).filter(|(a, b)| **a as u32 == **b).count();
-    assert!(same as f64 >= 0.999 * (w * h) as f64, "{layout}: argmax agreement {same} of {}", w * h);
+    let same = map
+        .data
+        .iter()
+        .zip(&want_map)
+        .filter(|(a, b)| **a as u32 == **b)
+        .count();
+    assert!(
+        same as f64 >= 0.999 * (w * h) as f64,
+        "{layout}: argmax agreement {same} of {}",
+        w * h
+    );
 }
 
 #[test]

@@ -11,10 +11,10 @@
 mod common;
 
 use common::*;
+use enet_wgpu::Segmenter;
 use enet_wgpu::model::import::{self, ImportOptions};
 use enet_wgpu::model::weights::camvid_classes;
 use enet_wgpu::model::{Layout, Normalization};
-use enet_wgpu::Segmenter;
 use safetensors::SafeTensors;
 
 fn reference_model() -> enet_wgpu::Model {
@@ -44,14 +44,19 @@ fn val_frames() -> Vec<std::path::PathBuf> {
 }
 
 fn fixture() -> Vec<u8> {
-    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/peer-enet-pytorch.safetensors")).unwrap()
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/peer-enet-pytorch.safetensors"
+    ))
+    .unwrap()
 }
 
 /// Compares logits (12 x 360 x 480) with PyTorch's on every other row.
 fn check_logits(got: &[f32], what: &str) {
     let bytes = fixture();
     let st = SafeTensors::deserialize(&bytes).unwrap();
-    let want: Vec<f32> = bytemuck::pod_collect_to_vec(st.tensor("logits_frame0_even_rows").unwrap().data());
+    let want: Vec<f32> =
+        bytemuck::pod_collect_to_vec(st.tensor("logits_frame0_even_rows").unwrap().data());
     let (c, h, w) = (12, 360, 480);
     let mut diffs = Vec::with_capacity(want.len());
     for ch in 0..c {
@@ -71,7 +76,10 @@ fn check_logits(got: &[f32], what: &str) {
         diffs.len()
     );
     assert!(mean <= 1e-4, "{what}: mean |logit diff| {mean}");
-    assert!(over as f64 <= 0.001 * diffs.len() as f64, "{what}: {over} logits differ by more than 1e-3");
+    assert!(
+        over as f64 <= 0.001 * diffs.len() as f64,
+        "{what}: {over} logits differ by more than 1e-3"
+    );
 }
 
 #[test]
@@ -99,14 +107,16 @@ fn argmax_matches_pytorch_on_three_val_frames() {
     let bytes = fixture();
     let st = SafeTensors::deserialize(&bytes).unwrap();
     let want_all = st.tensor("argmax").unwrap();
-    let shared_bytes = std::fs::read(reference_dir().join("peer-enet-camvid-val-outputs.safetensors")).unwrap();
+    let shared_bytes =
+        std::fs::read(reference_dir().join("peer-enet-camvid-val-outputs.safetensors")).unwrap();
     let shared = SafeTensors::deserialize(&shared_bytes).unwrap();
     let shared_argmax = shared.tensor("argmax").unwrap();
     for (i, path) in val_frames().iter().enumerate().take(3) {
         let (rgba, w, h) = load_png_rgba(path);
         let map = pollster::block_on(seg.segment(&rgba, w, h, (w, h))).unwrap();
         let n = w * h;
-        let agree = |a: &[u8], b: &[u8]| a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / n as f64;
+        let agree =
+            |a: &[u8], b: &[u8]| a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / n as f64;
         let want = &want_all.data()[i * n..(i + 1) * n];
         let theirs = &shared_argmax.data()[i * n..(i + 1) * n];
         let engine_vs_torch = agree(&map.data, want);
@@ -116,7 +126,11 @@ fn argmax_matches_pytorch_on_three_val_frames() {
             "{}: engine vs PyTorch {engine_vs_torch:.5}; vs the shared argmax file: engine {engine_vs_shared:.4}, PyTorch {torch_vs_shared:.4}",
             path.file_name().unwrap().to_string_lossy()
         );
-        assert!(engine_vs_torch >= 0.999, "{}: agreement {engine_vs_torch}", path.display());
+        assert!(
+            engine_vs_torch >= 0.999,
+            "{}: agreement {engine_vs_torch}",
+            path.display()
+        );
         // Whatever produced the shared file, the engine stands exactly where PyTorch does.
         assert!((engine_vs_shared - torch_vs_shared).abs() <= 0.001);
     }

@@ -12,7 +12,11 @@ use enet_wgpu::{Engine, blocking::block_on};
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
-    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
@@ -105,11 +109,16 @@ pub fn run(a: BenchArgs) -> Result<()> {
         println!("wall ms per frame    {wall_ms:.3} (pipelined, upload included)");
         println!("frames per second    {:.1}", 1e3 / wall_ms);
         match gpu_frame {
-            Some(g) => println!("GPU ms per frame     {g:.3} (timestamp queries, median of {samples})"),
+            Some(g) => {
+                println!("GPU ms per frame     {g:.3} (timestamp queries, median of {samples})")
+            }
             None => println!("GPU ms per frame     n/a (the adapter has no timestamp queries)"),
         }
         println!("dispatches per frame {}", plan.dispatch_count());
-        println!("GPU memory (plan)    {:.1} MiB", plan.memory_bytes() as f64 / (1 << 20) as f64);
+        println!(
+            "GPU memory (plan)    {:.1} MiB",
+            plan.memory_bytes() as f64 / (1 << 20) as f64
+        );
         if !per_kernel.is_empty() {
             let total: f64 = per_kernel.iter().map(|(_, v)| v).sum();
             let mut sorted = per_kernel.clone();

@@ -52,8 +52,14 @@ impl Confusion {
                     return None;
                 }
                 let tp = self.counts[c * n + c];
-                let fp: u64 = (0..n).filter(|&l| l != c && real(l)).map(|l| self.counts[l * n + c]).sum();
-                let fn_: u64 = (0..n).filter(|&p| p != c).map(|p| self.counts[c * n + p]).sum();
+                let fp: u64 = (0..n)
+                    .filter(|&l| l != c && real(l))
+                    .map(|l| self.counts[l * n + c])
+                    .sum();
+                let fn_: u64 = (0..n)
+                    .filter(|&p| p != c)
+                    .map(|p| self.counts[c * n + p])
+                    .sum();
                 let denom = tp + fp + fn_;
                 (denom > 0).then(|| tp as f64 / denom as f64)
             })
@@ -63,7 +69,11 @@ impl Confusion {
     pub fn pixel_accuracy(&self) -> f64 {
         let total: u64 = self.counts.iter().sum();
         let correct: u64 = (0..self.n).map(|c| self.counts[c * self.n + c]).sum();
-        if total == 0 { 0.0 } else { correct as f64 / total as f64 }
+        if total == 0 {
+            0.0
+        } else {
+            correct as f64 / total as f64
+        }
     }
 }
 
@@ -94,8 +104,13 @@ pub fn run(a: EvalArgs) -> Result<()> {
     for path in &images {
         let stem = path.file_stem().unwrap_or_default().to_string_lossy();
         let label_path = labels_dir.join(format!("{stem}.png"));
-        let label = image::open(&label_path)
-            .with_context(|| format!("cannot read the label of {}: {}", path.display(), label_path.display()))?;
+        let label = image::open(&label_path).with_context(|| {
+            format!(
+                "cannot read the label of {}: {}",
+                path.display(),
+                label_path.display()
+            )
+        })?;
         let label = match label {
             image::DynamicImage::ImageLuma8(l) => l,
             other => bail!(
@@ -121,7 +136,10 @@ pub fn run(a: EvalArgs) -> Result<()> {
                 continue;
             }
             if l >= n {
-                bail!("{} holds class {l}, but the model has {n} classes", label_path.display());
+                bail!(
+                    "{} holds class {l}, but the model has {n} classes",
+                    label_path.display()
+                );
             }
             conf.add(l, p as usize);
         }
@@ -139,7 +157,12 @@ pub fn run(a: EvalArgs) -> Result<()> {
             .zip(&iou)
             .enumerate()
             .filter(|(i, _)| Some(*i) != void)
-            .map(|(_, (c, v))| (c.name.clone(), v.map_or(serde_json::Value::Null, |v| serde_json::json!(v))))
+            .map(|(_, (c, v))| {
+                (
+                    c.name.clone(),
+                    v.map_or(serde_json::Value::Null, |v| serde_json::json!(v)),
+                )
+            })
             .collect();
         let out = serde_json::json!({
             "miou": miou,
@@ -156,10 +179,16 @@ pub fn run(a: EvalArgs) -> Result<()> {
             }
             match v {
                 Some(v) => println!("  {:<14} IoU {:.4}", c.name, v),
-                None => println!("  {:<14} IoU  n/a (absent from labels and predictions)", c.name),
+                None => println!(
+                    "  {:<14} IoU  n/a (absent from labels and predictions)",
+                    c.name
+                ),
             }
         }
-        println!("class mIoU      {miou:.4} ({} classes, void ignored)", valid.len());
+        println!(
+            "class mIoU      {miou:.4} ({} classes, void ignored)",
+            valid.len()
+        );
         println!("pixel accuracy  {acc:.4}");
     }
     Ok(())

@@ -19,9 +19,12 @@ pub fn open_rgba(path: &Path) -> Result<RgbaImage> {
     if reader.format().is_none() {
         bail!("{} is not a PNG or JPEG image", path.display());
     }
-    let img = reader
-        .decode()
-        .with_context(|| format!("cannot decode {} (truncated or not a supported image?)", path.display()))?;
+    let img = reader.decode().with_context(|| {
+        format!(
+            "cannot decode {} (truncated or not a supported image?)",
+            path.display()
+        )
+    })?;
     if img.width() == 0 || img.height() == 0 {
         bail!("{} has no pixels", path.display());
     }
@@ -35,7 +38,10 @@ pub fn fit_texture(img: RgbaImage, max_side: u32, path: &Path) -> RgbaImage {
         return img;
     }
     let scale = max_side as f64 / w.max(h) as f64;
-    let (nw, nh) = (((w as f64 * scale) as u32).max(1), ((h as f64 * scale) as u32).max(1));
+    let (nw, nh) = (
+        ((w as f64 * scale) as u32).max(1),
+        ((h as f64 * scale) as u32).max(1),
+    );
     eprintln!(
         "note: {} is {w}x{h}, larger than the GPU's {max_side}-pixel texture limit; scaled to {nw}x{nh} first",
         path.display()
@@ -44,7 +50,12 @@ pub fn fit_texture(img: RgbaImage, max_side: u32, path: &Path) -> RgbaImage {
 }
 
 /// Segments one decoded image; the class map comes back at the image's own size.
-pub fn classify(seg: &mut Segmenter, img: &RgbaImage, size: Option<(usize, usize)>, path: &Path) -> Result<ClassMap> {
+pub fn classify(
+    seg: &mut Segmenter,
+    img: &RgbaImage,
+    size: Option<(usize, usize)>,
+    path: &Path,
+) -> Result<ClassMap> {
     let max_side = seg.engine().gpu().device.limits().max_texture_dimension_2d;
     let fitted;
     let src = if img.width() > max_side || img.height() > max_side {
@@ -69,7 +80,13 @@ pub fn classify(seg: &mut Segmenter, img: &RgbaImage, size: Option<(usize, usize
 }
 
 /// Renders a class map as the requested picture.
-pub fn render(model: &Model, img: &RgbaImage, map: &ClassMap, kind: OutputKind, alpha: f32) -> DynamicImage {
+pub fn render(
+    model: &Model,
+    img: &RgbaImage,
+    map: &ClassMap,
+    kind: OutputKind,
+    alpha: f32,
+) -> DynamicImage {
     let (w, h) = img.dimensions();
     match kind {
         OutputKind::Classes => DynamicImage::ImageLuma8(
@@ -86,8 +103,14 @@ pub fn render(model: &Model, img: &RgbaImage, map: &ClassMap, kind: OutputKind, 
                     // Void is "no class": leave the picture untouched.
                     image::Rgba([src[0], src[1], src[2], 255])
                 } else {
-                    let mix = |a: u8, b: u8| (a as f32 * (1.0 - alpha) + b as f32 * alpha).round() as u8;
-                    image::Rgba([mix(src[0], color[0]), mix(src[1], color[1]), mix(src[2], color[2]), 255])
+                    let mix =
+                        |a: u8, b: u8| (a as f32 * (1.0 - alpha) + b as f32 * alpha).round() as u8;
+                    image::Rgba([
+                        mix(src[0], color[0]),
+                        mix(src[1], color[1]),
+                        mix(src[2], color[2]),
+                        255,
+                    ])
                 };
             }
             DynamicImage::ImageRgba8(out)
@@ -117,9 +140,13 @@ fn output_paths(inputs: &[PathBuf], out: Option<&Path>, kind: OutputKind) -> Res
     } else {
         let dir = out.unwrap_or(Path::new("."));
         if dir.exists() && !dir.is_dir() {
-            bail!("with several inputs -o must be a folder, and {} is a file", dir.display());
+            bail!(
+                "with several inputs -o must be a folder, and {} is a file",
+                dir.display()
+            );
         }
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create folder {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create folder {}", dir.display()))?;
         inputs
             .iter()
             .map(|p| Ok(dir.join(format!("{}.png", stem(p)?))))
@@ -128,20 +155,32 @@ fn output_paths(inputs: &[PathBuf], out: Option<&Path>, kind: OutputKind) -> Res
     let mut seen = HashSet::new();
     for (p, i) in paths.iter().zip(inputs) {
         if !seen.insert(p.clone()) {
-            bail!("two inputs would both be written to {}; rename one or segment them separately", p.display());
+            bail!(
+                "two inputs would both be written to {}; rename one or segment them separately",
+                p.display()
+            );
         }
         if let (Ok(a), Ok(b)) = (p.canonicalize(), i.canonicalize())
             && a == b
         {
-            bail!("the result for {} would overwrite the input itself", i.display());
+            bail!(
+                "the result for {} would overwrite the input itself",
+                i.display()
+            );
         }
     }
-    let inputs_canon: HashSet<PathBuf> = inputs.iter().filter_map(|p| p.canonicalize().ok()).collect();
+    let inputs_canon: HashSet<PathBuf> = inputs
+        .iter()
+        .filter_map(|p| p.canonicalize().ok())
+        .collect();
     for p in &paths {
         if let Ok(c) = p.canonicalize()
             && inputs_canon.contains(&c)
         {
-            bail!("{} is one of the inputs; it would be overwritten", p.display());
+            bail!(
+                "{} is one of the inputs; it would be overwritten",
+                p.display()
+            );
         }
     }
     Ok(paths)
@@ -162,7 +201,9 @@ pub fn segment(a: SegmentArgs) -> Result<()> {
             let map = classify(&mut seg, &img, a.size, input)?;
             let picture = render(&model, &img, &map, a.output, a.alpha);
             let mut bytes = std::io::Cursor::new(Vec::new());
-            picture.write_to(&mut bytes, ImageFormat::Png).context("encoding PNG")?;
+            picture
+                .write_to(&mut bytes, ImageFormat::Png)
+                .context("encoding PNG")?;
             write_atomic(out, &bytes.into_inner())
         })();
         match result {
@@ -174,7 +215,10 @@ pub fn segment(a: SegmentArgs) -> Result<()> {
         }
     }
     if failed > 0 {
-        bail!("{failed} of {} images could not be segmented", a.images.len());
+        bail!(
+            "{failed} of {} images could not be segmented",
+            a.images.len()
+        );
     }
     Ok(())
 }

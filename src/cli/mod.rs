@@ -15,7 +15,11 @@ use enet_wgpu::model::weights::{ClassInfo, camvid_classes};
 use enet_wgpu::model::{Layout, Model, Normalization, expected_params};
 
 #[derive(Parser, Debug)]
-#[command(name = "enet", version, about = "ENet semantic segmentation on the GPU (wgpu + WGSL)")]
+#[command(
+    name = "enet",
+    version,
+    about = "ENet semantic segmentation on the GPU (wgpu + WGSL)"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -162,13 +166,19 @@ pub fn parse_size(s: &str) -> Result<(usize, usize), String> {
     let (w, h) = s
         .split_once(['x', 'X'])
         .ok_or_else(|| format!("{s:?}: expected WxH, e.g. 480x360"))?;
-    let parse = |v: &str| v.trim().parse::<usize>().map_err(|_| format!("{s:?}: {v:?} is not a whole number"));
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("{s:?}: {v:?} is not a whole number"))
+    };
     let (w, h) = (parse(w)?, parse(h)?);
     if w == 0 || h == 0 {
         return Err(format!("{s:?}: both sides must be positive"));
     }
     if w % 8 != 0 || h % 8 != 0 {
-        return Err(format!("{s:?}: both sides must be multiples of 8 (ENet downsamples three times)"));
+        return Err(format!(
+            "{s:?}: both sides must be multiples of 8 (ENet downsamples three times)"
+        ));
     }
     Ok((w, h))
 }
@@ -176,9 +186,14 @@ pub fn parse_size(s: &str) -> Result<(usize, usize), String> {
 fn parse_triple(s: &str) -> Result<[f32; 3], String> {
     let v: Vec<f32> = s
         .split(',')
-        .map(|p| p.trim().parse::<f32>().map_err(|_| format!("{s:?}: {p:?} is not a number")))
+        .map(|p| {
+            p.trim()
+                .parse::<f32>()
+                .map_err(|_| format!("{s:?}: {p:?} is not a number"))
+        })
         .collect::<Result<_, _>>()?;
-    v.try_into().map_err(|_| format!("{s:?}: expected three comma-separated numbers"))
+    v.try_into()
+        .map_err(|_| format!("{s:?}: expected three comma-separated numbers"))
 }
 
 /// The model from `--weights`, or the embedded default.
@@ -196,7 +211,9 @@ pub fn load_model(weights: Option<&Path>) -> Result<Model> {
             ),
         },
     };
-    let what = weights.map_or("the embedded model".to_string(), |p| p.display().to_string());
+    let what = weights.map_or("the embedded model".to_string(), |p| {
+        p.display().to_string()
+    });
     Model::from_safetensors(&bytes).with_context(|| format!("invalid weights in {what}"))
 }
 
@@ -221,16 +238,22 @@ fn import_cmd(a: ImportArgs) -> Result<()> {
         _ => false,
     };
     if same(&a.input, &a.output) {
-        bail!("the output {} is the input; choose another path", a.output.display());
+        bail!(
+            "the output {} is the input; choose another path",
+            a.output.display()
+        );
     }
     let (classes, default_void): (Vec<ClassInfo>, Option<usize>) = if a.classes == "camvid" {
         (camvid_classes(), Some(11))
     } else {
-        let text = std::fs::read_to_string(&a.classes).with_context(|| format!("cannot read class table {}", a.classes))?;
-        let classes = serde_json::from_str(&text).with_context(|| format!("class table {}", a.classes))?;
+        let text = std::fs::read_to_string(&a.classes)
+            .with_context(|| format!("cannot read class table {}", a.classes))?;
+        let classes =
+            serde_json::from_str(&text).with_context(|| format!("class table {}", a.classes))?;
         (classes, None)
     };
-    let bytes = std::fs::read(&a.input).with_context(|| format!("cannot read {}", a.input.display()))?;
+    let bytes =
+        std::fs::read(&a.input).with_context(|| format!("cannot read {}", a.input.display()))?;
     let (file, model) = import::import(
         &bytes,
         ImportOptions {
@@ -259,11 +282,21 @@ fn import_cmd(a: ImportArgs) -> Result<()> {
 
 /// Writes through a temporary file so a failure never leaves half a file behind.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     if !dir.is_dir() {
-        bail!("cannot write {}: folder {} does not exist", path.display(), dir.display());
+        bail!(
+            "cannot write {}: folder {} does not exist",
+            path.display(),
+            dir.display()
+        );
     }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
@@ -276,14 +309,21 @@ fn describe(a: DescribeArgs) -> Result<()> {
     }
     let layout: Layout = a.layout.into();
     let params = expected_params(layout, a.classes);
-    let total: usize = params.iter().map(|p| p.shape.iter().product::<usize>()).sum();
+    let total: usize = params
+        .iter()
+        .map(|p| p.shape.iter().product::<usize>())
+        .sum();
     let stats: usize = params
         .iter()
         .filter(|p| p.name.ends_with("running_mean") || p.name.ends_with("running_var"))
         .map(|p| p.shape.iter().product::<usize>())
         .sum();
     let graph = enet_wgpu::model::weights::synthetic_graph(layout, a.classes);
-    println!("ENet, {layout} layout, {} classes, BatchNorm eps {}", a.classes, layout.bn_eps());
+    println!(
+        "ENet, {layout} layout, {} classes, BatchNorm eps {}",
+        a.classes,
+        layout.bn_eps()
+    );
     println!("  parameter tensors: {}", params.len());
     println!("  trainable parameters: {}", total - stats);
     println!("  with BatchNorm running statistics: {total}");

@@ -1,8 +1,8 @@
 //! Plain-Rust twins of the WGSL kernels, written for clarity rather than speed. The tests
 //! hold every shader and the whole GPU network against these.
 
-use crate::model::graph::{Conv, DType, Graph, Op, Shape};
 use crate::model::Normalization;
+use crate::model::graph::{Conv, DType, Graph, Op, Shape};
 
 /// A dense `C x H x W` f32 tensor (batch 1, NCHW as PyTorch).
 #[derive(Clone, Debug, PartialEq)]
@@ -38,7 +38,14 @@ pub fn bilinear_tap(o: usize, src: usize, dst: usize) -> (usize, usize, f32) {
 }
 
 /// RGBA8 pixels (`sw` x `sh`) -> normalised `3 x h x w` input, bilinear when sizes differ.
-pub fn preprocess(rgba: &[u8], sw: usize, sh: usize, w: usize, h: usize, norm: &Normalization) -> Tensor {
+pub fn preprocess(
+    rgba: &[u8],
+    sw: usize,
+    sh: usize,
+    w: usize,
+    h: usize,
+    norm: &Normalization,
+) -> Tensor {
     let mut t = Tensor::zeros(Shape { c: 3, h, w });
     let px = |x: usize, y: usize, c: usize| rgba[(y * sw + x) * 4 + c] as f32 / 255.0;
     for y in 0..h {
@@ -82,7 +89,8 @@ fn conv_sum(input: &Tensor, conv: &Conv, out_shape: Shape) -> Tensor {
                             for ix in 0..iw {
                                 let ox = (ix * g.stride[1]) as isize + dx;
                                 if ox >= 0 && ox < ow as isize {
-                                    plane[oy as usize * ow + ox as usize] += wv * input.at(ci, iy, ix);
+                                    plane[oy as usize * ow + ox as usize] +=
+                                        wv * input.at(ci, iy, ix);
                                 }
                             }
                         }
@@ -95,7 +103,8 @@ fn conv_sum(input: &Tensor, conv: &Conv, out_shape: Shape) -> Tensor {
                             for ox in 0..ow {
                                 let ix = (ox * g.stride[1]) as isize + dx;
                                 if ix >= 0 && ix < iw as isize {
-                                    plane[oy * ow + ox] += wv * input.at(ci, iy as usize, ix as usize);
+                                    plane[oy * ow + ox] +=
+                                        wv * input.at(ci, iy as usize, ix as usize);
                                 }
                             }
                         }
@@ -109,7 +118,12 @@ fn conv_sum(input: &Tensor, conv: &Conv, out_shape: Shape) -> Tensor {
 
 /// Convolution + folded BatchNorm + PReLU, then optionally `+ residual` (zero-padded to the
 /// output's channels) and a second PReLU.
-pub fn conv(input: &Tensor, conv: &Conv, residual: Option<(&Tensor, &[f32])>, out_shape: Shape) -> Tensor {
+pub fn conv(
+    input: &Tensor,
+    conv: &Conv,
+    residual: Option<(&Tensor, &[f32])>,
+    out_shape: Shape,
+) -> Tensor {
     let mut out = conv_sum(input, conv, out_shape);
     let hw = out_shape.h * out_shape.w;
     for co in 0..conv.cout {
@@ -155,7 +169,11 @@ pub fn initial(
                     for kx in 0..pool_kernel {
                         let iy = (oy * s + ky) as isize - pool_pad as isize;
                         let ix = (ox * s + kx) as isize - pool_pad as isize;
-                        if iy >= 0 && ix >= 0 && (iy as usize) < input.shape.h && (ix as usize) < input.shape.w {
+                        if iy >= 0
+                            && ix >= 0
+                            && (iy as usize) < input.shape.h
+                            && (ix as usize) < input.shape.w
+                        {
                             m = m.max(input.at(c, iy as usize, ix as usize));
                         }
                     }
@@ -172,7 +190,11 @@ pub fn initial(
 /// first maximum in row-major order wins.
 pub fn maxpool(input: &Tensor) -> (Tensor, Vec<u32>) {
     let Shape { c, h, w } = input.shape;
-    let o = Shape { c, h: h / 2, w: w / 2 };
+    let o = Shape {
+        c,
+        h: h / 2,
+        w: w / 2,
+    };
     let mut out = Tensor::zeros(o);
     let mut idx = vec![0u32; o.len()];
     for ch in 0..c {
@@ -276,8 +298,13 @@ pub fn run(graph: &Graph, input: Tensor) -> Tensor {
                     conv: c,
                     residual,
                 } => {
-                    let res = residual.as_ref().map(|r| (get(r.tensor), r.slope.as_slice()));
-                    vec![(*output, Value::F32(conv(get(*input), c, res, shapes[*output])))]
+                    let res = residual
+                        .as_ref()
+                        .map(|r| (get(r.tensor), r.slope.as_slice()));
+                    vec![(
+                        *output,
+                        Value::F32(conv(get(*input), c, res, shapes[*output])),
+                    )]
                 }
                 Op::MaxPool {
                     input,
@@ -296,7 +323,10 @@ pub fn run(graph: &Graph, input: Tensor) -> Tensor {
                     let Value::U32(idx) = &vals[*indices] else {
                         panic!("indices tensor {indices} is not live")
                     };
-                    vec![(*output, Value::F32(unpool(get(*input), idx, shapes[*output])))]
+                    vec![(
+                        *output,
+                        Value::F32(unpool(get(*input), idx, shapes[*output])),
+                    )]
                 }
             }
         };

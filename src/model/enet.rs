@@ -4,8 +4,8 @@
 //! ([`expected_params`]) and builds the executable [`Graph`] from loaded tensors
 //! ([`build_graph`]), so the two can never disagree.
 
-use super::graph::{Conv, ConvGeom, DType, Graph, Op, Residual, TensorId};
 use super::ModelError;
+use super::graph::{Conv, ConvGeom, DType, Graph, Op, Residual, TensorId};
 
 /// Which ENet variant a set of weights was trained as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -30,7 +30,11 @@ impl Layout {
         Layout::ALL
             .into_iter()
             .find(|l| l.name() == s)
-            .ok_or_else(|| ModelError::Metadata(format!("unknown layout {s:?}; expected \"paper\" or \"pytorch-enet\"")))
+            .ok_or_else(|| {
+                ModelError::Metadata(format!(
+                    "unknown layout {s:?}; expected \"paper\" or \"pytorch-enet\""
+                ))
+            })
     }
 
     /// BatchNorm epsilon the layout was trained with.
@@ -82,7 +86,11 @@ pub fn expected_params(layout: Layout, classes: usize) -> Vec<ParamSpec> {
 }
 
 /// Builds the executable graph, folding BatchNorm with the layout's epsilon.
-pub fn build_graph(layout: Layout, classes: usize, src: &mut dyn ParamSource) -> Result<Graph, ModelError> {
+pub fn build_graph(
+    layout: Layout,
+    classes: usize,
+    src: &mut dyn ParamSource,
+) -> Result<Graph, ModelError> {
     let mut b = Builder {
         layout,
         src,
@@ -154,7 +162,15 @@ impl Builder<'_> {
         } else {
             ConvGeom::new(3, 3).stride(2).pad(1, 1).transposed(1)
         };
-        let conv = self.conv("fullconv", 16, classes, geom, self.paper(), false, Act::Identity)?;
+        let conv = self.conv(
+            "fullconv",
+            16,
+            classes,
+            geom,
+            self.paper(),
+            false,
+            Act::Identity,
+        )?;
         let out = self.emit(x, conv, None);
         self.g.output = out;
         Ok(())
@@ -236,7 +252,15 @@ impl Builder<'_> {
         )?;
         let e = self.emit(e, c, None);
         let expand_act = if paper { Act::Identity } else { Act::PRelu };
-        let c = self.conv(&format!("{name}.expand"), internal, cout, ConvGeom::new(1, 1), false, true, expand_act)?;
+        let c = self.conv(
+            &format!("{name}.expand"),
+            internal,
+            cout,
+            ConvGeom::new(1, 1),
+            false,
+            true,
+            expand_act,
+        )?;
         let slope = self.prelu(&format!("{name}.out_prelu"), cout)?;
         let out = self.emit(
             e,
@@ -249,10 +273,25 @@ impl Builder<'_> {
         Ok((out, indices, x))
     }
 
-    fn regular(&mut self, name: &str, x: TensorId, ch: usize, main: Main, act: Act) -> Result<TensorId, ModelError> {
+    fn regular(
+        &mut self,
+        name: &str,
+        x: TensorId,
+        ch: usize,
+        main: Main,
+        act: Act,
+    ) -> Result<TensorId, ModelError> {
         let internal = ch / 4;
         let paper = self.paper();
-        let c = self.conv(&format!("{name}.proj"), ch, internal, ConvGeom::new(1, 1), false, true, act)?;
+        let c = self.conv(
+            &format!("{name}.proj"),
+            ch,
+            internal,
+            ConvGeom::new(1, 1),
+            false,
+            true,
+            act,
+        )?;
         let mut e = self.emit(x, c, None);
         match main {
             Main::Regular | Main::Dilated(_) => {
@@ -261,7 +300,15 @@ impl Builder<'_> {
                     _ => 1,
                 };
                 let geom = ConvGeom::new(3, 3).pad(d, d).dilation(d);
-                let c = self.conv(&format!("{name}.conv"), internal, internal, geom, paper, true, act)?;
+                let c = self.conv(
+                    &format!("{name}.conv"),
+                    internal,
+                    internal,
+                    geom,
+                    paper,
+                    true,
+                    act,
+                )?;
                 e = self.emit(e, c, None);
             }
             Main::Asymmetric => {
@@ -273,17 +320,49 @@ impl Builder<'_> {
                     (ConvGeom::new(5, 1).pad(2, 0), ConvGeom::new(1, 5).pad(0, 2))
                 };
                 let c = if paper {
-                    self.conv(&format!("{name}.conv1"), internal, internal, first, false, false, Act::Identity)?
+                    self.conv(
+                        &format!("{name}.conv1"),
+                        internal,
+                        internal,
+                        first,
+                        false,
+                        false,
+                        Act::Identity,
+                    )?
                 } else {
-                    self.conv(&format!("{name}.conv1"), internal, internal, first, false, true, act)?
+                    self.conv(
+                        &format!("{name}.conv1"),
+                        internal,
+                        internal,
+                        first,
+                        false,
+                        true,
+                        act,
+                    )?
                 };
                 e = self.emit(e, c, None);
-                let c = self.conv(&format!("{name}.conv2"), internal, internal, second, paper, true, act)?;
+                let c = self.conv(
+                    &format!("{name}.conv2"),
+                    internal,
+                    internal,
+                    second,
+                    paper,
+                    true,
+                    act,
+                )?;
                 e = self.emit(e, c, None);
             }
         }
         let expand_act = if paper { Act::Identity } else { act };
-        let c = self.conv(&format!("{name}.expand"), internal, ch, ConvGeom::new(1, 1), false, true, expand_act)?;
+        let c = self.conv(
+            &format!("{name}.expand"),
+            internal,
+            ch,
+            ConvGeom::new(1, 1),
+            false,
+            true,
+            expand_act,
+        )?;
         let slope = self.act_slope(&format!("{name}.out_prelu"), ch, act)?;
         Ok(self.emit(e, c, Some(Residual { tensor: x, slope })))
     }
@@ -299,7 +378,15 @@ impl Builder<'_> {
     ) -> Result<TensorId, ModelError> {
         let internal = self.internal(cin, cout);
         let paper = self.paper();
-        let c = self.conv(&format!("{name}.main"), cin, cout, ConvGeom::new(1, 1), false, true, Act::Identity)?;
+        let c = self.conv(
+            &format!("{name}.main"),
+            cin,
+            cout,
+            ConvGeom::new(1, 1),
+            false,
+            true,
+            Act::Identity,
+        )?;
         let main = self.emit(x, c, None);
         let unpooled = self.g.tensor(cout, DType::F32);
         self.g.ops.push(Op::Unpool {
@@ -308,17 +395,41 @@ impl Builder<'_> {
             like,
             output: unpooled,
         });
-        let c = self.conv(&format!("{name}.proj"), cin, internal, ConvGeom::new(1, 1), false, true, Act::Relu)?;
+        let c = self.conv(
+            &format!("{name}.proj"),
+            cin,
+            internal,
+            ConvGeom::new(1, 1),
+            false,
+            true,
+            Act::Relu,
+        )?;
         let e = self.emit(x, c, None);
         let geom = if paper {
             ConvGeom::new(3, 3).stride(2).pad(1, 1).transposed(1)
         } else {
             ConvGeom::new(2, 2).stride(2).transposed(0)
         };
-        let c = self.conv(&format!("{name}.tconv"), internal, internal, geom, paper, true, Act::Relu)?;
+        let c = self.conv(
+            &format!("{name}.tconv"),
+            internal,
+            internal,
+            geom,
+            paper,
+            true,
+            Act::Relu,
+        )?;
         let e = self.emit(e, c, None);
         // Both layouts leave the upsampling expansion without activation before the sum.
-        let c = self.conv(&format!("{name}.expand"), internal, cout, ConvGeom::new(1, 1), false, true, Act::Identity)?;
+        let c = self.conv(
+            &format!("{name}.expand"),
+            internal,
+            cout,
+            ConvGeom::new(1, 1),
+            false,
+            true,
+            Act::Identity,
+        )?;
         Ok(self.emit(
             e,
             c,
@@ -355,7 +466,9 @@ impl Builder<'_> {
         let [kh, kw] = geom.kernel;
         let weight = if geom.transposed {
             // PyTorch keeps transposed weights as [cin][cout][kh][kw].
-            let w = self.src.get(&format!("{name}.weight"), &[cin, cout, kh, kw])?;
+            let w = self
+                .src
+                .get(&format!("{name}.weight"), &[cin, cout, kh, kw])?;
             let mut t = vec![0.0; w.len()];
             for i in 0..cin {
                 for o in 0..cout {
@@ -366,7 +479,8 @@ impl Builder<'_> {
             }
             t
         } else {
-            self.src.get(&format!("{name}.weight"), &[cout, cin, kh, kw])?
+            self.src
+                .get(&format!("{name}.weight"), &[cout, cin, kh, kw])?
         };
         let bias = if bias {
             self.src.get(&format!("{name}.bias"), &[cout])?
@@ -471,12 +585,19 @@ mod tests {
             let g = build_graph(layout, 12, &mut Recorder(Vec::new())).unwrap();
             let base = g.multiply_adds(360, 480).unwrap();
             let got = base as f64 / 1e9;
-            assert!((got - want).abs() < 0.006, "{layout} 480x360: {got:.3} G vs {want} G");
+            assert!(
+                (got - want).abs() < 0.006,
+                "{layout} 480x360: {got:.3} G vs {want} G"
+            );
             // Every layer's area is the input's over a power of 4, so the count is exactly
             // proportional to the input area.
             for (w, h) in [(640, 360), (1024, 512)] {
                 let m = g.multiply_adds(h, w).unwrap() as u128;
-                assert_eq!(m * (480 * 360), base as u128 * (w * h) as u128, "{layout} {w}x{h}");
+                assert_eq!(
+                    m * (480 * 360),
+                    base as u128 * (w * h) as u128,
+                    "{layout} {w}x{h}"
+                );
             }
         }
     }

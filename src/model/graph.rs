@@ -245,7 +245,8 @@ impl Graph {
             h,
             w,
         });
-        let get = |s: &Vec<Option<Shape>>, t: TensorId| s[t].expect("graph is topologically ordered");
+        let get =
+            |s: &Vec<Option<Shape>>, t: TensorId| s[t].expect("graph is topologically ordered");
         for (index, op) in self.ops.iter().enumerate() {
             let too_small = || ShapeError::TooSmall {
                 w,
@@ -278,7 +279,10 @@ impl Graph {
                     output,
                     conv,
                     ..
-                } => shapes[*output] = Some(conv_out(get(&shapes, *input), conv).ok_or_else(too_small)?),
+                } => {
+                    shapes[*output] =
+                        Some(conv_out(get(&shapes, *input), conv).ok_or_else(too_small)?)
+                }
                 Op::MaxPool {
                     input,
                     output,
@@ -297,7 +301,10 @@ impl Graph {
                     shapes[*indices] = Some(o);
                 }
                 Op::Unpool {
-                    input, like, output, ..
+                    input,
+                    like,
+                    output,
+                    ..
                 } => {
                     let l = get(&shapes, *like);
                     shapes[*output] = Some(Shape {

@@ -1,8 +1,8 @@
 //! Converts checkpoints from other ENet implementations into the engine's weights file.
 
+use super::ModelError;
 use super::enet::Layout;
 use super::weights::{self, ClassInfo, Header, Model, Normalization, RawTensor};
-use super::ModelError;
 
 /// Engine name of a PyTorch-ENet (davidtvs/PyTorch-ENet `models/enet.py`) state-dict key.
 /// `Ok(None)`: a key that carries no weights (`num_batches_tracked`).
@@ -22,7 +22,9 @@ pub fn pytorch_enet_name(key: &str) -> Result<Option<String>, ModelError> {
         let name = match rest {
             "main_branch.weight" => "initial.conv.weight".to_string(),
             "out_activation.weight" => "initial.prelu.weight".to_string(),
-            r if r.starts_with("batch_norm.") => format!("initial.bn.{}", &r["batch_norm.".len()..]),
+            r if r.starts_with("batch_norm.") => {
+                format!("initial.bn.{}", &r["batch_norm.".len()..])
+            }
             _ => return Err(unknown()),
         };
         return Ok(Some(name));
@@ -99,7 +101,11 @@ pub fn import(bytes: &[u8], opts: ImportOptions) -> Result<(Vec<u8>, Model), Mod
             Layout::Paper => Some(key.to_string()),
         };
         let Some(name) = target else { continue };
-        let shape = st.tensor(key).map_err(|_| ModelError::Missing(key.to_string()))?.shape().to_vec();
+        let shape = st
+            .tensor(key)
+            .map_err(|_| ModelError::Missing(key.to_string()))?
+            .shape()
+            .to_vec();
         let data = weights::read_f32(&st, key, &shape)?;
         tensors.push(RawTensor { name, shape, data });
     }
@@ -109,7 +115,12 @@ pub fn import(bytes: &[u8], opts: ImportOptions) -> Result<(Vec<u8>, Model), Mod
             .and_then(|m| {
                 let mut kv: Vec<_> = m.into_iter().collect();
                 kv.sort();
-                (!kv.is_empty()).then(|| kv.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("; "))
+                (!kv.is_empty()).then(|| {
+                    kv.iter()
+                        .map(|(k, v)| format!("{k}: {v}"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
             })
             .map(|s| format!("imported from a {} checkpoint ({s})", opts.layout));
     }
@@ -133,28 +144,82 @@ mod tests {
     fn maps_every_kind_of_key() {
         let cases = [
             ("initial_block.main_branch.weight", "initial.conv.weight"),
-            ("initial_block.batch_norm.running_var", "initial.bn.running_var"),
-            ("initial_block.out_activation.weight", "initial.prelu.weight"),
-            ("downsample1_0.ext_conv1.0.weight", "bottleneck1_0.proj.weight"),
-            ("downsample1_0.ext_conv1.2.weight", "bottleneck1_0.proj.prelu.weight"),
+            (
+                "initial_block.batch_norm.running_var",
+                "initial.bn.running_var",
+            ),
+            (
+                "initial_block.out_activation.weight",
+                "initial.prelu.weight",
+            ),
+            (
+                "downsample1_0.ext_conv1.0.weight",
+                "bottleneck1_0.proj.weight",
+            ),
+            (
+                "downsample1_0.ext_conv1.2.weight",
+                "bottleneck1_0.proj.prelu.weight",
+            ),
             ("regular1_3.ext_conv2.1.bias", "bottleneck1_3.conv.bn.bias"),
-            ("asymmetric2_3.ext_conv2.3.weight", "bottleneck2_3.conv2.weight"),
-            ("asymmetric2_3.ext_conv2.4.running_mean", "bottleneck2_3.conv2.bn.running_mean"),
-            ("asymmetric3_6.ext_conv2.2.weight", "bottleneck3_7.conv1.prelu.weight"),
-            ("regular3_0.ext_conv3.0.weight", "bottleneck3_1.expand.weight"),
-            ("dilated3_7.out_activation.weight", "bottleneck3_8.out_prelu.weight"),
-            ("upsample4_0.main_conv1.1.weight", "bottleneck4_0.main.bn.weight"),
-            ("upsample4_0.ext_tconv1.weight", "bottleneck4_0.tconv.weight"),
-            ("upsample4_0.ext_tconv1_bnorm.bias", "bottleneck4_0.tconv.bn.bias"),
-            ("upsample5_0.ext_conv2.0.weight", "bottleneck5_0.expand.weight"),
+            (
+                "asymmetric2_3.ext_conv2.3.weight",
+                "bottleneck2_3.conv2.weight",
+            ),
+            (
+                "asymmetric2_3.ext_conv2.4.running_mean",
+                "bottleneck2_3.conv2.bn.running_mean",
+            ),
+            (
+                "asymmetric3_6.ext_conv2.2.weight",
+                "bottleneck3_7.conv1.prelu.weight",
+            ),
+            (
+                "regular3_0.ext_conv3.0.weight",
+                "bottleneck3_1.expand.weight",
+            ),
+            (
+                "dilated3_7.out_activation.weight",
+                "bottleneck3_8.out_prelu.weight",
+            ),
+            (
+                "upsample4_0.main_conv1.1.weight",
+                "bottleneck4_0.main.bn.weight",
+            ),
+            (
+                "upsample4_0.ext_tconv1.weight",
+                "bottleneck4_0.tconv.weight",
+            ),
+            (
+                "upsample4_0.ext_tconv1_bnorm.bias",
+                "bottleneck4_0.tconv.bn.bias",
+            ),
+            (
+                "upsample5_0.ext_conv2.0.weight",
+                "bottleneck5_0.expand.weight",
+            ),
             ("transposed_conv.weight", "fullconv.weight"),
         ];
         for (from, to) in cases {
-            assert_eq!(pytorch_enet_name(from).unwrap().as_deref(), Some(to), "{from}");
+            assert_eq!(
+                pytorch_enet_name(from).unwrap().as_deref(),
+                Some(to),
+                "{from}"
+            );
         }
-        assert_eq!(pytorch_enet_name("regular1_1.ext_conv1.1.num_batches_tracked").unwrap(), None);
-        for bad in ["fc.weight", "regular1_1", "upsample4_0.ext_conv3.0.weight", "transposed_conv.bias"] {
-            assert!(matches!(pytorch_enet_name(bad), Err(ModelError::Extra(..))), "{bad}");
+        assert_eq!(
+            pytorch_enet_name("regular1_1.ext_conv1.1.num_batches_tracked").unwrap(),
+            None
+        );
+        for bad in [
+            "fc.weight",
+            "regular1_1",
+            "upsample4_0.ext_conv3.0.weight",
+            "transposed_conv.bias",
+        ] {
+            assert!(
+                matches!(pytorch_enet_name(bad), Err(ModelError::Extra(..))),
+                "{bad}"
+            );
         }
     }
 }

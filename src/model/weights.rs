@@ -6,9 +6,9 @@ use std::collections::{HashMap, HashSet};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 
+use super::ModelError;
 use super::enet::{self, Layout, ParamSource, ParamSpec};
 use super::graph::Graph;
-use super::ModelError;
 
 /// Metadata value of the `format` key.
 pub const FORMAT: &str = "enet-wgpu";
@@ -87,7 +87,10 @@ impl Header {
         let mut m = HashMap::new();
         m.insert("format".into(), FORMAT.into());
         m.insert("layout".into(), self.layout.name().into());
-        m.insert("classes".into(), serde_json::to_string(&self.classes).expect("serialisable"));
+        m.insert(
+            "classes".into(),
+            serde_json::to_string(&self.classes).expect("serialisable"),
+        );
         if let Some(v) = self.void_class {
             m.insert("void_class".into(), v.to_string());
         }
@@ -113,7 +116,11 @@ impl Header {
         };
         match key("format")?.as_str() {
             FORMAT => {}
-            other => return Err(ModelError::Metadata(format!("format is {other:?}, expected {FORMAT:?}"))),
+            other => {
+                return Err(ModelError::Metadata(format!(
+                    "format is {other:?}, expected {FORMAT:?}"
+                )));
+            }
         }
         let layout = Layout::parse(key("layout")?)?;
         let classes: Vec<ClassInfo> = serde_json::from_str(key("classes")?)
@@ -124,9 +131,9 @@ impl Header {
         let void_class = match m.get("void_class") {
             None => None,
             Some(v) => {
-                let i: usize = v
-                    .parse()
-                    .map_err(|_| ModelError::Metadata(format!("void_class {v:?} is not an index")))?;
+                let i: usize = v.parse().map_err(|_| {
+                    ModelError::Metadata(format!("void_class {v:?} is not an index"))
+                })?;
                 if i >= classes.len() {
                     return Err(ModelError::Metadata(format!(
                         "void_class {i} is out of range for {} classes",
@@ -181,8 +188,14 @@ pub fn write(header: &Header, tensors: &[RawTensor]) -> Vec<u8> {
 }
 
 /// Reads one tensor as f32, checking shape, dtype and finiteness.
-pub(crate) fn read_f32(st: &SafeTensors, name: &str, want: &[usize]) -> Result<Vec<f32>, ModelError> {
-    let view = st.tensor(name).map_err(|_| ModelError::Missing(name.to_string()))?;
+pub(crate) fn read_f32(
+    st: &SafeTensors,
+    name: &str,
+    want: &[usize],
+) -> Result<Vec<f32>, ModelError> {
+    let view = st
+        .tensor(name)
+        .map_err(|_| ModelError::Missing(name.to_string()))?;
     if view.shape() != want {
         return Err(ModelError::Shape {
             tensor: name.to_string(),
@@ -221,7 +234,8 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<SafeTensors<'_>, ModelError> {
 }
 
 pub(crate) fn metadata(bytes: &[u8]) -> Result<Option<HashMap<String, String>>, ModelError> {
-    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| ModelError::NotSafetensors(e.to_string()))?;
+    let (_, meta) =
+        SafeTensors::read_metadata(bytes).map_err(|e| ModelError::NotSafetensors(e.to_string()))?;
     Ok(meta.metadata().clone())
 }
 
@@ -259,7 +273,12 @@ impl Model {
             used: HashSet::new(),
         };
         let graph = enet::build_graph(header.layout, classes, &mut src)?;
-        let mut extra: Vec<String> = st.names().into_iter().filter(|n| !src.used.contains(*n)).map(str::to_string).collect();
+        let mut extra: Vec<String> = st
+            .names()
+            .into_iter()
+            .filter(|n| !src.used.contains(*n))
+            .map(str::to_string)
+            .collect();
         extra.sort();
         if let Some(name) = extra.into_iter().next() {
             return Err(ModelError::Extra(name, header.layout.name().into()));
@@ -346,7 +365,11 @@ pub fn synthetic_file(layout: Layout, classes: usize, seed: u64) -> Vec<u8> {
         (0..classes)
             .map(|i| ClassInfo {
                 name: format!("class{i}"),
-                color: [(i * 67 % 256) as u8, (i * 131 % 256) as u8, (i * 29 % 256) as u8],
+                color: [
+                    (i * 67 % 256) as u8,
+                    (i * 131 % 256) as u8,
+                    (i * 29 % 256) as u8,
+                ],
             })
             .collect()
     };

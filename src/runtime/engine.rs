@@ -5,8 +5,8 @@ use wgpu::util::DeviceExt;
 use super::plan::Plan;
 use super::{EngineError, Gpu};
 use crate::kernels::{self, KernelSource};
-use crate::model::graph::{Conv, Graph, Op};
 use crate::model::Normalization;
+use crate::model::graph::{Conv, Graph, Op};
 
 /// Where an op's parameters start, in vec4 units, in the weights and aux buffers.
 #[derive(Clone, Copy, Debug, Default)]
@@ -104,7 +104,11 @@ fn pack_channels(values: &[f32], groups: usize, out: &mut Vec<[f32; 4]>) {
 
 impl Engine {
     /// Uploads the graph's weights and builds the pipelines.
-    pub fn new(gpu: &Gpu, graph: &Graph, normalization: Normalization) -> Result<Engine, EngineError> {
+    pub fn new(
+        gpu: &Gpu,
+        graph: &Graph,
+        normalization: Normalization,
+    ) -> Result<Engine, EngineError> {
         let mut weights: Vec<[f32; 4]> = Vec::new();
         let mut aux: Vec<[f32; 4]> = Vec::new();
         let mut offsets = Vec::with_capacity(graph.ops.len());
@@ -121,7 +125,11 @@ impl Engine {
                     pool_slope,
                     ..
                 } => {
-                    if conv.cin != 3 || conv.cout != 13 || conv.geom.kernel != [3, 3] || pool_scale.len() != 3 {
+                    if conv.cin != 3
+                        || conv.cout != 13
+                        || conv.geom.kernel != [3, 3]
+                        || pool_scale.len() != 3
+                    {
                         return Err(EngineError::Gpu(
                             "the initial block kernel expects 3 input channels and 13 conv filters of 3x3".into(),
                         ));

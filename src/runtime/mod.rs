@@ -11,7 +11,9 @@ use crate::model::ModelError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("no GPU adapter found (natively: install a Vulkan, Metal or DX12 driver; on Linux without a GPU, Mesa's lavapipe in mesa-vulkan-drivers works)")]
+    #[error(
+        "no GPU adapter found (natively: install a Vulkan, Metal or DX12 driver; on Linux without a GPU, Mesa's lavapipe in mesa-vulkan-drivers works)"
+    )]
     NoAdapter,
     #[error("the GPU device could not be created: {0}")]
     Device(String),
@@ -20,7 +22,12 @@ pub enum EngineError {
     #[error("network input size {w}x{h}: {reason}")]
     Size { w: usize, h: usize, reason: String },
     #[error("image of {got} bytes does not match {w}x{h} RGBA8 ({want} bytes)")]
-    ImageBytes { w: usize, h: usize, got: usize, want: usize },
+    ImageBytes {
+        w: usize,
+        h: usize,
+        got: usize,
+        want: usize,
+    },
     #[error("GPU error: {0}")]
     Gpu(String),
 }
@@ -37,7 +44,8 @@ impl Gpu {
     /// The default adapter (high performance), with timestamp queries when offered and the
     /// adapter's own limits (large frames need more than WebGPU's defaults).
     pub async fn new() -> Result<Gpu, EngineError> {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
                 power_preference: wgpu::PowerPreference::HighPerformance,
@@ -59,7 +67,11 @@ impl Gpu {
             })
             .await
             .map_err(|e| EngineError::Device(e.to_string()))?;
-        Ok(Gpu { adapter, device, queue })
+        Ok(Gpu {
+            adapter,
+            device,
+            queue,
+        })
     }
 
     pub fn info(&self) -> wgpu::AdapterInfo {
@@ -73,7 +85,9 @@ impl Gpu {
     }
 
     pub fn has_timestamps(&self) -> bool {
-        self.device.features().contains(wgpu::Features::TIMESTAMP_QUERY)
+        self.device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
     }
 
     /// Waits for `buffer` (MAP_READ) to map and copies out its bytes.

@@ -70,7 +70,11 @@ fn params_bytes(words: &[u32]) -> Vec<u8> {
 }
 
 impl Plan {
-    pub(crate) fn new(engine: &Engine, net: (usize, usize), source: (usize, usize)) -> Result<Plan, EngineError> {
+    pub(crate) fn new(
+        engine: &Engine,
+        net: (usize, usize),
+        source: (usize, usize),
+    ) -> Result<Plan, EngineError> {
         let (w, h) = net;
         let size_err = |reason: String| EngineError::Size { w, h, reason };
         if w == 0 || h == 0 || source.0 == 0 || source.1 == 0 {
@@ -91,7 +95,8 @@ impl Plan {
         }
         let graph = &engine.graph;
         let shapes = graph.shapes(h, w).map_err(|e| size_err(e.to_string()))?;
-        let max_binding = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
+        let max_binding =
+            (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
         for (t, s) in shapes.iter().enumerate() {
             let bytes = s.len() as u64 * 4;
             if bytes > max_binding {
@@ -106,8 +111,12 @@ impl Plan {
             }
         }
         let max_groups = limits.max_compute_workgroups_per_dimension as usize;
-        if w.div_ceil(WORKGROUP[0] as usize) > max_groups || h.div_ceil(WORKGROUP[1] as usize) > max_groups {
-            return Err(size_err(format!("more workgroups than the adapter allows ({max_groups} per dimension)")));
+        if w.div_ceil(WORKGROUP[0] as usize) > max_groups
+            || h.div_ceil(WORKGROUP[1] as usize) > max_groups
+        {
+            return Err(size_err(format!(
+                "more workgroups than the adapter allows ({max_groups} per dimension)"
+            )));
         }
 
         // Liveness-based buffer sharing: a buffer is reused once its tensor's last reader ran.
@@ -115,7 +124,10 @@ impl Plan {
         let mut sizes: Vec<u64> = Vec::new();
         let mut free: Vec<usize> = Vec::new();
         let mut tensor_buffer = vec![usize::MAX; shapes.len()];
-        let assign = |t: usize, tensor_buffer: &mut Vec<usize>, sizes: &mut Vec<u64>, free: &mut Vec<usize>| {
+        let assign = |t: usize,
+                      tensor_buffer: &mut Vec<usize>,
+                      sizes: &mut Vec<u64>,
+                      free: &mut Vec<usize>| {
             let need = (shapes[t].len() as u64 * 4).max(16);
             let best = free
                 .iter()
@@ -149,7 +161,9 @@ impl Plan {
                 device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some(&format!("activations {i}")),
                     size,
-                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                    usage: wgpu::BufferUsages::STORAGE
+                        | wgpu::BufferUsages::COPY_SRC
+                        | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 })
             })
@@ -191,7 +205,13 @@ impl Plan {
         let p = &engine.pipelines;
         let n = &engine.normalization;
         let u = |v: usize| v as u32;
-        let wg = |ow: usize, oh: usize, z: usize| [u(ow).div_ceil(WORKGROUP[0]), u(oh).div_ceil(WORKGROUP[1]), u(z)];
+        let wg = |ow: usize, oh: usize, z: usize| {
+            [
+                u(ow).div_ceil(WORKGROUP[0]),
+                u(oh).div_ceil(WORKGROUP[1]),
+                u(z),
+            ]
+        };
         struct Pending {
             label: String,
             pipeline: wgpu::ComputePipeline,
@@ -259,7 +279,12 @@ impl Plan {
                             0,
                             0,
                         ]),
-                        resources: vec![Res::Weights, Res::Aux, Res::Tensor(*input), Res::Tensor(*output)],
+                        resources: vec![
+                            Res::Weights,
+                            Res::Aux,
+                            Res::Tensor(*input),
+                            Res::Tensor(*output),
+                        ],
                         groups: wg(so.w, so.h, 1),
                     });
                 }
@@ -336,8 +361,21 @@ impl Plan {
                     pending.push(Pending {
                         label: format!("{i}:maxpool"),
                         pipeline: p.maxpool.clone(),
-                        params: params_bytes(&[u(si.c), u(si.h), u(si.w), u(so.h), u(so.w), 0, 0, 0]),
-                        resources: vec![Res::Tensor(*input), Res::Tensor(*output), Res::Tensor(*indices)],
+                        params: params_bytes(&[
+                            u(si.c),
+                            u(si.h),
+                            u(si.w),
+                            u(so.h),
+                            u(so.w),
+                            0,
+                            0,
+                            0,
+                        ]),
+                        resources: vec![
+                            Res::Tensor(*input),
+                            Res::Tensor(*output),
+                            Res::Tensor(*indices),
+                        ],
                         groups: wg(so.w, so.h, so.c),
                     });
                 }
@@ -351,8 +389,21 @@ impl Plan {
                     pending.push(Pending {
                         label: format!("{i}:max_unpool"),
                         pipeline: p.max_unpool.clone(),
-                        params: params_bytes(&[u(si.c), u(si.h), u(si.w), u(so.h), u(so.w), 0, 0, 0]),
-                        resources: vec![Res::Tensor(*input), Res::Tensor(*indices), Res::Tensor(*output)],
+                        params: params_bytes(&[
+                            u(si.c),
+                            u(si.h),
+                            u(si.w),
+                            u(so.h),
+                            u(so.w),
+                            0,
+                            0,
+                            0,
+                        ]),
+                        resources: vec![
+                            Res::Tensor(*input),
+                            Res::Tensor(*indices),
+                            Res::Tensor(*output),
+                        ],
                         groups: wg(so.w, so.h, so.c),
                     });
                 }
@@ -360,7 +411,9 @@ impl Plan {
         }
         let so = shapes[graph.output];
         if graph.tensors[graph.output].dtype != DType::F32 {
-            return Err(EngineError::Gpu("the graph's output is not an f32 tensor".into()));
+            return Err(EngineError::Gpu(
+                "the graph's output is not an f32 tensor".into(),
+            ));
         }
         pending.push(Pending {
             label: "argmax".into(),
@@ -371,12 +424,20 @@ impl Plan {
         });
         for d in &pending {
             if d.groups.iter().any(|&g| g as usize > max_groups) {
-                return Err(size_err(format!("{} needs more workgroups than the adapter allows", d.label)));
+                return Err(size_err(format!(
+                    "{} needs more workgroups than the adapter allows",
+                    d.label
+                )));
             }
         }
 
         let align = limits.min_uniform_buffer_offset_alignment as usize;
-        let slot = pending.iter().map(|d| d.params.len()).max().unwrap_or(16).next_multiple_of(align);
+        let slot = pending
+            .iter()
+            .map(|d| d.params.len())
+            .max()
+            .unwrap_or(16)
+            .next_multiple_of(align);
         let mut uniform_data = vec![0u8; slot * pending.len()];
         for (i, d) in pending.iter().enumerate() {
             uniform_data[i * slot..i * slot + d.params.len()].copy_from_slice(&d.params);
@@ -555,13 +616,25 @@ impl Plan {
     pub fn encode(&self, encoder: &mut wgpu::CommandEncoder, opts: FrameOptions) {
         self.encode_range(encoder, 0..self.dispatches.len(), opts.timing);
         if opts.read_classes {
-            encoder.copy_buffer_to_buffer(&self.classes, 0, &self.classes_readback, 0, self.classes.size());
+            encoder.copy_buffer_to_buffer(
+                &self.classes,
+                0,
+                &self.classes_readback,
+                0,
+                self.classes.size(),
+            );
         }
     }
 
-    fn encode_range(&self, encoder: &mut wgpu::CommandEncoder, range: std::ops::Range<usize>, timing: Timing) {
+    fn encode_range(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        range: std::ops::Range<usize>,
+        timing: Timing,
+    ) {
         let ts = self.timestamps.as_ref().filter(|_| timing != Timing::Off);
-        self.last_timing.set(if ts.is_some() { timing } else { Timing::Off });
+        self.last_timing
+            .set(if ts.is_some() { timing } else { Timing::Off });
         let pass_desc = |first: u32, last: u32| wgpu::ComputePassDescriptor {
             label: Some("enet"),
             timestamp_writes: ts.map(|t| wgpu::ComputePassTimestampWrites {
@@ -573,7 +646,8 @@ impl Plan {
         let queries = match (ts, timing) {
             (Some(_), Timing::PerDispatch) => {
                 for (k, i) in range.enumerate() {
-                    let mut pass = encoder.begin_compute_pass(&pass_desc(2 * k as u32, 2 * k as u32 + 1));
+                    let mut pass =
+                        encoder.begin_compute_pass(&pass_desc(2 * k as u32, 2 * k as u32 + 1));
                     self.dispatch(&mut pass, i);
                 }
                 2 * self.dispatches.len() as u32
@@ -600,7 +674,11 @@ impl Plan {
     }
 
     /// Uploads `rgba`, records the frame and submits it: one submission.
-    pub fn submit_frame(&self, rgba: &[u8], opts: FrameOptions) -> Result<wgpu::SubmissionIndex, EngineError> {
+    pub fn submit_frame(
+        &self,
+        rgba: &[u8],
+        opts: FrameOptions,
+    ) -> Result<wgpu::SubmissionIndex, EngineError> {
         self.upload_rgba(rgba)?;
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
         self.encode(&mut encoder, opts);
@@ -646,7 +724,11 @@ impl Plan {
     /// Test and debugging access: overwrite a tensor (e.g. the network input).
     pub fn write_tensor(&self, t: TensorId, data: &[f32]) {
         assert_eq!(data.len(), self.shapes[t].len(), "tensor {t} length");
-        self.gpu.queue.write_buffer(&self.buffers[self.tensor_buffer[t]], 0, bytemuck::cast_slice(data));
+        self.gpu.queue.write_buffer(
+            &self.buffers[self.tensor_buffer[t]],
+            0,
+            bytemuck::cast_slice(data),
+        );
     }
 
     /// Test and debugging access: runs the network ops only (no preprocess, no argmax) on
@@ -677,12 +759,16 @@ impl Plan {
 
     /// Test and debugging access: an f32 tensor's values.
     pub async fn read_tensor(&self, t: TensorId) -> Result<Vec<f32>, EngineError> {
-        Ok(bytemuck::pod_collect_to_vec(&self.read_tensor_bytes(t).await?))
+        Ok(bytemuck::pod_collect_to_vec(
+            &self.read_tensor_bytes(t).await?,
+        ))
     }
 
     /// Test and debugging access: a u32 tensor's values (max-pool indices).
     pub async fn read_indices(&self, t: TensorId) -> Result<Vec<u32>, EngineError> {
-        Ok(bytemuck::pod_collect_to_vec(&self.read_tensor_bytes(t).await?))
+        Ok(bytemuck::pod_collect_to_vec(
+            &self.read_tensor_bytes(t).await?,
+        ))
     }
 
     /// The logits tensor's id.

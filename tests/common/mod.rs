@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use enet_wgpu::kernels::cpu::Tensor;
+use enet_wgpu::model::Normalization;
 use enet_wgpu::model::graph::{Graph, Shape};
 use enet_wgpu::model::weights::SplitMix;
-use enet_wgpu::model::Normalization;
 use enet_wgpu::runtime::{Engine, Gpu};
 
 pub fn gpu() -> &'static Gpu {
@@ -37,7 +37,11 @@ pub fn camvid_dir() -> PathBuf {
     let dir = std::env::var_os("ENET_CAMVID_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/camvid"));
-    assert!(dir.join("val/images").is_dir(), "CamVid not found in {} (set ENET_CAMVID_DIR)", dir.display());
+    assert!(
+        dir.join("val/images").is_dir(),
+        "CamVid not found in {} (set ENET_CAMVID_DIR)",
+        dir.display()
+    );
     dir
 }
 
@@ -53,7 +57,10 @@ pub fn run_gpu(graph: &Graph, input: &Tensor, outputs: &[usize]) -> Vec<Vec<f32>
     let gpu = gpu();
     let engine = Engine::new(gpu, graph, Normalization::default()).expect("engine");
     let plan = engine
-        .plan((input.shape.w, input.shape.h), (input.shape.w, input.shape.h))
+        .plan(
+            (input.shape.w, input.shape.h),
+            (input.shape.w, input.shape.h),
+        )
         .expect("plan");
     plan.write_tensor(0, &input.data);
     plan.submit_ops_only();
@@ -85,7 +92,9 @@ pub fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
 }
 
 pub fn load_png_rgba(path: &std::path::Path) -> (Vec<u8>, usize, usize) {
-    let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).to_rgba8();
+    let img = image::open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .to_rgba8();
     let (w, h) = img.dimensions();
     (img.into_raw(), w as usize, h as usize)
 }

@@ -1,0 +1,402 @@
+//! The `enet` binary end to end: results, files written, and clear errors (never a panic).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use common::*;
+use safetensors::SafeTensors;
+
+fn enet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_enet"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .output()
+        .expect("run enet")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A failure: exit code 1, a message containing `needle`, and no panic.
+fn assert_clean_error(o: &Output, needle: &str) {
+    let t = text(o);
+    assert_eq!(o.status.code(), Some(1), "expected exit 1: {t}");
+    assert!(!t.contains("panicked"), "panic: {t}");
+    assert!(t.contains(needle), "expected {needle:?} in: {t}");
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// The reference checkpoint converted with `enet import`, once per test binary.
+fn imported() -> &'static Path {
+    static FILE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &FILE
+        .get_or_init(|| {
+            let dir = tmp();
+            let out = dir.path().join("peer.safetensors");
+            let src = reference_dir().join("peer-enet-camvid.safetensors");
+            let o = enet(&[
+                "import",
+                "--layout",
+                "pytorch-enet",
+                "--classes",
+                "camvid",
+                src.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+            ]);
+            assert!(o.status.success(), "{}", text(&o));
+            (dir, out)
+        })
+        .1
+}
+
+fn val_png(i: usize) -> PathBuf {
+    let mut v: Vec<_> = std::fs::read_dir(reference_dir().join("val-decoded"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v[i].clone()
+}
+
+#[test]
+fn import_then_segment_classes_matches_pytorch() {
+    let dir = tmp();
+    let frames = [val_png(1), val_png(2)];
+    let o = enet(&[
+        "segment",
+        frames[0].to_str().unwrap(),
+        frames[1].to_str().unwrap(),
+        "--weights",
+        imported().to_str().unwrap(),
+        "--output",
+        "classes",
+        "-o",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let fixture = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/peer-enet-pytorch.safetensors"
+    ))
+    .unwrap();
+    let st = SafeTensors::deserialize(&fixture).unwrap();
+    let argmax = st.tensor("argmax").unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        let out = dir
+            .path()
+            .join(format!("{}.png", f.file_stem().unwrap().to_string_lossy()));
+        let img = image::open(&out).unwrap();
+        assert!(
+            matches!(img, image::DynamicImage::ImageLuma8(_)),
+            "8-bit grey"
+        );
+        let (w, h) = (480, 360);
+        assert_eq!((img.width(), img.height()), (w, h));
+        let got = img.to_luma8().into_raw();
+        let want =
+            &argmax.data()[(i + 1) * w as usize * h as usize..(i + 2) * w as usize * h as usize];
+        let same = got.iter().zip(want).filter(|(a, b)| a == b).count();
+        assert!(
+            same as f64 >= 0.999 * got.len() as f64,
+            "{}: {same} of {}",
+            out.display(),
+            got.len()
+        );
+    }
+}
+
+#[test]
+fn segment_overlay_and_color_at_odd_sizes() {
+    let dir = tmp();
+    // 50x30 is not a multiple of 8: the network runs at 48x32 and classes come back at 50x30.
+    let src = dir.path().join("odd.png");
+    image::RgbImage::from_fn(50, 30, |x, y| {
+        image::Rgb([(x * 5) as u8, (y * 8) as u8, 90])
+    })
+    .save(&src)
+    .unwrap();
+    for kind in ["overlay", "color", "classes"] {
+        let out = dir.path().join(format!("out-{kind}.png"));
+        let o = enet(&[
+            "segment",
+            src.to_str().unwrap(),
+            "--weights",
+            imported().to_str().unwrap(),
+            "--output",
+            kind,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(
+            text(&o).contains("48x32"),
+            "the size policy is printed: {}",
+            text(&o)
+        );
+        let img = image::open(&out).unwrap();
+        assert_eq!((img.width(), img.height()), (50, 30), "{kind}");
+    }
+    // An explicit --size is used as given.
+    let out = dir.path().join("sized.png");
+    let o = enet(&[
+        "segment",
+        src.to_str().unwrap(),
+        "--weights",
+        imported().to_str().unwrap(),
+        "--size",
+        "64x16",
+        "--output",
+        "classes",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(image::open(&out).unwrap().width(), 50);
+}
+
+#[test]
+fn eval_reproduces_the_reference_checkpoints_val_miou() {
+    // The checkpoint's own metadata states its val mIoU; the engine must reproduce it on the
+    // whole val split (JPEG decoders differ by a level here and there: allow 0.002).
+    let bytes = std::fs::read(reference_dir().join("peer-enet-camvid.safetensors")).unwrap();
+    let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+    let stated: f64 = meta.metadata().as_ref().unwrap()["val_miou_11_classes"]
+        .parse()
+        .unwrap();
+    let data = camvid_dir().join("val");
+    let o = enet(&[
+        "eval",
+        "--data",
+        data.to_str().unwrap(),
+        "--weights",
+        imported().to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value =
+        serde_json::from_slice(&o.stdout).expect("one JSON object on stdout");
+    let miou = v["miou"].as_f64().unwrap();
+    eprintln!("val mIoU {miou:.4} (checkpoint states {stated})");
+    assert_eq!(v["images"], 101);
+    assert_eq!(v["per_class_iou"].as_object().unwrap().len(), 11);
+    assert!(v["pixel_accuracy"].as_f64().unwrap() > 0.8);
+    assert!(
+        (miou - stated).abs() <= 0.002,
+        "mIoU {miou} vs stated {stated}"
+    );
+}
+
+#[test]
+fn eval_text_report_and_limit() {
+    let data = camvid_dir().join("val");
+    let o = enet(&[
+        "eval",
+        "--data",
+        data.to_str().unwrap(),
+        "--weights",
+        imported().to_str().unwrap(),
+        "--limit",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("2 images")
+            && t.contains("class mIoU")
+            && t.contains("pixel accuracy")
+            && t.contains("bicyclist"),
+        "{t}"
+    );
+}
+
+#[test]
+fn bench_reports_json() {
+    let o = enet(&[
+        "bench",
+        "--synthetic",
+        "paper",
+        "--size",
+        "64x48",
+        "--frames",
+        "3",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for key in [
+        "ms_per_frame",
+        "gpu_ms_per_frame",
+        "dispatches_per_frame",
+        "adapter",
+        "size",
+    ] {
+        assert!(v.get(key).is_some(), "{key} in {v}");
+    }
+    assert_eq!(v["size"], "64x48");
+    assert!(v["ms_per_frame"].as_f64().unwrap() > 0.0);
+    assert!(v["dispatches_per_frame"].as_u64().unwrap() >= 90);
+}
+
+#[test]
+fn info_lists_the_adapter() {
+    let o = enet(&["info"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("chosen:") && text(&o).contains("max_storage_buffer_binding_size"));
+}
+
+#[test]
+fn describe_counts_parameters() {
+    let o = enet(&["describe", "--layout", "paper"]);
+    assert!(
+        text(&o).contains("trainable parameters: 363856"),
+        "{}",
+        text(&o)
+    );
+    let o = enet(&["describe", "--layout", "pytorch-enet"]);
+    assert!(
+        text(&o).contains("trainable parameters: 350652"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn errors_are_clear_and_never_panic() {
+    let dir = tmp();
+    let w = imported().to_str().unwrap();
+    let good = val_png(0);
+    let good = good.to_str().unwrap();
+    let out = dir.path().join("o.png");
+    let out = out.to_str().unwrap();
+    // Missing input file.
+    assert_clean_error(
+        &enet(&["segment", "/nonexistent/x.png", "--weights", w, "-o", out]),
+        "/nonexistent/x.png",
+    );
+    // A text file posing as an image.
+    let fake = dir.path().join("fake.png");
+    std::fs::write(&fake, "not an image").unwrap();
+    assert_clean_error(
+        &enet(&["segment", fake.to_str().unwrap(), "--weights", w, "-o", out]),
+        "fake.png",
+    );
+    // A truncated PNG.
+    let bytes = std::fs::read(good).unwrap();
+    let cut = dir.path().join("cut.png");
+    std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+    assert_clean_error(
+        &enet(&["segment", cut.to_str().unwrap(), "--weights", w, "-o", out]),
+        "cut.png",
+    );
+    // Bad weights files.
+    assert_clean_error(
+        &enet(&[
+            "segment",
+            good,
+            "--weights",
+            fake.to_str().unwrap(),
+            "-o",
+            out,
+        ]),
+        "not a safetensors file",
+    );
+    assert_clean_error(
+        &enet(&[
+            "segment",
+            good,
+            "--weights",
+            "/nonexistent.safetensors",
+            "-o",
+            out,
+        ]),
+        "cannot read weights",
+    );
+    let raw = reference_dir().join("peer-enet-camvid.safetensors");
+    assert_clean_error(
+        &enet(&[
+            "segment",
+            good,
+            "--weights",
+            raw.to_str().unwrap(),
+            "-o",
+            out,
+        ]),
+        "enet import",
+    );
+    // Sizes: malformed ones are usage errors (exit 2), too large for the adapter a clear error.
+    for bad in ["0x0", "33x8", "banana"] {
+        let o = enet(&["segment", good, "--weights", w, "--size", bad, "-o", out]);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {}", text(&o));
+        assert!(!text(&o).contains("panicked"));
+    }
+    assert_clean_error(
+        &enet(&[
+            "segment",
+            good,
+            "--weights",
+            w,
+            "--size",
+            "4096x4096",
+            "-o",
+            out,
+        ]),
+        "MiB",
+    );
+    // Never overwrite an input.
+    let copy = dir.path().join("frame.png");
+    std::fs::copy(good, &copy).unwrap();
+    assert_clean_error(
+        &enet(&[
+            "segment",
+            copy.to_str().unwrap(),
+            "--weights",
+            w,
+            "-o",
+            copy.to_str().unwrap(),
+        ]),
+        "overwrite",
+    );
+    assert_eq!(
+        std::fs::read(&copy).unwrap(),
+        bytes,
+        "the input is untouched"
+    );
+    assert_clean_error(
+        &enet(&[
+            "import",
+            "--layout",
+            "pytorch-enet",
+            raw.to_str().unwrap(),
+            "-o",
+            raw.to_str().unwrap(),
+        ]),
+        "is the input",
+    );
+    // Eval on a folder without labels.
+    assert_clean_error(
+        &enet(&[
+            "eval",
+            "--data",
+            dir.path().to_str().unwrap(),
+            "--weights",
+            w,
+        ]),
+        "images/ and labels/",
+    );
+    // Without --weights and without an embedded model: say what to do.
+    if enet_wgpu::assets::default_model().is_none() {
+        assert_clean_error(&enet(&["segment", good, "-o", out]), "--weights");
+    }
+}

@@ -1,0 +1,71 @@
+//! naga parses and validates every kernel, and each stays within WebGPU's default limits so
+//! it also runs in phone browsers.
+
+use enet_wgpu::kernels;
+
+#[test]
+fn every_shader_parses_validates_and_fits_default_limits() {
+    let limits = wgpu::Limits::default();
+    for k in kernels::ALL {
+        let module = naga::front::wgsl::parse_str(k.wgsl)
+            .unwrap_or_else(|e| panic!("{}: {}", k.name, e.emit_to_string(k.wgsl)));
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::empty(),
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{}: {}", k.name, e.emit_to_string(k.wgsl)));
+        let entry = module
+            .entry_points
+            .iter()
+            .find(|e| e.name == "main")
+            .expect("entry point main");
+        assert_eq!(entry.stage, naga::ShaderStage::Compute, "{}", k.name);
+        let [x, y, z] = entry.workgroup_size;
+        assert_eq!(
+            [x, y],
+            kernels::WORKGROUP,
+            "{}: workgroup size matches the runtime's dispatch math",
+            k.name
+        );
+        assert!(
+            x * y * z <= limits.max_compute_invocations_per_workgroup,
+            "{}",
+            k.name
+        );
+        let storage = module
+            .global_variables
+            .iter()
+            .filter(|(_, g)| matches!(g.space, naga::AddressSpace::Storage { .. }))
+            .count() as u32;
+        assert!(
+            storage <= limits.max_storage_buffers_per_shader_stage,
+            "{}: {storage} storage buffers",
+            k.name
+        );
+        let shared: u32 = module
+            .global_variables
+            .iter()
+            .filter(|(_, g)| g.space == naga::AddressSpace::WorkGroup)
+            .map(|(_, g)| module.types[g.ty].inner.size(module.to_ctx()))
+            .sum();
+        assert!(
+            shared <= limits.max_compute_workgroup_storage_size,
+            "{}: {shared} bytes of workgroup memory",
+            k.name
+        );
+    }
+}
+
+#[test]
+fn every_shader_file_is_used() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/shaders");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(format!("{dir}/{name}")).unwrap();
+        assert!(
+            kernels::ALL.iter().any(|k| k.wgsl.contains(text.trim())),
+            "shaders/{name} is not part of any kernel"
+        );
+    }
+}
