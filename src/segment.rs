@@ -56,35 +56,6 @@ pub struct ClassMap {
     pub data: Vec<u8>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn size_policy() {
-        assert_eq!(network_size((480, 360), None).unwrap(), (480, 360));
-        assert_eq!(network_size((481, 357), None).unwrap(), (480, 360));
-        assert_eq!(network_size((1, 1), None).unwrap(), (8, 8));
-        assert_eq!(network_size((4000, 3000), None).unwrap(), (2048, 1536));
-        assert_eq!(network_size((100, 100), Some((64, 48))).unwrap(), (64, 48));
-        assert!(network_size((100, 100), Some((65, 48))).is_err());
-        assert!(network_size((0, 10), None).is_err());
-        assert!(network_size((10, 10), Some((8192, 8))).is_err());
-    }
-
-    #[test]
-    fn nearest_resize_keeps_classes() {
-        let m = ClassMap {
-            width: 2,
-            height: 2,
-            data: vec![0, 1, 2, 3],
-        };
-        let r = m.resize_nearest(4, 3);
-        assert_eq!(r.data, vec![0, 0, 1, 1, 0, 0, 1, 1, 2, 2, 3, 3]);
-        assert_eq!(r.resize_nearest(2, 2).data.len(), 4);
-    }
-}
-
 impl ClassMap {
     /// Nearest-neighbour resize (class indices must not be blended).
     pub fn resize_nearest(&self, width: usize, height: usize) -> ClassMap {
@@ -183,5 +154,34 @@ impl Segmenter {
         let plan = self.plan(net, (w, h))?;
         plan.submit_frame(rgba, FrameOptions::default())?;
         plan.read_tensor(plan.output()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_policy() {
+        assert_eq!(network_size((480, 360), None).unwrap(), (480, 360));
+        assert_eq!(network_size((481, 357), None).unwrap(), (480, 360));
+        assert_eq!(network_size((1, 1), None).unwrap(), (8, 8));
+        assert_eq!(network_size((4000, 3000), None).unwrap(), (2048, 1536));
+        assert_eq!(network_size((100, 100), Some((64, 48))).unwrap(), (64, 48));
+        assert!(network_size((100, 100), Some((65, 48))).is_err());
+        assert!(network_size((0, 10), None).is_err());
+        assert!(network_size((10, 10), Some((8192, 8))).is_err());
+    }
+
+    #[test]
+    fn nearest_resize_keeps_classes() {
+        let m = ClassMap {
+            width: 2,
+            height: 2,
+            data: vec![0, 1, 2, 3],
+        };
+        let r = m.resize_nearest(4, 3);
+        assert_eq!(r.data, vec![0, 0, 1, 1, 0, 0, 1, 1, 2, 2, 3, 3]);
+        assert_eq!(r.resize_nearest(2, 2).data.len(), 4);
     }
 }

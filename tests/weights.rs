@@ -289,7 +289,6 @@ fn pytorch_checkpoint_with_unknown_keys_is_refused_by_import() {
             provenance: None,
         },
     )
-    .err()
-    .expect("unknown keys are an error");
+    .expect_err("unknown keys are an error");
     assert!(e.to_string().contains("backbone.layer1.weight"), "{e}");
 }

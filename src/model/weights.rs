@@ -338,9 +338,7 @@ pub fn synthetic_tensors(layout: Layout, classes: usize, seed: u64) -> Vec<RawTe
         .into_iter()
         .map(|ParamSpec { name, shape }| {
             let n: usize = shape.iter().product();
-            let (lo, hi) = if name.ends_with("running_var") {
-                (0.5, 1.5)
-            } else if name.ends_with("bn.weight") {
+            let (lo, hi) = if name.ends_with("running_var") || name.ends_with("bn.weight") {
                 (0.5, 1.5)
             } else if name.ends_with("prelu.weight") {
                 (0.0, 0.5)

@@ -95,8 +95,9 @@ impl Plan {
         }
         let graph = &engine.graph;
         let shapes = graph.shapes(h, w).map_err(|e| size_err(e.to_string()))?;
-        let max_binding =
-            (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
+        let max_binding = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
         for (t, s) in shapes.iter().enumerate() {
             let bytes = s.len() as u64 * 4;
             if bytes > max_binding {
