@@ -98,3 +98,26 @@ pub fn load_png_rgba(path: &std::path::Path) -> (Vec<u8>, usize, usize) {
     let (w, h) = img.dimensions();
     (img.into_raw(), w as usize, h as usize)
 }
+
+/// |engine - PyTorch| for every logit a `scripts/pytorch_fixture.py` fixture holds (the
+/// first frame's logits on every `row_step`-th row).
+pub fn logit_diffs(fixture: &[u8], got: &[f32], (c, h, w): (usize, usize, usize)) -> Vec<f32> {
+    let st = safetensors::SafeTensors::deserialize(fixture).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(fixture).unwrap();
+    let step: usize = meta.metadata().as_ref().unwrap()["row_step"]
+        .parse()
+        .unwrap();
+    let want: Vec<f32> =
+        bytemuck::pod_collect_to_vec(st.tensor("logits_frame0_rows").unwrap().data());
+    let rows = h.div_ceil(step);
+    assert_eq!(want.len(), c * rows * w, "fixture shape");
+    let mut diffs = Vec::with_capacity(want.len());
+    for ch in 0..c {
+        for (r, y) in (0..h).step_by(step).enumerate() {
+            for x in 0..w {
+                diffs.push((got[(ch * h + y) * w + x] - want[(ch * rows + r) * w + x]).abs());
+            }
+        }
+    }
+    diffs
+}

@@ -1,12 +1,16 @@
-"""Writes tests/fixtures/peer-enet-pytorch.safetensors: PyTorch's own outputs for the peer
-ENet weights on the first val frames, computed on the CPU in fp32 by train/enet.py.
+"""PyTorch's outputs for an engine weights file on the first val frames, as a test fixture.
+
+Computed on the CPU in fp32 by train/enet.py (either layout, from the file's metadata):
 
     enet import --layout pytorch-enet ../shared/reference/peer-enet-camvid.safetensors -o peer.safetensors
-    python3 scripts/reference_fixture.py peer.safetensors ../shared/reference/val-decoded
+    python3 scripts/pytorch_fixture.py peer.safetensors ../shared/reference/val-decoded \
+        tests/fixtures/peer-enet-pytorch.safetensors --row-step 2
 
-Stored: logits of the first frame on every other row (to keep the file small) and the
-argmax of the first three frames.
+Stored: the logits of the first frame on every `row-step`-th row (to keep the file small)
+and the argmax of the first three frames.
 """
+
+import argparse
 
 import json
 import os
@@ -23,9 +27,13 @@ from enet import ENet  # noqa: E402
 
 
 def main():
-    weights, frames_dir = sys.argv[1], sys.argv[2]
-    out = sys.argv[3] if len(sys.argv) > 3 else os.path.join(
-        os.path.dirname(__file__), "..", "tests", "fixtures", "peer-enet-pytorch.safetensors")
+    p = argparse.ArgumentParser()
+    p.add_argument("weights")
+    p.add_argument("frames_dir")
+    p.add_argument("out")
+    p.add_argument("--row-step", type=int, default=2)
+    a = p.parse_args()
+    weights, frames_dir, out, step = a.weights, a.frames_dir, a.out, a.row_step
     with safe_open(weights, "pt") as f:
         meta = f.metadata()
         tensors = {k: f.get_tensor(k) for k in f.keys()}
@@ -41,12 +49,13 @@ def main():
         logits = model(x)
     save_file(
         {
-            "logits_frame0_even_rows": logits[0, :, ::2, :].contiguous(),
+            "logits_frame0_rows": logits[0, :, ::step, :].contiguous(),
             "argmax": logits.argmax(1).to(torch.uint8).contiguous(),
         },
         out,
         metadata={
             "frames": ",".join(names),
+            "row_step": str(step),
             "computed": f"PyTorch {torch.__version__} on CPU, fp32, eval mode, train/enet.py "
                         f"({meta['layout']} layout), input = PNG bytes / 255",
         },
