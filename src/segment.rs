@@ -62,13 +62,12 @@ impl ClassMap {
         if (width, height) == (self.width, self.height) {
             return self.clone();
         }
+        use crate::kernels::cpu::nearest_index;
         let mut data = Vec::with_capacity(width * height);
         for y in 0..height {
-            let sy = ((y as f64 + 0.5) * self.height as f64 / height as f64) as usize;
-            let row = sy.min(self.height - 1) * self.width;
+            let row = nearest_index(y, height, self.height) * self.width;
             for x in 0..width {
-                let sx = ((x as f64 + 0.5) * self.width as f64 / width as f64) as usize;
-                data.push(self.data[row + sx.min(self.width - 1)]);
+                data.push(self.data[row + nearest_index(x, width, self.width)]);
             }
         }
         ClassMap {

@@ -385,3 +385,117 @@ fn preprocess_resize_normalise_and_argmax() {
         }
     }
 }
+
+/// The overlay render pass against its twin: a frame resized into a network of another
+/// size, the class map composited back at the frame's size.
+#[test]
+fn overlay_render_pass() {
+    let gpu = gpu();
+    let mut rng = SplitMix(50);
+    let (sw, sh) = (37, 21);
+    let (nw, nh) = (24, 16);
+    let rgba: Vec<u8> = (0..sw * sh * 4)
+        .map(|_| (rng.next_u64() % 256) as u8)
+        .collect();
+    // Logits R, G, B and two mixes make a varied class map.
+    let mut g = Graph::new(3);
+    let out = g.tensor(5, DType::F32);
+    g.ops.push(Op::Conv {
+        input: 0,
+        output: out,
+        conv: Conv {
+            cin: 3,
+            cout: 5,
+            geom: ConvGeom::new(1, 1),
+            weight: vec![
+                1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.6, 0.6, 0.0, 0.0, 0.6, 0.6,
+            ],
+            bias: vec![0.0; 5],
+            slope: vec![1.0; 5],
+        },
+        residual: None,
+    });
+    g.output = out;
+    let engine = enet_wgpu::Engine::new(gpu, &g, Default::default()).unwrap();
+    let plan = engine.plan((nw, nh), (sw, sh)).unwrap();
+    let classes: Vec<enet_wgpu::model::ClassInfo> = (0..5)
+        .map(|i| enet_wgpu::model::ClassInfo {
+            name: format!("c{i}"),
+            color: [(i * 60) as u8, (255 - i * 50) as u8, (i * 17 + 3) as u8],
+        })
+        .collect();
+    plan.submit_frame(
+        &rgba,
+        enet_wgpu::runtime::FrameOptions {
+            read_classes: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let class_map = pollster::block_on(plan.read_classes()).unwrap();
+    let void = class_map[0] as usize;
+    assert!(
+        class_map.iter().any(|&c| c as usize != void),
+        "varied classes"
+    );
+    let mut overlay =
+        enet_wgpu::runtime::Overlay::new(&gpu.device, wgpu::TextureFormat::Rgba8Unorm);
+    overlay.set_classes(&gpu.queue, &classes, Some(void));
+    let binding = overlay.bind(&gpu.device, &plan);
+    let target = gpu.device.create_texture(&wgpu::TextureDescriptor {
+        label: None,
+        size: wgpu::Extent3d {
+            width: sw as u32,
+            height: sh as u32,
+            depth_or_array_layers: 1,
+        },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format: wgpu::TextureFormat::Rgba8Unorm,
+        usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
+        view_formats: &[],
+    });
+    let row = (sw * 4).next_multiple_of(256);
+    let readback = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: (row * sh) as u64,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    overlay.encode(
+        &gpu.queue,
+        &mut encoder,
+        &target.create_view(&Default::default()),
+        &binding,
+        0.6,
+    );
+    encoder.copy_texture_to_buffer(
+        target.as_image_copy(),
+        wgpu::TexelCopyBufferInfo {
+            buffer: &readback,
+            layout: wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(row as u32),
+                rows_per_image: None,
+            },
+        },
+        target.size(),
+    );
+    gpu.queue.submit([encoder.finish()]);
+    let raw = pollster::block_on(gpu.read_buffer(&readback)).unwrap();
+    let got: Vec<u8> = raw.chunks(row).flat_map(|r| r[..sw * 4].to_vec()).collect();
+    let palette: Vec<[u8; 3]> = classes.iter().map(|c| c.color).collect();
+    let want = cpu::overlay(&rgba, sw, sh, &class_map, nw, nh, &palette, Some(void), 0.6);
+    let worst = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (*a as i32 - *b as i32).abs())
+        .max()
+        .unwrap();
+    assert!(
+        worst <= 1,
+        "overlay differs from its twin by {worst} levels"
+    );
+}

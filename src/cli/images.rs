@@ -92,28 +92,31 @@ pub fn render(
         OutputKind::Classes => DynamicImage::ImageLuma8(
             GrayImage::from_raw(w, h, map.data.clone()).expect("class map matches the image size"),
         ),
-        OutputKind::Color | OutputKind::Overlay => {
+        OutputKind::Color => {
             let mut out = RgbaImage::new(w, h);
-            for (i, (px, &c)) in out.pixels_mut().zip(&map.data).enumerate() {
+            for (px, &c) in out.pixels_mut().zip(&map.data) {
                 let color = model.classes.get(c as usize).map_or([0, 0, 0], |k| k.color);
-                let src = &img.as_raw()[i * 4..i * 4 + 4];
-                *px = if kind == OutputKind::Color {
-                    image::Rgba([color[0], color[1], color[2], 255])
-                } else if model.void_class == Some(c as usize) {
-                    // Void is "no class": leave the picture untouched.
-                    image::Rgba([src[0], src[1], src[2], 255])
-                } else {
-                    let mix =
-                        |a: u8, b: u8| (a as f32 * (1.0 - alpha) + b as f32 * alpha).round() as u8;
-                    image::Rgba([
-                        mix(src[0], color[0]),
-                        mix(src[1], color[1]),
-                        mix(src[2], color[2]),
-                        255,
-                    ])
-                };
+                *px = image::Rgba([color[0], color[1], color[2], 255]);
             }
             DynamicImage::ImageRgba8(out)
+        }
+        OutputKind::Overlay => {
+            let palette: Vec<[u8; 3]> = model.classes.iter().map(|c| c.color).collect();
+            let (w, h) = (w as usize, h as usize);
+            let rgba = enet_wgpu::kernels::cpu::overlay(
+                img.as_raw(),
+                w,
+                h,
+                &map.data,
+                map.width,
+                map.height,
+                &palette,
+                model.void_class,
+                alpha,
+            );
+            DynamicImage::ImageRgba8(
+                RgbaImage::from_raw(w as u32, h as u32, rgba).expect("sizes match"),
+            )
         }
     }
 }

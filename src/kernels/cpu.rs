@@ -249,6 +249,48 @@ pub fn argmax(logits: &Tensor) -> Vec<u32> {
         .collect()
 }
 
+/// Index of the class-map pixel that frame pixel `o` (of `frame` pixels) reads, out of
+/// `map` pixels: nearest neighbour, as the overlay shader computes it.
+pub fn nearest_index(o: usize, frame: usize, map: usize) -> usize {
+    (((o as f32 + 0.5) * map as f32 / frame as f32) as usize).min(map - 1)
+}
+
+/// Twin of `overlay.wgsl`: the frame (RGBA8, `fw` x `fh`) with each pixel's class colour
+/// blended over it at opacity `alpha`; the void class and unknown classes stay untouched.
+#[allow(clippy::too_many_arguments)]
+pub fn overlay(
+    frame: &[u8],
+    fw: usize,
+    fh: usize,
+    classes: &[u8],
+    mw: usize,
+    mh: usize,
+    palette: &[[u8; 3]],
+    void: Option<usize>,
+    alpha: f32,
+) -> Vec<u8> {
+    let mut out = vec![0u8; fw * fh * 4];
+    for y in 0..fh {
+        let row = nearest_index(y, fh, mh) * mw;
+        for x in 0..fw {
+            let c = classes[row + nearest_index(x, fw, mw)] as usize;
+            let i = (y * fw + x) * 4;
+            for k in 0..3 {
+                let src = frame[i + k] as f32 / 255.0;
+                out[i + k] = match palette.get(c) {
+                    Some(color) if Some(c) != void => {
+                        let v = src + (color[k] as f32 / 255.0 - src) * alpha;
+                        (v * 255.0).round() as u8
+                    }
+                    _ => frame[i + k],
+                };
+            }
+            out[i + 3] = 255;
+        }
+    }
+    out
+}
+
 enum Value {
     F32(Tensor),
     U32(Vec<u32>),

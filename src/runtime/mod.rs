@@ -2,9 +2,11 @@
 //! frame as one command encoder and one submission.
 
 mod engine;
+pub mod overlay;
 mod plan;
 
 pub use engine::Engine;
+pub use overlay::{Overlay, OverlayBinding};
 pub use plan::{FrameOptions, Plan, StageTiming, Timing};
 
 use crate::model::ModelError;

@@ -2,6 +2,7 @@
 //! is only an upload, one encoder full of dispatches and one submission.
 
 use std::num::NonZeroU64;
+use std::sync::atomic::Ordering::Relaxed;
 
 use super::engine::Engine;
 use super::{EngineError, Gpu};
@@ -44,8 +45,9 @@ struct Timestamps {
     set: wgpu::QuerySet,
     resolve: wgpu::Buffer,
     readback: wgpu::Buffer,
-    /// How many queries the last timed frame wrote.
     period_ns: f32,
+    /// A non-blocking readback is in flight (the readback buffer is mapped or mapping).
+    pending: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub struct Plan {
@@ -517,6 +519,7 @@ impl Plan {
                     mapped_at_creation: false,
                 }),
                 period_ns: gpu.queue.get_timestamp_period(),
+                pending: Default::default(),
             }
         });
 
@@ -633,7 +636,10 @@ impl Plan {
         range: std::ops::Range<usize>,
         timing: Timing,
     ) {
-        let ts = self.timestamps.as_ref().filter(|_| timing != Timing::Off);
+        let ts = self
+            .timestamps
+            .as_ref()
+            .filter(|t| timing != Timing::Off && !t.pending.load(Relaxed));
         self.last_timing
             .set(if ts.is_some() { timing } else { Timing::Off });
         let pass_desc = |first: u32, last: u32| wgpu::ComputePassDescriptor {
@@ -720,6 +726,57 @@ impl Plan {
                 })
                 .collect(),
         })
+    }
+
+    /// Starts reading the timings of the frame just submitted without blocking; `done` gets
+    /// them once the GPU has finished (the browser's event loop, or the next device poll).
+    /// Returns false, recording nothing, while an earlier request is still pending or when
+    /// timing was off.
+    pub fn request_timings(
+        &self,
+        done: impl FnOnce(Vec<StageTiming>) + wgpu::WasmNotSend + 'static,
+    ) -> bool {
+        let Some(t) = &self.timestamps else {
+            return false;
+        };
+        let timing = self.last_timing.get();
+        if timing == Timing::Off || t.pending.load(Relaxed) {
+            return false;
+        }
+        t.pending.store(true, Relaxed);
+        let buffer = t.readback.clone();
+        let pending = t.pending.clone();
+        let period = t.period_ns as f64;
+        let labels: Vec<String> = match timing {
+            Timing::PerDispatch => self.dispatches.iter().map(|d| d.label.clone()).collect(),
+            _ => vec!["frame".into()],
+        };
+        let slice_buffer = buffer.clone();
+        slice_buffer.map_async(wgpu::MapMode::Read, .., move |r| {
+            let mut out = Vec::new();
+            if r.is_ok() {
+                if let Ok(view) = buffer.get_mapped_range(..) {
+                    let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&view);
+                    for (i, label) in labels.into_iter().enumerate() {
+                        let ms =
+                            ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period / 1e6;
+                        out.push(StageTiming { label, ms });
+                    }
+                }
+                buffer.unmap();
+            }
+            pending.store(false, Relaxed);
+            done(out);
+        });
+        true
+    }
+
+    /// Whether timings requested with [`Plan::request_timings`] are still on their way; a
+    /// frame must not record timestamps meanwhile.
+    pub fn timings_pending(&self) -> bool {
+        self.timestamps
+            .as_ref()
+            .is_some_and(|t| t.pending.load(Relaxed))
     }
 
     /// Test and debugging access: overwrite a tensor (e.g. the network input).

@@ -1,0 +1,173 @@
+//! The last stage: the class map composited over the source frame by a render pass.
+
+use wgpu::util::DeviceExt;
+
+use super::Plan;
+use crate::model::ClassInfo;
+
+/// Render pipeline and the small buffers it reads; one per output format.
+pub struct Overlay {
+    pipeline: wgpu::RenderPipeline,
+    params: wgpu::Buffer,
+    palette: wgpu::Buffer,
+    num_classes: u32,
+    void_class: u32,
+    /// Parameters last written, so an unchanged frame writes nothing.
+    written: std::cell::Cell<[u32; 8]>,
+}
+
+/// Bindings for one plan (its frame texture and class map); made when the plan changes.
+pub struct OverlayBinding {
+    bind_group: wgpu::BindGroup,
+    sizes: [u32; 4],
+}
+
+pub const SHADER: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/overlay.wgsl"));
+
+/// Palette entries the overlay holds (class maps have at most 256 classes).
+const PALETTE_LEN: usize = 256;
+
+impl Overlay {
+    pub fn new(device: &wgpu::Device, format: wgpu::TextureFormat) -> Overlay {
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("overlay"),
+            source: wgpu::ShaderSource::Wgsl(SHADER.into()),
+        });
+        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+            label: Some("overlay"),
+            layout: None,
+            vertex: wgpu::VertexState {
+                module: &module,
+                entry_point: Some("vs_main"),
+                compilation_options: Default::default(),
+                buffers: &[],
+            },
+            primitive: Default::default(),
+            depth_stencil: None,
+            multisample: Default::default(),
+            fragment: Some(wgpu::FragmentState {
+                module: &module,
+                entry_point: Some("fs_main"),
+                compilation_options: Default::default(),
+                targets: &[Some(format.into())],
+            }),
+            multiview_mask: None,
+            cache: None,
+        });
+        let params = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("overlay parameters"),
+            size: 32,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let palette = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("palette"),
+            contents: &[0u8; PALETTE_LEN * 16],
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        });
+        Overlay {
+            pipeline,
+            params,
+            palette,
+            num_classes: 0,
+            void_class: u32::MAX,
+            written: std::cell::Cell::new([0; 8]),
+        }
+    }
+
+    /// Class colours (and which class is left uncoloured).
+    pub fn set_classes(&mut self, queue: &wgpu::Queue, classes: &[ClassInfo], void: Option<usize>) {
+        let colors: Vec<[f32; 4]> = classes
+            .iter()
+            .take(PALETTE_LEN)
+            .map(|c| {
+                [
+                    c.color[0] as f32 / 255.0,
+                    c.color[1] as f32 / 255.0,
+                    c.color[2] as f32 / 255.0,
+                    1.0,
+                ]
+            })
+            .collect();
+        queue.write_buffer(&self.palette, 0, bytemuck::cast_slice(&colors));
+        self.num_classes = colors.len() as u32;
+        self.void_class = void.map_or(u32::MAX, |v| v as u32);
+    }
+
+    pub fn bind(&self, device: &wgpu::Device, plan: &Plan) -> OverlayBinding {
+        let view = plan.source_texture().create_view(&Default::default());
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("overlay"),
+            layout: &self.pipeline.get_bind_group_layout(0),
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: self.params.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: wgpu::BindingResource::TextureView(&view),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: plan.class_buffer().as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 3,
+                    resource: self.palette.as_entire_binding(),
+                },
+            ],
+        });
+        let (sw, sh) = plan.source_size();
+        let (nw, nh) = plan.net_size();
+        OverlayBinding {
+            bind_group,
+            sizes: [sw as u32, sh as u32, nw as u32, nh as u32],
+        }
+    }
+
+    /// Writes the parameters (a queue write, no allocation) and records the render pass.
+    pub fn encode(
+        &self,
+        queue: &wgpu::Queue,
+        encoder: &mut wgpu::CommandEncoder,
+        target: &wgpu::TextureView,
+        binding: &OverlayBinding,
+        alpha: f32,
+    ) {
+        let [sw, sh, nw, nh] = binding.sizes;
+        let words = [
+            sw,
+            sh,
+            nw,
+            nh,
+            alpha.clamp(0.0, 1.0).to_bits(),
+            self.void_class,
+            self.num_classes,
+            0,
+        ];
+        if self.written.get() != words {
+            queue.write_buffer(&self.params, 0, bytemuck::cast_slice(&words));
+            self.written.set(words);
+        }
+        let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+            label: Some("overlay"),
+            color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                view: target,
+                depth_slice: None,
+                resolve_target: None,
+                ops: wgpu::Operations {
+                    load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
+                    store: wgpu::StoreOp::Store,
+                },
+            })],
+            depth_stencil_attachment: None,
+            timestamp_writes: None,
+            occlusion_query_set: None,
+            multiview_mask: None,
+        });
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &binding.bind_group, &[]);
+        pass.draw(0..3, 0..1);
+    }
+}
