@@ -12,6 +12,8 @@ pub mod kernels;
 pub mod model;
 pub mod runtime;
 pub mod segment;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 
 pub use model::{Layout, Model, ModelError};
 pub use runtime::{Engine, EngineError, Gpu, Plan};

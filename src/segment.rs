@@ -118,6 +118,13 @@ impl Segmenter {
         Ok(self.plan.as_ref().expect("just set"))
     }
 
+    /// The cached plan, if it is for these sizes.
+    pub fn cached_plan(&self, net: (usize, usize), source: (usize, usize)) -> Option<&Plan> {
+        self.plan
+            .as_ref()
+            .filter(|p| p.net_size() == net && p.source_size() == source)
+    }
+
     /// Segments one RGBA8 frame of `w` x `h` at network size `net`; the class map is at `net`.
     pub async fn segment(
         &mut self,

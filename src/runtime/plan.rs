@@ -620,14 +620,19 @@ impl Plan {
     pub fn encode(&self, encoder: &mut wgpu::CommandEncoder, opts: FrameOptions) {
         self.encode_range(encoder, 0..self.dispatches.len(), opts.timing);
         if opts.read_classes {
-            encoder.copy_buffer_to_buffer(
-                &self.classes,
-                0,
-                &self.classes_readback,
-                0,
-                self.classes.size(),
-            );
+            self.encode_class_readback(encoder);
         }
+    }
+
+    /// Copies the current class map to the readback buffer ([`Plan::read_classes`]).
+    pub fn encode_class_readback(&self, encoder: &mut wgpu::CommandEncoder) {
+        encoder.copy_buffer_to_buffer(
+            &self.classes,
+            0,
+            &self.classes_readback,
+            0,
+            self.classes.size(),
+        );
     }
 
     fn encode_range(

@@ -1,0 +1,94 @@
+//! Helpers for the browser tests (tests/browser):
+//!
+//! - `y4m OUT.y4m WIDTH HEIGHT FRAMES_PER_IMAGE IMAGE...`: a Y4M video (what Chromium's fake
+//!   webcam plays); each image resized to WIDTHxHEIGHT, 4:2:0 YCbCr (BT.601 full range,
+//!   "C420jpeg").
+//! - `classes WEIGHTS IN NET_W NET_H OUT`: the native engine's class map (raw bytes, one per
+//!   pixel at the network size) for IN, a PNG or raw RGBA given as `file.rgba:WxH`.
+
+use std::io::Write;
+
+use enet_wgpu::{Model, Segmenter};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("y4m") => y4m(&args[1..]),
+        Some("classes") => classes(&args[1..]),
+        _ => anyhow::bail!("usage: browser_helper y4m|classes ..."),
+    }
+}
+
+fn classes(args: &[String]) -> anyhow::Result<()> {
+    anyhow::ensure!(args.len() == 5, "usage: classes WEIGHTS IN NET_W NET_H OUT");
+    let model = Model::from_safetensors(&std::fs::read(&args[0])?)?;
+    let (rgba, w, h) = match args[1].rsplit_once(':') {
+        Some((path, size)) if path.ends_with(".rgba") => {
+            let (w, h) = size
+                .split_once('x')
+                .ok_or_else(|| anyhow::anyhow!("expected WxH"))?;
+            (std::fs::read(path)?, w.parse()?, h.parse()?)
+        }
+        _ => {
+            let img = image::open(&args[1])?.to_rgba8();
+            let (w, h) = (img.width() as usize, img.height() as usize);
+            (img.into_raw(), w, h)
+        }
+    };
+    let net = (args[2].parse()?, args[3].parse()?);
+    let gpu = enet_wgpu::blocking::gpu()?;
+    let mut seg = Segmenter::new(&gpu, &model)?;
+    let map = pollster::block_on(seg.segment(&rgba, w, h, net))?;
+    std::fs::write(&args[4], &map.data)?;
+    Ok(())
+}
+
+fn y4m(args: &[String]) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.len() >= 5,
+        "usage: y4m OUT.y4m WIDTH HEIGHT FRAMES_PER_IMAGE IMAGE..."
+    );
+    let (w, h): (u32, u32) = (args[1].parse()?, args[2].parse()?);
+    let repeat: usize = args[3].parse()?;
+    anyhow::ensure!(w % 2 == 0 && h % 2 == 0, "width and height must be even");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&args[0])?);
+    writeln!(out, "YUV4MPEG2 W{w} H{h} F30:1 Ip A1:1 C420jpeg")?;
+    for path in &args[4..] {
+        let img = image::open(path)?.to_rgb8();
+        let img = image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle);
+        let (y, u, v) = to_yuv420(&img);
+        for _ in 0..repeat {
+            out.write_all(b"FRAME\n")?;
+            out.write_all(&y)?;
+            out.write_all(&u)?;
+            out.write_all(&v)?;
+        }
+    }
+    Ok(())
+}
+
+fn to_yuv420(img: &image::RgbImage) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let (w, h) = img.dimensions();
+    let clamp = |v: f32| v.round().clamp(0.0, 255.0) as u8;
+    let mut y = Vec::with_capacity((w * h) as usize);
+    for p in img.pixels() {
+        let [r, g, b] = p.0.map(|c| c as f32);
+        y.push(clamp(0.299 * r + 0.587 * g + 0.114 * b));
+    }
+    let (mut u, mut v) = (Vec::new(), Vec::new());
+    for cy in (0..h).step_by(2) {
+        for cx in (0..w).step_by(2) {
+            let mut acc = [0.0f32; 3];
+            for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                let p = img.get_pixel(cx + dx, cy + dy).0;
+                for k in 0..3 {
+                    acc[k] += p[k] as f32 / 4.0;
+                }
+            }
+            let [r, g, b] = acc;
+            u.push(clamp(128.0 - 0.168736 * r - 0.331264 * g + 0.5 * b));
+            v.push(clamp(128.0 + 0.5 * r - 0.418688 * g - 0.081312 * b));
+        }
+    }
+    (y, u, v)
+}

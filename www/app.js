@@ -1,0 +1,419 @@
+// The page: camera, controls and frame clock. The GPU work lives in Rust (src/web.rs):
+// each camera frame goes straight into a GPU texture, through ENet, and onto the canvas.
+//
+// Test hook (documented in the README): `window.enet` with
+//   ready            a Promise resolved once the first frame is on screen
+//   classMap()       Promise of {width, height, data: Uint8Array}: the last frame's classes
+//   frames()         frames segmented so far
+//   state            "running" | "paused" | "no-webgpu" | "no-camera" | "no-model" | "error"
+//   sourcePixels()   {width, height, data: Uint8ClampedArray}: the current source frame as
+//                    the browser decodes it (to run the native engine on the same pixels)
+//   app              the wasm App (for device-loss tests)
+
+import init, * as bindings from "./enet_wgpu.js";
+
+const $ = (id) => document.getElementById(id);
+const canvas = $("view");
+const video = $("camera");
+const status = $("status");
+const stats = $("stats");
+
+const hook = {
+  state: "starting",
+  frames: () => (app ? app.frames() : 0),
+  classMap: () => app.class_map(),
+  sourcePixels: () => {
+    const img = source === "image" ? still : video;
+    const w = source === "image" ? still.width : video.videoWidth;
+    const h = source === "image" ? still.height : video.videoHeight;
+    const c = new OffscreenCanvas(w, h).getContext("2d");
+    c.drawImage(img, 0, 0);
+    return c.getImageData(0, 0, w, h);
+  },
+  get app() {
+    return app;
+  },
+};
+let resolveReady;
+hook.ready = new Promise((r) => (resolveReady = r));
+window.enet = hook;
+
+let wasm = null;
+let app = null;
+let weights = null; // bytes of the running model, kept to recreate the app after device loss
+let paused = false;
+let hiddenPause = false;
+let source = null; // "camera" | "video" | "image"
+let still = null; // ImageBitmap for an image source
+let stream = null;
+let cameras = [];
+let cameraIndex = 0;
+let wantSnapshot = false;
+let recreating = false;
+const fps = { frames: 0, since: performance.now(), value: 0 };
+
+function message(text, { error = false, actions = [] } = {}) {
+  const box = $("message");
+  box.hidden = !text;
+  box.classList.toggle("error", error);
+  $("message-text").textContent = text || "";
+  const act = $("message-actions");
+  act.replaceChildren(...actions);
+}
+
+function button(label, onclick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = label;
+  b.onclick = onclick;
+  return b;
+}
+
+function filePicker(label, accept, onfile) {
+  const l = document.createElement("label");
+  l.className = "file";
+  l.textContent = label;
+  const i = document.createElement("input");
+  i.type = "file";
+  i.accept = accept;
+  i.onchange = () => i.files[0] && onfile(i.files[0]);
+  l.append(i);
+  return l;
+}
+
+function setState(s) {
+  hook.state = s;
+  document.body.dataset.state = s;
+}
+
+function errorText(e) {
+  return e && e.message ? e.message : String(e);
+}
+
+function renderLegend() {
+  const ul = $("legend");
+  ul.replaceChildren(
+    ...JSON.parse(app.legend())
+      .filter((c) => !c.void)
+      .map((c) => {
+        const li = document.createElement("li");
+        const sw = document.createElement("i");
+        sw.style.background = `rgb(${c.color.join(",")})`;
+        li.append(sw, c.name);
+        return li;
+      }),
+  );
+}
+
+function describe() {
+  const d = JSON.parse(app.describe());
+  status.textContent = `${d.adapter || "GPU"} (${d.backend}) · ${d.layout} ENet, ${d.classes} classes`;
+}
+
+async function loadWasm() {
+  await init();
+  return bindings;
+}
+
+async function defaultWeights() {
+  try {
+    const r = await fetch("assets/enet-camvid.safetensors");
+    if (r.ok) return new Uint8Array(await r.arrayBuffer());
+  } catch (_) {
+    /* no built-in model */
+  }
+  return null;
+}
+
+async function createApp(bytes) {
+  const next = await wasm.App.create(canvas, bytes);
+  next.set_network_height(Number($("resolution").value));
+  next.set_opacity(Number($("opacity").value));
+  if (app) app.free();
+  app = next;
+  weights = bytes;
+  renderLegend();
+  describe();
+}
+
+async function loadWeightsFile(file) {
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  try {
+    if (app) {
+      app.load_weights(bytes); // validated exactly as the CLI does; on error the old model stays
+      weights = bytes;
+      renderLegend();
+      describe();
+    } else {
+      await createApp(bytes);
+      await startSource();
+    }
+    message("");
+  } catch (e) {
+    message(`${file.name} was not loaded: ${errorText(e)}${app ? " The previous model keeps running." : ""}`, {
+      error: true,
+    });
+  }
+}
+
+async function startCamera(deviceId) {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    throw Object.assign(new Error("this browser offers no camera API (the page must be served over HTTPS)"), {
+      name: "NotSupportedError",
+    });
+  }
+  if (stream) stream.getTracks().forEach((t) => t.stop());
+  const video_ = deviceId
+    ? { deviceId: { exact: deviceId } }
+    : { facingMode: { ideal: "environment" }, width: { ideal: 1280 }, height: { ideal: 720 } };
+  stream = await navigator.mediaDevices.getUserMedia({ video: video_, audio: false });
+  const track = stream.getVideoTracks()[0];
+  track.addEventListener("ended", () => {
+    setState("no-camera");
+    message("The camera stopped (unplugged, or taken by another app).", {
+      error: true,
+      actions: [button("Restart camera", () => startSource())],
+    });
+  });
+  video.srcObject = stream;
+  await video.play();
+  source = "camera";
+  cameras = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === "videoinput");
+  $("switch").disabled = cameras.length < 2;
+}
+
+async function startSource() {
+  try {
+    await startCamera();
+    message("");
+    run();
+  } catch (e) {
+    setState("no-camera");
+    const denied = e && (e.name === "NotAllowedError" || e.name === "SecurityError");
+    const text = denied
+      ? "Camera permission was denied."
+      : e && e.name === "NotFoundError"
+        ? "No camera was found."
+        : `The camera could not start: ${errorText(e)}.`;
+    message(`${text} You can segment an image or a video file instead.`, {
+      error: true,
+      actions: [filePicker("Open image or video…", "image/*,video/*", openMedia), button("Try the camera again", startSource)],
+    });
+  }
+}
+
+async function openMedia(file) {
+  if (!app) return message("Load a weights file first.", { error: true });
+  if (stream) stream.getTracks().forEach((t) => t.stop());
+  stream = null;
+  message("");
+  if (file.type.startsWith("video/")) {
+    video.srcObject = null;
+    video.src = URL.createObjectURL(file);
+    video.loop = true;
+    await video.play();
+    source = "video";
+    still = null;
+  } else {
+    try {
+      still = await createImageBitmap(file);
+    } catch (e) {
+      return message(`${file.name} is not an image this browser can decode.`, { error: true });
+    }
+    source = "image";
+  }
+  run();
+}
+
+function frameSource() {
+  if (source === "image") return still ? app.frame_bitmap(still) : false;
+  if (video.readyState < 2 || video.videoWidth === 0) return false;
+  return app.frame_video(video);
+}
+
+async function recoverDevice() {
+  if (recreating) return;
+  recreating = true;
+  status.textContent = "GPU device lost; restarting…";
+  try {
+    await createApp(weights);
+  } catch (e) {
+    setState("error");
+    message(`The GPU could not be restarted: ${errorText(e)}`, { error: true });
+  }
+  recreating = false;
+}
+
+function tick() {
+  if (!app || recreating) return;
+  if (app.is_lost()) {
+    recoverDevice();
+    return;
+  }
+  if (paused || hiddenPause) return;
+  let drawn = false;
+  try {
+    drawn = frameSource();
+  } catch (e) {
+    console.error(e);
+    if (app.is_lost()) return recoverDevice();
+    setState("error");
+    return message(`Segmentation failed: ${errorText(e)}`, { error: true });
+  }
+  if (!drawn) return;
+  if (wantSnapshot) takeSnapshot();
+  fps.frames++;
+  const now = performance.now();
+  if (now - fps.since >= 1000) {
+    fps.value = (fps.frames * 1000) / (now - fps.since);
+    fps.frames = 0;
+    fps.since = now;
+    const g = app.gpu_ms();
+    stats.textContent = `${fps.value.toFixed(1)} FPS · GPU ${g == null ? "n/a" : g.toFixed(2) + " ms"} · skipped ${app.skipped()}`;
+  }
+  if (hook.state !== "running") {
+    setState("running");
+    resolveReady();
+  }
+}
+
+let loopStarted = false;
+function run() {
+  for (const id of ["pause", "snapshot"]) $(id).disabled = false;
+  if (source === "image") {
+    // A still image: segment once now and again when settings change.
+    tick();
+    return;
+  }
+  if (loopStarted) return;
+  loopStarted = true;
+  // One segmentation per new camera frame where the browser can tell us; a frame that
+  // arrives while the GPU is busy is skipped (App.busy), never queued.
+  if ("requestVideoFrameCallback" in HTMLVideoElement.prototype) {
+    const onFrame = () => {
+      if (source !== "image") tick();
+      video.requestVideoFrameCallback(onFrame);
+    };
+    video.requestVideoFrameCallback(onFrame);
+  } else {
+    let last = -1;
+    const onAnim = () => {
+      if (source !== "image" && video.currentTime !== last) {
+        last = video.currentTime;
+        tick();
+      }
+      requestAnimationFrame(onAnim);
+    };
+    requestAnimationFrame(onAnim);
+  }
+}
+
+function takeSnapshot() {
+  wantSnapshot = false;
+  // Same task as the draw: the WebGPU canvas still holds the frame.
+  canvas.toBlob((blob) => {
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = `enet-${new Date().toISOString().replace(/[:.]/g, "-")}.png`;
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+  }, "image/png");
+}
+
+function wireControls() {
+  $("pause").onclick = () => {
+    paused = !paused;
+    $("pause").textContent = paused ? "Resume" : "Pause";
+    setState(paused ? "paused" : "running");
+    if (paused && source === "camera") video.pause();
+    if (!paused && source !== "image") video.play();
+  };
+  $("snapshot").onclick = () => {
+    if (paused || source === "image") {
+      app.redraw();
+      wantSnapshot = true;
+      takeSnapshot();
+    } else {
+      wantSnapshot = true;
+    }
+  };
+  $("switch").onclick = async () => {
+    if (cameras.length < 2) return;
+    cameraIndex = (cameraIndex + 1) % cameras.length;
+    try {
+      await startCamera(cameras[cameraIndex].deviceId);
+    } catch (e) {
+      message(`That camera could not start: ${errorText(e)}`, { error: true });
+    }
+  };
+  $("resolution").onchange = () => {
+    if (!app) return;
+    app.set_network_height(Number($("resolution").value));
+    if (source === "image") tick();
+  };
+  $("opacity").oninput = () => {
+    if (!app) return;
+    app.set_opacity(Number($("opacity").value));
+    if (paused || source === "image") app.redraw();
+  };
+  $("fullscreen").onclick = () => {
+    if (document.fullscreenElement) document.exitFullscreen();
+    else (document.documentElement.requestFullscreen || (() => {})).call(document.documentElement);
+  };
+  $("weights").onchange = (e) => e.target.files[0] && loadWeightsFile(e.target.files[0]);
+  $("media").onchange = (e) => e.target.files[0] && openMedia(e.target.files[0]);
+  document.addEventListener("visibilitychange", () => {
+    hiddenPause = document.hidden;
+  });
+  // Drag and drop: weights files load as the model, images and videos become the source.
+  addEventListener("dragover", (e) => {
+    e.preventDefault();
+    document.body.classList.add("dragging");
+  });
+  addEventListener("dragleave", () => document.body.classList.remove("dragging"));
+  addEventListener("drop", (e) => {
+    e.preventDefault();
+    document.body.classList.remove("dragging");
+    const f = e.dataTransfer.files[0];
+    if (!f) return;
+    if (f.name.endsWith(".safetensors")) loadWeightsFile(f);
+    else openMedia(f);
+  });
+}
+
+async function main() {
+  wireControls();
+  const adapter = navigator.gpu && (await navigator.gpu.requestAdapter().catch(() => null));
+  if (!adapter) {
+    setState("no-webgpu");
+    status.textContent = "WebGPU unavailable";
+    message(
+      "This page needs WebGPU, which this browser does not offer, has turned off, or cannot use on this GPU. " +
+        "It is available in Chrome and Edge 113 or newer on Windows, macOS, ChromeOS and Android, " +
+        "in Safari 26 on macOS, iOS and iPadOS, and in Firefox 141 or newer on Windows.",
+      { error: true },
+    );
+    return;
+  }
+  wasm = await loadWasm();
+  const bytes = await defaultWeights();
+  if (!bytes) {
+    setState("no-model");
+    status.textContent = "no model loaded";
+    message(
+      "This build has no built-in model. Load an ENet weights file (.safetensors; a PyTorch-ENet " +
+        "checkpoint converts with `enet import`), by the button below or by dropping it on the page.",
+      { actions: [filePicker("Load weights…", ".safetensors", loadWeightsFile)] },
+    );
+    return;
+  }
+  try {
+    await createApp(bytes);
+  } catch (e) {
+    setState("error");
+    return message(`The GPU could not start: ${errorText(e)}`, { error: true });
+  }
+  await startSource();
+}
+
+main();
