@@ -10,7 +10,7 @@
 //                    the browser decodes it (to run the native engine on the same pixels)
 //   app              the wasm App (for device-loss tests)
 
-import init, * as bindings from "./enet_wgpu.js";
+import init, * as bindings from "./enet-wgpu.js";
 
 const $ = (id) => document.getElementById(id);
 const canvas = $("view");
@@ -107,7 +107,7 @@ function renderLegend() {
 
 function describe() {
   const d = JSON.parse(app.describe());
-  status.textContent = `${d.adapter || "GPU"} (${d.backend}) · ${d.layout} ENet, ${d.classes} classes`;
+  status.textContent = `${d.adapter || "WebGPU adapter"} · ${d.layout} ENet, ${d.classes} classes`;
 }
 
 async function loadWasm() {
@@ -144,11 +144,14 @@ async function loadWeightsFile(file) {
       weights = bytes;
       renderLegend();
       describe();
+      message("");
     } else {
       await createApp(bytes);
-      await startSource();
+      message("");
+      if (pendingMedia) await openMedia(pendingMedia);
+      else await startSource();
+      pendingMedia = null;
     }
-    message("");
   } catch (e) {
     message(`${file.name} was not loaded: ${errorText(e)}${app ? " The previous model keeps running." : ""}`, {
       error: true,
@@ -202,8 +205,15 @@ async function startSource() {
   }
 }
 
+let pendingMedia = null; // an image or video chosen before any model was loaded
+
 async function openMedia(file) {
-  if (!app) return message("Load a weights file first.", { error: true });
+  if (!app) {
+    pendingMedia = file;
+    return message(`${file.name} will be segmented once a model is loaded: choose a weights file.`, {
+      actions: [filePicker("Load weights…", ".safetensors", loadWeightsFile)],
+    });
+  }
   if (stream) stream.getTracks().forEach((t) => t.stop());
   stream = null;
   message("");
@@ -237,6 +247,7 @@ async function recoverDevice() {
   status.textContent = "GPU device lost; restarting…";
   try {
     await createApp(weights);
+    if (source === "image") refreshStill();
   } catch (e) {
     setState("error");
     message(`The GPU could not be restarted: ${errorText(e)}`, { error: true });
@@ -277,12 +288,28 @@ function tick() {
   }
 }
 
+// A still image is segmented once, and again when a setting changes; if the GPU is busy
+// with a camera frame at that moment, it tries again on the next animation frame.
+let stillDirty = false;
+function refreshStill() {
+  stillDirty = true;
+  const attempt = () => {
+    if (!stillDirty || source !== "image") return;
+    if (app && !paused && !app.busy() && !recreating) {
+      const n = app.frames();
+      tick();
+      if (app.frames() > n) stillDirty = false;
+    }
+    if (stillDirty) requestAnimationFrame(attempt);
+  };
+  requestAnimationFrame(attempt);
+}
+
 let loopStarted = false;
 function run() {
   for (const id of ["pause", "snapshot"]) $(id).disabled = false;
   if (source === "image") {
-    // A still image: segment once now and again when settings change.
-    tick();
+    refreshStill();
     return;
   }
   if (loopStarted) return;
@@ -349,7 +376,7 @@ function wireControls() {
   $("resolution").onchange = () => {
     if (!app) return;
     app.set_network_height(Number($("resolution").value));
-    if (source === "image") tick();
+    if (source === "image") refreshStill();
   };
   $("opacity").oninput = () => {
     if (!app) return;

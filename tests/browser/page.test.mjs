@@ -152,6 +152,7 @@ test("image file: resized on the GPU, classes match the native engine's", { time
   try {
     await page.goto(base);
     await loadWeights(page);
+    await page.waitForFunction(() => window.enet.state === "running", null, { timeout: 240000 });
     await page.setInputFiles("#media", frame);
     await page.waitForFunction(() => window.enet.state === "running" && window.enet.frames() >= 1, null, { timeout: 240000 });
     // The 480x360 frame runs at 320x240; wait for the image's own frame (the camera may
