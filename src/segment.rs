@@ -187,7 +187,7 @@ mod tests {
             data: vec![0, 1, 2, 3],
         };
         let r = m.resize_nearest(4, 3);
-        assert_eq!(r.data, vec![0, 0, 1, 1, 0, 0, 1, 1, 2, 2, 3, 3]);
+        assert_eq!(r.data, vec![0, 0, 1, 1, 2, 2, 3, 3, 2, 2, 3, 3]);
         assert_eq!(r.resize_nearest(2, 2).data.len(), 4);
     }
 }

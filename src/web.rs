@@ -234,6 +234,12 @@ impl App {
         Ok(())
     }
 
+    /// Test hook: destroys the GPU device, as a driver reset or a lost GPU would; the page
+    /// notices through [`App::is_lost`] and starts a new one.
+    pub fn destroy_device(&self) {
+        self.gpu.device.destroy();
+    }
+
     /// Test hook: the class map of the last frame, `{width, height, data: Uint8Array}` at the
     /// network size. Reads back from the GPU; not for the frame loop.
     pub async fn class_map(&self) -> Result<JsValue, JsError> {

@@ -400,3 +400,75 @@ fn errors_are_clear_and_never_panic() {
         assert_clean_error(&enet(&["segment", good, "-o", out]), "--weights");
     }
 }
+
+#[test]
+fn unusual_images_give_results_or_clear_errors() {
+    let dir = tmp();
+    let w = imported().to_str().unwrap();
+    let d = |name: &str| dir.path().join(name);
+    // Grey, 16-bit, 1x1, tall and thin, CMYK JPEG: all segment, at their own size.
+    image::GrayImage::from_fn(40, 24, |x, y| image::Luma([(x * 6 + y) as u8]))
+        .save(d("grey.png"))
+        .unwrap();
+    image::ImageBuffer::<image::Rgb<u16>, _>::from_fn(33, 17, |x, y| {
+        image::Rgb([(x * 1900) as u16, (y * 3800) as u16, 30000])
+    })
+    .save(d("deep.png"))
+    .unwrap();
+    image::RgbImage::from_pixel(1, 1, image::Rgb([90, 120, 200]))
+        .save(d("dot.png"))
+        .unwrap();
+    image::RgbImage::from_pixel(3, 200, image::Rgb([10, 200, 30]))
+        .save(d("thin.png"))
+        .unwrap();
+    let cmyk = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/cmyk.jpg"
+    ));
+    for (input, size) in [
+        (d("grey.png"), (40, 24)),
+        (d("deep.png"), (33, 17)),
+        (d("dot.png"), (1, 1)),
+        (d("thin.png"), (3, 200)),
+        (cmyk, (64, 48)),
+    ] {
+        let out = d("out.png");
+        let o = enet(&[
+            "segment",
+            input.to_str().unwrap(),
+            "--weights",
+            w,
+            "--output",
+            "classes",
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}: {}", input.display(), text(&o));
+        let img = image::open(&out).unwrap();
+        assert_eq!(
+            (img.width(), img.height()),
+            (size.0 as u32, size.1 as u32),
+            "{}",
+            input.display()
+        );
+    }
+    // Larger than the GPU's texture limit: shrunk first, with a note, never an out-of-memory crash.
+    let huge = d("huge.png");
+    image::GrayImage::from_pixel(20000, 16, image::Luma([128]))
+        .save(&huge)
+        .unwrap();
+    let out = d("huge-out.png");
+    let o = enet(&[
+        "segment",
+        huge.to_str().unwrap(),
+        "--weights",
+        w,
+        "--output",
+        "classes",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("note:"), "{}", text(&o));
+    assert_eq!(image::open(&out).unwrap().width(), 20000);
+}

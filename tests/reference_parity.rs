@@ -51,23 +51,8 @@ fn fixture() -> Vec<u8> {
     .unwrap()
 }
 
-/// Compares logits (12 x 360 x 480) with PyTorch's on every other row.
 fn check_logits(got: &[f32], what: &str) {
-    let bytes = fixture();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    let want: Vec<f32> =
-        bytemuck::pod_collect_to_vec(st.tensor("logits_frame0_even_rows").unwrap().data());
-    let (c, h, w) = (12, 360, 480);
-    let mut diffs = Vec::with_capacity(want.len());
-    for ch in 0..c {
-        for y in (0..h).step_by(2) {
-            for x in 0..w {
-                let g = got[(ch * h + y) * w + x];
-                let t = want[(ch * (h / 2) + y / 2) * w + x];
-                diffs.push((g - t).abs());
-            }
-        }
-    }
+    let diffs = logit_diffs(&fixture(), got, (12, 360, 480));
     let mean = diffs.iter().map(|&d| d as f64).sum::<f64>() / diffs.len() as f64;
     let over = diffs.iter().filter(|&&d| d > 1e-3).count();
     let max = diffs.iter().cloned().fold(0.0, f32::max);

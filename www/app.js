@@ -8,7 +8,8 @@
 //   state            "running" | "paused" | "no-webgpu" | "no-camera" | "no-model" | "error"
 //   sourcePixels()   {width, height, data: Uint8ClampedArray}: the current source frame as
 //                    the browser decodes it (to run the native engine on the same pixels)
-//   app              the wasm App (for device-loss tests)
+//   recoveries       how many times a lost GPU device was re-created
+//   app              the wasm App (app.destroy_device() simulates a lost GPU)
 
 import init, * as bindings from "./enet-wgpu.js";
 
@@ -20,6 +21,7 @@ const stats = $("stats");
 
 const hook = {
   state: "starting",
+  recoveries: 0,
   frames: () => (app ? app.frames() : 0),
   classMap: () => app.class_map(),
   sourcePixels: () => {
@@ -247,6 +249,7 @@ async function recoverDevice() {
   status.textContent = "GPU device lost; restarting…";
   try {
     await createApp(weights);
+    hook.recoveries++;
     if (source === "image") refreshStill();
   } catch (e) {
     setState("error");

@@ -198,6 +198,72 @@ test("a bad weights file: a clear message, the old model keeps running", { timeo
   }
 });
 
+test("a lost GPU device is re-created and segmentation goes on", { timeout: 300000 }, async () => {
+  const { ctx, page, logs } = await browser([...WEBGPU_FLAGS, ...CAMERA_FLAGS]);
+  try {
+    await page.goto(base);
+    await loadWeights(page);
+    await page.waitForFunction(() => window.enet.state === "running", null, { timeout: 240000 });
+    const t0 = Date.now();
+    await page.evaluate(() => window.enet.app.destroy_device());
+    await page.waitForFunction(() => window.enet.recoveries >= 1, null, { timeout: 30000 });
+    const recovered = Date.now() - t0;
+    await page.waitForFunction(() => window.enet.frames() >= 1, null, { timeout: 240000 });
+    console.log(`device re-created ${recovered} ms after it was lost; first new frame after ${Date.now() - t0} ms`);
+    assert.equal(await page.evaluate(() => window.enet.state), "running");
+  } catch (e) {
+    console.log(logs.join("\n"));
+    throw e;
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("new weights while running: the page switches models without reloading", { timeout: 300000 }, async () => {
+  const { ctx, page, logs } = await browser([...WEBGPU_FLAGS, ...CAMERA_FLAGS]);
+  try {
+    await page.goto(base);
+    await loadWeights(page);
+    await page.waitForFunction(() => window.enet.state === "running", null, { timeout: 240000 });
+    assert.match(await page.textContent("#status"), /pytorch-enet/);
+    await page.setInputFiles("#weights", join(root, "tests/fixtures/paper-random.safetensors"));
+    await page.waitForFunction(() => /paper ENet/.test(document.getElementById("status").textContent), null, { timeout: 30000 });
+    const n = await page.evaluate(() => window.enet.frames());
+    await page.waitForFunction((k) => window.enet.frames() > k, n, { timeout: 240000 });
+    assert.equal(await page.evaluate(() => window.enet.recoveries), 0, "no restart was needed");
+  } catch (e) {
+    console.log(logs.join("\n"));
+    throw e;
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("the camera track ends: a message and a restart button that works", { timeout: 300000 }, async () => {
+  const { ctx, page, logs } = await browser([...WEBGPU_FLAGS, ...CAMERA_FLAGS]);
+  try {
+    await page.goto(base);
+    await loadWeights(page);
+    await page.waitForFunction(() => window.enet.state === "running", null, { timeout: 240000 });
+    // What the browser does when a camera is unplugged: the track stops and fires "ended".
+    await page.evaluate(() => {
+      const track = document.getElementById("camera").srcObject.getVideoTracks()[0];
+      track.stop();
+      track.dispatchEvent(new Event("ended"));
+    });
+    await page.waitForFunction(() => window.enet.state === "no-camera", null, { timeout: 10000 });
+    assert.match(await page.textContent("#message-text"), /camera stopped/);
+    await page.click("text=Restart camera");
+    const n = await page.evaluate(() => window.enet.frames());
+    await page.waitForFunction((k) => window.enet.state === "running" && window.enet.frames() > k, n, { timeout: 240000 });
+  } catch (e) {
+    console.log(logs.join("\n"));
+    throw e;
+  } finally {
+    await ctx.close();
+  }
+});
+
 test("without WebGPU the page says so and names the browsers that have it", { timeout: 120000 }, async () => {
   const { ctx, page, requests } = await browser(["--disable-features=WebGPU"]);
   try {

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# One call of the GPU machine: the engine on Vulkan and PyTorch on CUDA, same weights, same
+# sizes; prints one table with the ratios and writes the raw JSON to OUT_DIR.
+#
+#   scripts/gpu_bench.sh OUT_DIR [WEIGHTS]
+#
+# Needs target/release/enet built beforehand (binaries built on Debian 12 run there) and, when
+# the machine has no Vulkan loader, the .deb files in .gl/ (see the README's Benchmarks).
+set -euo pipefail
+out=${1:?usage: scripts/gpu_bench.sh OUT_DIR [WEIGHTS]}
+weights=${2:-tests/fixtures/paper-random.safetensors}
+mkdir -p "$out"
+if [ -d .gl ] && ! ldconfig -p | grep -q libvulkan.so.1; then
+  for f in .gl/*.deb; do dpkg -x "$f" /; done
+  ldconfig
+  export VK_DRIVER_FILES=${VK_DRIVER_FILES:-/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json}
+fi
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+target/release/enet info > "$out/info.txt"
+for size in 480x360 640x360 1024x512; do
+  target/release/enet bench --weights "$weights" --size "$size" --frames 300 --per-kernel --json > "$out/engine-$size.json"
+done
+python3 scripts/torch_bench.py "$weights" --sizes 480x360 640x360 1024x512 > "$out/torch.json"
+python3 - "$out" <<'PY'
+import json, sys, glob, os
+out = sys.argv[1]
+torch = json.load(open(os.path.join(out, "torch.json")))
+print(f"GPU: {torch['gpu']}, PyTorch {torch['torch']}, layout {torch['layout']}")
+print("| size | engine GPU ms | engine wall ms | dispatches | eager fp32 | AMP fp16 | compile+graphs | vs compile |")
+print("|---|---|---|---|---|---|---|---|")
+for size, t in torch["sizes"].items():
+    e = json.load(open(os.path.join(out, f"engine-{size}.json")))
+    g = e["gpu_ms_per_frame"]
+    print(f"| {size} | {g:.3f} | {e['ms_per_frame']:.3f} | {e['dispatches_per_frame']} | "
+          f"{t['eager_fp32_ms']:.3f} | {t['amp_fp16_ms']:.3f} | {t['compile_cudagraphs_ms']:.3f} | "
+          f"{t['compile_cudagraphs_ms'] / g:.2f}x |")
+PY
