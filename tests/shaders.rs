@@ -58,13 +58,26 @@ fn every_shader_parses_validates_and_fits_default_limits() {
 }
 
 #[test]
+fn overlay_shader_validates() {
+    let src = enet_wgpu::runtime::overlay::SHADER;
+    let module = naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("overlay: {}", e.emit_to_string(src)));
+    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("overlay: {}", e.emit_to_string(src)));
+    let stages: Vec<_> = module.entry_points.iter().map(|e| (e.name.as_str(), e.stage)).collect();
+    assert!(stages.contains(&("vs_main", naga::ShaderStage::Vertex)));
+    assert!(stages.contains(&("fs_main", naga::ShaderStage::Fragment)));
+}
+
+#[test]
 fn every_shader_file_is_used() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/shaders");
     for entry in std::fs::read_dir(dir).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
         let text = std::fs::read_to_string(format!("{dir}/{name}")).unwrap();
         assert!(
-            kernels::ALL.iter().any(|k| k.wgsl.contains(text.trim())),
+            kernels::ALL.iter().any(|k| k.wgsl.contains(text.trim()))
+                || enet_wgpu::runtime::overlay::SHADER.contains(text.trim()),
             "shaders/{name} is not part of any kernel"
         );
     }

@@ -1,0 +1,25 @@
+//! Any bytes as a weights file: the loader (safetensors, metadata, model build and BatchNorm
+//! folding) and the PyTorch-ENet importer must return an error, never panic.
+#![no_main]
+
+use enet_wgpu::model::import::{ImportOptions, import};
+use enet_wgpu::model::weights::camvid_classes;
+use enet_wgpu::model::{Layout, Model, Normalization};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(model) = Model::from_safetensors(data) {
+        // A model that loads must also describe a valid network.
+        let _ = model.graph.shapes(16, 16);
+    }
+    let _ = import(
+        data,
+        ImportOptions {
+            layout: Layout::PytorchEnet,
+            classes: camvid_classes(),
+            void_class: Some(11),
+            normalization: Normalization::default(),
+            provenance: None,
+        },
+    );
+});
