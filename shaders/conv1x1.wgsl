@@ -1,20 +1,30 @@
 // Pointwise (1x1, stride 1) convolution: ENet's projections and expansions, with the
-// residual add of a bottleneck fused into the epilogue. Prefixed by conv_common.wgsl.
+// residual add of a bottleneck fused into the epilogue. Prefixed by conv_common.wgsl;
+// 16 output channels per invocation.
 
 @compute @workgroup_size(16, 4, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let ox = gid.x;
     let oy = gid.y;
-    let g = gid.z;
+    let g0 = gid.z * 4u;
     if (ox >= p.out_w || oy >= p.out_h) {
         return;
     }
     let pixel = oy * p.out_w + ox;
     let plane = p.in_h * p.in_w;
-    let wbase = p.w_off + g * p.in_c;
-    var acc = aux[p.aux_off + g];
-    for (var ci = 0u; ci < p.in_c; ci++) {
-        acc += input[ci * plane + pixel] * weights[wbase + ci];
+    let wbase = p.w_off + g0 * p.in_c;
+    let n = p.in_c;
+    var a0 = group_bias(g0, 0u);
+    var a1 = group_bias(g0, 1u);
+    var a2 = group_bias(g0, 2u);
+    var a3 = group_bias(g0, 3u);
+    for (var ci = 0u; ci < n; ci++) {
+        let v = input[ci * plane + pixel];
+        let wi = wbase + ci;
+        a0 += v * weights[wi];
+        a1 += v * weights[wi + n];
+        a2 += v * weights[wi + 2u * n];
+        a3 += v * weights[wi + 3u * n];
     }
-    store_group(acc, g, pixel);
+    store_all(a0, a1, a2, a3, g0, pixel);
 }

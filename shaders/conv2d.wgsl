@@ -1,16 +1,21 @@
 // Direct convolution with any kernel size, stride, padding and dilation: ENet's 3x3,
-// dilated 3x3, asymmetric 5x1 / 1x5 and 2x2 stride 2 projections. Prefixed by conv_common.wgsl.
+// dilated 3x3, asymmetric 5x1 / 1x5 and 2x2 stride 2 projections. Prefixed by
+// conv_common.wgsl; 16 output channels per invocation.
 
 @compute @workgroup_size(16, 4, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let ox = gid.x;
     let oy = gid.y;
-    let g = gid.z;
+    let g0 = gid.z * 4u;
     if (ox >= p.out_w || oy >= p.out_h) {
         return;
     }
-    var acc = aux[p.aux_off + g];
+    var a0 = group_bias(g0, 0u);
+    var a1 = group_bias(g0, 1u);
+    var a2 = group_bias(g0, 2u);
+    var a3 = group_bias(g0, 3u);
     let plane = p.in_h * p.in_w;
+    let gstride = p.in_c * p.k_h * p.k_w;
     for (var ci = 0u; ci < p.in_c; ci++) {
         for (var ky = 0u; ky < p.k_h; ky++) {
             let iy = i32(oy * p.stride_h + ky * p.dil_h) - i32(p.pad_h);
@@ -18,15 +23,20 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
                 continue;
             }
             let row = ci * plane + u32(iy) * p.in_w;
-            let wrow = p.w_off + ((g * p.in_c + ci) * p.k_h + ky) * p.k_w;
+            let wrow = p.w_off + ((g0 * p.in_c + ci) * p.k_h + ky) * p.k_w;
             for (var kx = 0u; kx < p.k_w; kx++) {
                 let ix = i32(ox * p.stride_w + kx * p.dil_w) - i32(p.pad_w);
                 if (ix < 0 || ix >= i32(p.in_w)) {
                     continue;
                 }
-                acc += input[row + u32(ix)] * weights[wrow + kx];
+                let v = input[row + u32(ix)];
+                let wi = wrow + kx;
+                a0 += v * weights[wi];
+                a1 += v * weights[wi + gstride];
+                a2 += v * weights[wi + 2u * gstride];
+                a3 += v * weights[wi + 3u * gstride];
             }
         }
     }
-    store_group(acc, g, oy * p.out_w + ox);
+    store_all(a0, a1, a2, a3, g0, oy * p.out_w + ox);
 }

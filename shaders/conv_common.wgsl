@@ -1,10 +1,12 @@
 // Shared by conv2d.wgsl, conv1x1.wgsl and conv_transpose2d.wgsl: bindings, parameters and
 // the epilogue (folded BatchNorm bias, PReLU, optional residual + second PReLU).
 //
-// Each invocation computes one output pixel for a group of 4 output channels, so weights
-// are packed as vec4 over output channels: weights[w_off + ((g * in_c + ci) * k_h + ky) * k_w + kx].
-// aux holds, per group g: bias at aux_off + g, slope at aux_off + groups + g and the
-// post-residual slope at aux_off + 2 * groups + g. ReLU is slope 0, identity slope 1.
+// Each invocation computes one output pixel for 16 output channels: four groups of 4, so
+// every input value loaded feeds 16 multiply-adds. Weights are packed as vec4 over output
+// channels, group-major: weights[w_off + ((g * in_c + ci) * k_h + ky) * k_w + kx], with the
+// group count padded to a multiple of 4 (zero weights). aux holds, per group g: bias at
+// aux_off + g, slope at aux_off + groups + g and the post-residual slope at
+// aux_off + 2 * groups + g. ReLU is slope 0, identity slope 1.
 
 struct ConvParams {
     in_c: u32, in_h: u32, in_w: u32, out_c: u32,
@@ -26,6 +28,9 @@ fn prelu4(v: vec4<f32>, slope: vec4<f32>) -> vec4<f32> {
 }
 
 fn store_group(acc: vec4<f32>, g: u32, pixel: u32) {
+    if (g * 4u >= p.out_c) {
+        return;
+    }
     var v = prelu4(acc, aux[p.aux_off + p.groups + g]);
     let hw = p.out_h * p.out_w;
     if (p.has_res != 0u) {
@@ -45,4 +50,16 @@ fn store_group(acc: vec4<f32>, g: u32, pixel: u32) {
             output[co * hw + pixel] = v[j];
         }
     }
+}
+
+// The four groups' biases, and the stride between their weights.
+fn group_bias(g0: u32, j: u32) -> vec4<f32> {
+    return aux[p.aux_off + g0 + j];
+}
+
+fn store_all(a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, g0: u32, pixel: u32) {
+    store_group(a0, g0, pixel);
+    store_group(a1, g0 + 1u, pixel);
+    store_group(a2, g0 + 2u, pixel);
+    store_group(a3, g0 + 3u, pixel);
 }

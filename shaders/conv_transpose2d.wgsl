@@ -1,35 +1,52 @@
 // Transposed convolution in gather form: output (oy, ox) collects every input (iy, ix)
-// with oy = iy * stride - pad + ky * dilation. Covers ENet's 2x2 stride 2 and
-// 3x3 stride 2 pad 1 (output padding 1) upsamplings. Prefixed by conv_common.wgsl.
+// with oy = iy * stride - pad + ky. Only the taps with ky = (oy + pad) mod stride (and every
+// stride-th after) can land on an input pixel, so the loops visit just those. Covers ENet's
+// 2x2 stride 2 and 3x3 stride 2 pad 1 (output padding 1) upsamplings; dilation must be 1.
+// Prefixed by conv_common.wgsl; 16 output channels per invocation.
 
 @compute @workgroup_size(16, 4, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let ox = gid.x;
     let oy = gid.y;
-    let g = gid.z;
+    let g0 = gid.z * 4u;
     if (ox >= p.out_w || oy >= p.out_h) {
         return;
     }
-    var acc = aux[p.aux_off + g];
+    var a0 = group_bias(g0, 0u);
+    var a1 = group_bias(g0, 1u);
+    var a2 = group_bias(g0, 2u);
+    var a3 = group_bias(g0, 3u);
     let plane = p.in_h * p.in_w;
-    let sh = i32(p.stride_h);
-    let sw = i32(p.stride_w);
-    for (var ci = 0u; ci < p.in_c; ci++) {
-        for (var ky = 0u; ky < p.k_h; ky++) {
-            let ty = i32(oy) + i32(p.pad_h) - i32(ky * p.dil_h);
-            if (ty < 0 || ty % sh != 0 || ty / sh >= i32(p.in_h)) {
+    let gstride = p.in_c * p.k_h * p.k_w;
+    let ty0 = oy + p.pad_h;
+    let tx0 = ox + p.pad_w;
+    for (var ky = ty0 % p.stride_h; ky < p.k_h; ky += p.stride_h) {
+        if (ky > ty0) {
+            break;
+        }
+        let iy = (ty0 - ky) / p.stride_h;
+        if (iy >= p.in_h) {
+            continue;
+        }
+        for (var kx = tx0 % p.stride_w; kx < p.k_w; kx += p.stride_w) {
+            if (kx > tx0) {
+                break;
+            }
+            let ix = (tx0 - kx) / p.stride_w;
+            if (ix >= p.in_w) {
                 continue;
             }
-            let row = ci * plane + u32(ty / sh) * p.in_w;
-            let wrow = p.w_off + ((g * p.in_c + ci) * p.k_h + ky) * p.k_w;
-            for (var kx = 0u; kx < p.k_w; kx++) {
-                let tx = i32(ox) + i32(p.pad_w) - i32(kx * p.dil_w);
-                if (tx < 0 || tx % sw != 0 || tx / sw >= i32(p.in_w)) {
-                    continue;
-                }
-                acc += input[row + u32(tx / sw)] * weights[wrow + kx];
+            let src = iy * p.in_w + ix;
+            let wk = p.w_off + ky * p.k_w + kx;
+            for (var ci = 0u; ci < p.in_c; ci++) {
+                let v = input[ci * plane + src];
+                let wi = wk + (g0 * p.in_c + ci) * p.k_h * p.k_w;
+                a0 += v * weights[wi];
+                a1 += v * weights[wi + gstride];
+                a2 += v * weights[wi + 2u * gstride];
+                a3 += v * weights[wi + 3u * gstride];
             }
         }
     }
-    store_group(acc, g, oy * p.out_w + ox);
+    store_all(a0, a1, a2, a3, g0, oy * p.out_w + ox);
 }

@@ -60,11 +60,19 @@ fn every_shader_parses_validates_and_fits_default_limits() {
 #[test]
 fn overlay_shader_validates() {
     let src = enet_wgpu::runtime::overlay::SHADER;
-    let module = naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("overlay: {}", e.emit_to_string(src)));
-    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
-        .validate(&module)
+    let module = naga::front::wgsl::parse_str(src)
         .unwrap_or_else(|e| panic!("overlay: {}", e.emit_to_string(src)));
-    let stages: Vec<_> = module.entry_points.iter().map(|e| (e.name.as_str(), e.stage)).collect();
+    naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::empty(),
+    )
+    .validate(&module)
+    .unwrap_or_else(|e| panic!("overlay: {}", e.emit_to_string(src)));
+    let stages: Vec<_> = module
+        .entry_points
+        .iter()
+        .map(|e| (e.name.as_str(), e.stage))
+        .collect();
     assert!(stages.contains(&("vs_main", naga::ShaderStage::Vertex)));
     assert!(stages.contains(&("fs_main", naga::ShaderStage::Fragment)));
 }

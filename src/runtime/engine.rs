@@ -70,10 +70,15 @@ pub struct Engine {
     pub(crate) offsets: Vec<OpOffsets>,
 }
 
+/// Output-channel groups of 4 a convolution is packed into: the conv shaders compute four
+/// groups per invocation, so the count is padded to a multiple of 4.
+pub(crate) fn conv_groups(cout: usize) -> usize {
+    cout.div_ceil(4).next_multiple_of(4)
+}
+
 /// Packs a convolution's `[cout][cin][kh][kw]` weights as vec4 over groups of 4 output
-/// channels, zero-padded, in the order the conv shaders read them.
-fn pack_weights(conv: &Conv, out: &mut Vec<[f32; 4]>) {
-    let groups = conv.cout.div_ceil(4);
+/// channels, zero-padded to `groups`, in the order the conv shaders read them.
+fn pack_weights(conv: &Conv, groups: usize, out: &mut Vec<[f32; 4]>) {
     let per = conv.cin * conv.geom.kernel[0] * conv.geom.kernel[1];
     for g in 0..groups {
         for k in 0..per {
@@ -134,7 +139,7 @@ impl Engine {
                             "the initial block kernel expects 3 input channels and 13 conv filters of 3x3".into(),
                         ));
                     }
-                    pack_weights(conv, &mut weights);
+                    pack_weights(conv, 4, &mut weights);
                     pack_channels(&conv.bias, 4, &mut aux);
                     pack_channels(&conv.slope, 4, &mut aux);
                     pack_channels(pool_scale, 1, &mut aux);
@@ -142,8 +147,13 @@ impl Engine {
                     pack_channels(pool_slope, 1, &mut aux);
                 }
                 Op::Conv { conv, residual, .. } => {
-                    let groups = conv.cout.div_ceil(4);
-                    pack_weights(conv, &mut weights);
+                    if conv.geom.transposed && conv.geom.dilation != [1, 1] {
+                        return Err(EngineError::Gpu(
+                            "transposed convolutions must have dilation 1".into(),
+                        ));
+                    }
+                    let groups = conv_groups(conv.cout);
+                    pack_weights(conv, groups, &mut weights);
                     pack_channels(&conv.bias, groups, &mut aux);
                     pack_channels(&conv.slope, groups, &mut aux);
                     let post = residual.as_ref().map(|r| r.slope.as_slice()).unwrap_or(&[]);

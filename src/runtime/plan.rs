@@ -299,7 +299,7 @@ impl Plan {
                 } => {
                     let (si, so) = (shapes[*input], shapes[*output]);
                     let g = conv.geom;
-                    let groups = conv.cout.div_ceil(4);
+                    let groups = super::engine::conv_groups(conv.cout);
                     let (res_t, res_c) = match residual {
                         Some(r) => {
                             let rs = shapes[r.tensor];
@@ -352,7 +352,7 @@ impl Plan {
                             Res::Tensor(res_t),
                             Res::Tensor(*output),
                         ],
-                        groups: wg(so.w, so.h, groups),
+                        groups: wg(so.w, so.h, groups / 4),
                     });
                 }
                 Op::MaxPool {
