@@ -6,12 +6,11 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { createServer } from "node:http";
-import { mkdtempSync, readFileSync, writeFileSync, existsSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, extname, resolve, dirname } from "node:path";
+import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { WEBGPU_FLAGS, cameraFlags, launch, serve } from "./harness.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const dist = join(root, "dist");
@@ -25,19 +24,7 @@ const camera = join(tmp, "camera.y4m");
 // The network runs small in the browser: SwiftShader computes on the CPU.
 const SIZE = [320, 240];
 
-const BASE_FLAGS = [
-  "--no-sandbox",
-  "--disable-gpu-sandbox",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-  "--disable-quic",
-];
-const WEBGPU_FLAGS = ["--enable-unsafe-webgpu", "--use-angle=swiftshader", "--enable-features=Vulkan", "--use-vulkan=swiftshader"];
-const CAMERA_FLAGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", `--use-file-for-fake-video-capture=${camera}`];
-
-const MIME = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".css": "text/css", ".md": "text/plain" };
+const CAMERA_FLAGS = cameraFlags(camera);
 let server;
 let base;
 
@@ -45,41 +32,13 @@ before(async () => {
   for (const f of [join(dist, "index.html"), enet, helper, frame]) assert.ok(existsSync(f), `${f} is missing`);
   execFileSync(enet, ["import", "--layout", "pytorch-enet", join(reference, "peer-enet-camvid.safetensors"), "-o", weights]);
   execFileSync(helper, ["y4m", camera, String(SIZE[0]), String(SIZE[1]), "90", frame]);
-  server = createServer((req, res) => {
-    const path = join(dist, decodeURIComponent(new URL(req.url, "http://x").pathname));
-    if (!path.startsWith(dist) || !existsSync(path) || statSync(path).isDirectory()) {
-      const index = join(dist, "index.html");
-      if (req.url === "/" && existsSync(index)) {
-        res.writeHead(200, { "content-type": "text/html" });
-        return res.end(readFileSync(index));
-      }
-      res.writeHead(404);
-      return res.end();
-    }
-    res.writeHead(200, { "content-type": MIME[extname(path)] || "application/octet-stream" });
-    res.end(readFileSync(path));
-  });
-  await new Promise((r) => server.listen(0, "127.0.0.1", r));
-  base = `http://127.0.0.1:${server.address().port}/`;
+  server = await serve(dist);
+  base = server.base;
 });
 
 after(() => server && server.close());
 
-/** A fresh browser; every request the page makes is recorded. */
-async function browser(flags) {
-  const ctx = await chromium.launchPersistentContext(mkdtempSync(join(tmp, "profile-")), {
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: [...BASE_FLAGS, ...flags],
-  });
-  const page = ctx.pages()[0] || (await ctx.newPage());
-  const requests = [];
-  const logs = [];
-  page.on("request", (r) => requests.push(r.url()));
-  page.on("console", (m) => logs.push(`${m.type()}: ${m.text()}`));
-  page.on("pageerror", (e) => logs.push(`pageerror: ${e.message}`));
-  return { ctx, page, requests, logs };
-}
+const browser = (flags) => launch(tmp, flags);
 
 /** Only the page's own assets (and in-page blob:/data: URLs) were requested. */
 function assertLocalOnly(requests) {
