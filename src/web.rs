@@ -201,6 +201,14 @@ impl App {
         self.frames
     }
 
+    /// Bytes of GPU memory the current plan holds (activations, class map, readback).
+    pub fn gpu_memory_bytes(&self) -> f64 {
+        self.binding
+            .as_ref()
+            .and_then(|(_, net, src)| self.segmenter.cached_plan(*net, *src))
+            .map_or(0.0, |p| p.memory_bytes() as f64)
+    }
+
     /// Segments the current frame of a playing `<video>`. Returns false when skipped
     /// because the GPU is still busy with the previous frame.
     pub fn frame_video(&mut self, video: &HtmlVideoElement) -> Result<bool, JsError> {

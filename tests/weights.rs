@@ -292,3 +292,21 @@ fn pytorch_checkpoint_with_unknown_keys_is_refused_by_import() {
     .expect_err("unknown keys are an error");
     assert!(e.to_string().contains("backbone.layer1.weight"), "{e}");
 }
+
+/// The fuzzing seed corpus, and every crash the fuzzer ever found (fuzz/regressions/weights),
+/// load or fail cleanly.
+#[test]
+fn fuzz_seeds_and_regressions_never_panic() {
+    let mut n = 0;
+    for dir in ["fuzz/seeds/weights", "fuzz/regressions/weights"] {
+        let Ok(entries) = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/").to_string() + dir) else {
+            continue;
+        };
+        for e in entries {
+            let bytes = std::fs::read(e.unwrap().path()).unwrap();
+            let _ = Model::from_safetensors(&bytes);
+            n += 1;
+        }
+    }
+    assert!(n >= 3, "the seed corpus is there");
+}
