@@ -14,7 +14,11 @@ use enet_wgpu::{Engine, blocking};
 
 fn rss_kib() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     pages * 4
 }
 
@@ -24,20 +28,32 @@ fn main() -> anyhow::Result<()> {
     let (w, h) = args
         .get(1)
         .and_then(|s| s.split_once('x'))
-        .map_or(Ok((64, 48)), |(w, h)| Ok::<_, anyhow::Error>((w.parse()?, h.parse()?)))?;
+        .map_or(Ok((64, 48)), |(w, h)| {
+            Ok::<_, anyhow::Error>((w.parse()?, h.parse()?))
+        })?;
     let model = Model::from_safetensors(&synthetic_file(Layout::Paper, 12, 1))?;
     let gpu = blocking::gpu()?;
     let engine = Engine::new(&gpu, &model.graph, model.normalization)?;
     let plan = engine.plan((w, h), (w, h))?;
     let rgba: Vec<u8> = (0..w * h * 4).map(|i| (i * 7 % 256) as u8).collect();
-    println!("adapter {}, {w}x{h}, {frames} frames, plan GPU memory {} KiB", gpu.describe(), plan.memory_bytes() / 1024);
+    println!(
+        "adapter {}, {w}x{h}, {frames} frames, plan GPU memory {} KiB",
+        gpu.describe(),
+        plan.memory_bytes() / 1024
+    );
     let start = Instant::now();
     let mut baseline = None;
     let mut worst = 0i64;
     for i in 1..=frames {
         // Every 100th frame reads its class map back, as a caller occasionally would.
         let read = i % 100 == 0;
-        plan.submit_frame(&rgba, FrameOptions { read_classes: read, ..Default::default() })?;
+        plan.submit_frame(
+            &rgba,
+            FrameOptions {
+                read_classes: read,
+                ..Default::default()
+            },
+        )?;
         if read {
             let classes = blocking::block_on(plan.read_classes())?;
             anyhow::ensure!(classes.len() == w * h);
@@ -57,7 +73,10 @@ fn main() -> anyhow::Result<()> {
             );
         }
     }
-    println!("largest RSS growth after warm-up: {worst} KiB; plan GPU memory unchanged at {} KiB", plan.memory_bytes() / 1024);
+    println!(
+        "largest RSS growth after warm-up: {worst} KiB; plan GPU memory unchanged at {} KiB",
+        plan.memory_bytes() / 1024
+    );
     anyhow::ensure!(worst <= 8 * 1024, "resident memory grew by {worst} KiB");
     Ok(())
 }

@@ -299,7 +299,9 @@ fn pytorch_checkpoint_with_unknown_keys_is_refused_by_import() {
 fn fuzz_seeds_and_regressions_never_panic() {
     let mut n = 0;
     for dir in ["fuzz/seeds/weights", "fuzz/regressions/weights"] {
-        let Ok(entries) = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/").to_string() + dir) else {
+        let Ok(entries) =
+            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/").to_string() + dir)
+        else {
             continue;
         };
         for e in entries {

@@ -229,6 +229,20 @@ async function openMedia(file) {
   } else {
     try {
       still = await createImageBitmap(file);
+      // Very large pictures are scaled down first: a GPU texture side is limited (8192 by
+      // default), and the network never needs more than 2048.
+      const longest = Math.max(still.width, still.height);
+      if (longest > 2048) {
+        const s = 2048 / longest;
+        const scaled = await createImageBitmap(still, {
+          resizeWidth: Math.max(1, Math.round(still.width * s)),
+          resizeHeight: Math.max(1, Math.round(still.height * s)),
+          resizeQuality: "high",
+        });
+        message(`${file.name} is ${still.width}×${still.height}; it was scaled to ${scaled.width}×${scaled.height} first.`);
+        still.close();
+        still = scaled;
+      }
     } catch (e) {
       return message(`${file.name} is not an image this browser can decode.`, { error: true });
     }
