@@ -3,7 +3,7 @@
 
 import { createServer } from "node:http";
 import { existsSync, mkdtempSync, readFileSync, statSync } from "node:fs";
-import { extname, join } from "node:path";
+import { dirname, extname, join } from "node:path";
 import { chromium } from "playwright-core";
 
 export const BASE_FLAGS = [
@@ -50,4 +50,15 @@ export async function launch(tmp, flags) {
   page.on("console", (m) => logs.push(`${m.type()}: ${m.text()}`));
   page.on("pageerror", (e) => logs.push(`pageerror: ${e.message}`));
   return { ctx, page, requests, logs };
+}
+
+/** `shared/reference` in the closest folder above the repository that has it (normally
+ * `../shared`), or ENET_REFERENCE_DIR. */
+export function referenceDir(root) {
+  if (process.env.ENET_REFERENCE_DIR) return process.env.ENET_REFERENCE_DIR;
+  for (let d = dirname(root); ; d = dirname(d)) {
+    const candidate = join(d, "shared", "reference");
+    if (existsSync(join(candidate, "peer-enet-camvid.safetensors"))) return candidate;
+    if (dirname(d) === d) throw new Error("shared/reference not found next to the repository (set ENET_REFERENCE_DIR)");
+  }
 }

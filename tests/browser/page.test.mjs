@@ -10,11 +10,11 @@ import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { WEBGPU_FLAGS, cameraFlags, launch, serve } from "./harness.mjs";
+import { WEBGPU_FLAGS, cameraFlags, launch, referenceDir, serve } from "./harness.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const dist = join(root, "dist");
-const reference = process.env.ENET_REFERENCE_DIR || join(root, "../shared/reference");
+const reference = referenceDir(root);
 const enet = join(root, "target/release/enet");
 const helper = join(root, "target/release/examples/browser_helper");
 const tmp = mkdtempSync(join(tmpdir(), "enet-browser-"));

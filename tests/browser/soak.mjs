@@ -8,14 +8,14 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { WEBGPU_FLAGS, cameraFlags, launch, serve } from "./harness.mjs";
+import { WEBGPU_FLAGS, cameraFlags, launch, referenceDir, serve } from "./harness.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const [weights, framesArg = "1000", height = "96"] = process.argv.slice(2);
 const total = Number(framesArg);
 const tmp = mkdtempSync(join(tmpdir(), "enet-soak-"));
 const y4m = join(tmp, "camera.y4m");
-const reference = process.env.ENET_REFERENCE_DIR || join(root, "../shared/reference");
+const reference = referenceDir(root);
 const w = Math.round((Number(height) * 4) / 3 / 8) * 8;
 execFileSync(join(root, "target/release/examples/browser_helper"), ["y4m", y4m, String(w), height, "30", join(reference, "val-decoded/0016E5_07959.png")]);
 const server = await serve(join(root, "dist"));

@@ -19,30 +19,34 @@ pub fn gpu() -> &'static Gpu {
     })
 }
 
-/// `../shared/reference` next to the repository, or `ENET_REFERENCE_DIR`.
-pub fn reference_dir() -> PathBuf {
-    let dir = std::env::var_os("ENET_REFERENCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference"));
-    assert!(
-        dir.join("peer-enet-camvid.safetensors").is_file(),
-        "reference data not found in {} (set ENET_REFERENCE_DIR)",
-        dir.display()
-    );
-    dir
+/// `shared/<rel>` in the closest folder above the repository that has it (normally
+/// `../shared`), or the folder an environment variable names.
+fn shared_dir(var: &str, rel: &str, marker: &str) -> PathBuf {
+    let found = std::env::var_os(var).map(PathBuf::from).or_else(|| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .skip(1)
+            .map(|a| a.join("shared").join(rel))
+            .find(|d| d.join(marker).exists())
+    });
+    match found {
+        Some(d) if d.join(marker).exists() => d,
+        _ => panic!("shared/{rel} not found next to the repository (set {var})"),
+    }
 }
 
-/// `../shared/data/camvid` next to the repository, or `ENET_CAMVID_DIR`.
+/// The peer ENet weights and outputs (`../shared/reference`, or `ENET_REFERENCE_DIR`).
+pub fn reference_dir() -> PathBuf {
+    shared_dir(
+        "ENET_REFERENCE_DIR",
+        "reference",
+        "peer-enet-camvid.safetensors",
+    )
+}
+
+/// CamVid (`../shared/data/camvid`, or `ENET_CAMVID_DIR`).
 pub fn camvid_dir() -> PathBuf {
-    let dir = std::env::var_os("ENET_CAMVID_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/camvid"));
-    assert!(
-        dir.join("val/images").is_dir(),
-        "CamVid not found in {} (set ENET_CAMVID_DIR)",
-        dir.display()
-    );
-    dir
+    shared_dir("ENET_CAMVID_DIR", "data/camvid", "val/images")
 }
 
 pub fn random_tensor(rng: &mut SplitMix, shape: Shape) -> Tensor {
