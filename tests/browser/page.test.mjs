@@ -38,8 +38,6 @@ before(async () => {
 
 after(() => server && server.close());
 
-const browser = (flags) => launch(tmp, flags);
-
 /** Only the page's own assets (and in-page blob:/data: URLs) were requested. */
 function assertLocalOnly(requests) {
   const foreign = requests.filter((u) => !u.startsWith(base) && !u.startsWith("blob:") && !u.startsWith("data:"));
@@ -72,13 +70,37 @@ async function pageClassMap(page) {
   });
 }
 
-test("camera: the overlay appears and the page's classes match the native engine's", { timeout: 300000 }, async () => {
-  const { ctx, page, requests, logs } = await browser([...WEBGPU_FLAGS, ...CAMERA_FLAGS]);
+const RUNNING = { timeout: 240000 };
+
+/**
+ * Runs `body({ page, requests })` on a fresh browser. With `model` (the default) the peer
+ * weights are loaded first and the camera is running. The page's console is printed when the
+ * body fails; the browser always closes.
+ */
+async function withPage(flags, body, { model = true } = {}) {
+  const { ctx, page, requests, logs } = await launch(tmp, flags);
   try {
     await page.goto(base);
-    await loadWeights(page);
-    await page.waitForFunction(() => window.enet.state === "running", null, { timeout: 240000 });
-    assert.ok((await page.evaluate(() => window.enet.frames())) >= 1);
+    if (model) {
+      await loadWeights(page);
+      await page.waitForFunction(() => window.enet.state === "running", null, RUNNING);
+    }
+    await body({ page, requests });
+  } catch (e) {
+    console.log(logs.join("\n"));
+    throw e;
+  } finally {
+    await ctx.close();
+  }
+}
+
+const CAMERA = [...WEBGPU_FLAGS, ...CAMERA_FLAGS];
+const frames = (page) => page.evaluate(() => window.enet.frames());
+const moreFrames = (page, n) => page.waitForFunction((k) => window.enet.frames() > k, n, RUNNING);
+
+test("camera: the overlay appears and the page's classes match the native engine's", { timeout: 300000 }, () =>
+  withPage(CAMERA, async ({ page, requests }) => {
+    assert.ok((await frames(page)) >= 1);
     const map = await pageClassMap(page);
     assert.deepEqual([map.width, map.height], SIZE);
     assert.ok(new Set(map.data).size >= 3, "a street scene has several classes");
@@ -90,56 +112,34 @@ test("camera: the overlay appears and the page's classes match the native engine
     assert.deepEqual([src.width, src.height], SIZE);
     const raw = join(tmp, "camera-frame.rgba");
     writeFileSync(raw, Buffer.from(src.data));
-    const native = nativeClasses(`${raw}:${src.width}x${src.height}`, SIZE);
-    const agree = agreement(map.data, native);
+    const agree = agreement(map.data, nativeClasses(`${raw}:${src.width}x${src.height}`, SIZE));
     console.log(`camera frame: page vs native class agreement ${agree.toFixed(5)}`);
     assert.ok(agree >= 0.99, `agreement ${agree}`);
     const shot = await page.locator("#view").screenshot();
     writeFileSync(join(tmp, "page.png"), shot);
     assert.ok(shot.length > 20000, "the canvas shows a picture, not a blank");
     assertLocalOnly(requests);
-  } catch (e) {
-    console.log(logs.join("\n"));
-    throw e;
-  } finally {
-    await ctx.close();
-  }
-});
+  }));
 
-test("image file: resized on the GPU, classes match the native engine's", { timeout: 300000 }, async () => {
-  const { ctx, page, requests, logs } = await browser([...WEBGPU_FLAGS, ...CAMERA_FLAGS]);
-  try {
-    await page.goto(base);
-    await loadWeights(page);
-    await page.waitForFunction(() => window.enet.state === "running", null, { timeout: 240000 });
+test("image file: resized on the GPU, classes match the native engine's", { timeout: 300000 }, () =>
+  withPage(CAMERA, async ({ page, requests }) => {
     await page.setInputFiles("#media", frame);
-    await page.waitForFunction(() => window.enet.state === "running" && window.enet.frames() >= 1, null, { timeout: 240000 });
     // The 480x360 frame runs at 320x240; wait for the image's own frame (the camera may
-    // have drawn one first).
-    await page.waitForFunction(() => window.enet.sourcePixels().width === 480, null, { timeout: 240000 });
-    const before = await page.evaluate(() => window.enet.frames());
+    // have drawn one first), then segment it once more.
+    await page.waitForFunction(() => window.enet.sourcePixels().width === 480, null, RUNNING);
+    const n = await frames(page);
     await page.evaluate(() => document.getElementById("resolution").dispatchEvent(new Event("change")));
-    await page.waitForFunction((n) => window.enet.frames() > n, before, { timeout: 240000 });
+    await moreFrames(page, n);
     const map = await pageClassMap(page);
     assert.deepEqual([map.width, map.height], SIZE);
     const agree = agreement(map.data, nativeClasses(frame, SIZE));
     console.log(`image file: page vs native class agreement ${agree.toFixed(5)}`);
     assert.ok(agree >= 0.99, `agreement ${agree}`);
     assertLocalOnly(requests);
-  } catch (e) {
-    console.log(logs.join("\n"));
-    throw e;
-  } finally {
-    await ctx.close();
-  }
-});
+  }));
 
-test("a bad weights file: a clear message, the old model keeps running", { timeout: 300000 }, async () => {
-  const { ctx, page, logs } = await browser([...WEBGPU_FLAGS, ...CAMERA_FLAGS]);
-  try {
-    await page.goto(base);
-    await loadWeights(page);
-    await page.waitForFunction(() => window.enet.state === "running", null, { timeout: 240000 });
+test("a bad weights file: a clear message, the old model keeps running", { timeout: 300000 }, () =>
+  withPage(CAMERA, async ({ page }) => {
     const bad = join(tmp, "bad.safetensors");
     writeFileSync(bad, readFileSync(weights).subarray(0, 5000));
     await page.setInputFiles("#weights", bad);
@@ -147,63 +147,31 @@ test("a bad weights file: a clear message, the old model keeps running", { timeo
     const text = await page.textContent("#message-text");
     assert.match(text, /bad\.safetensors was not loaded: .*safetensors/);
     assert.match(text, /previous model keeps running/);
-    const n = await page.evaluate(() => window.enet.frames());
-    await page.waitForFunction((k) => window.enet.frames() > k, n, { timeout: 240000 });
-  } catch (e) {
-    console.log(logs.join("\n"));
-    throw e;
-  } finally {
-    await ctx.close();
-  }
-});
+    await moreFrames(page, await frames(page));
+  }));
 
-test("a lost GPU device is re-created and segmentation goes on", { timeout: 300000 }, async () => {
-  const { ctx, page, logs } = await browser([...WEBGPU_FLAGS, ...CAMERA_FLAGS]);
-  try {
-    await page.goto(base);
-    await loadWeights(page);
-    await page.waitForFunction(() => window.enet.state === "running", null, { timeout: 240000 });
+test("a lost GPU device is re-created and segmentation goes on", { timeout: 300000 }, () =>
+  withPage(CAMERA, async ({ page }) => {
     const t0 = Date.now();
     await page.evaluate(() => window.enet.app.destroy_device());
     await page.waitForFunction(() => window.enet.recoveries >= 1, null, { timeout: 30000 });
     const recovered = Date.now() - t0;
-    await page.waitForFunction(() => window.enet.frames() >= 1, null, { timeout: 240000 });
+    await page.waitForFunction(() => window.enet.frames() >= 1, null, RUNNING);
     console.log(`device re-created ${recovered} ms after it was lost; first new frame after ${Date.now() - t0} ms`);
     assert.equal(await page.evaluate(() => window.enet.state), "running");
-  } catch (e) {
-    console.log(logs.join("\n"));
-    throw e;
-  } finally {
-    await ctx.close();
-  }
-});
+  }));
 
-test("new weights while running: the page switches models without reloading", { timeout: 300000 }, async () => {
-  const { ctx, page, logs } = await browser([...WEBGPU_FLAGS, ...CAMERA_FLAGS]);
-  try {
-    await page.goto(base);
-    await loadWeights(page);
-    await page.waitForFunction(() => window.enet.state === "running", null, { timeout: 240000 });
+test("new weights while running: the page switches models without reloading", { timeout: 300000 }, () =>
+  withPage(CAMERA, async ({ page }) => {
     assert.match(await page.textContent("#status"), /pytorch-enet/);
     await page.setInputFiles("#weights", join(root, "tests/fixtures/paper-random.safetensors"));
     await page.waitForFunction(() => /paper ENet/.test(document.getElementById("status").textContent), null, { timeout: 30000 });
-    const n = await page.evaluate(() => window.enet.frames());
-    await page.waitForFunction((k) => window.enet.frames() > k, n, { timeout: 240000 });
+    await moreFrames(page, await frames(page));
     assert.equal(await page.evaluate(() => window.enet.recoveries), 0, "no restart was needed");
-  } catch (e) {
-    console.log(logs.join("\n"));
-    throw e;
-  } finally {
-    await ctx.close();
-  }
-});
+  }));
 
-test("the camera track ends: a message and a restart button that works", { timeout: 300000 }, async () => {
-  const { ctx, page, logs } = await browser([...WEBGPU_FLAGS, ...CAMERA_FLAGS]);
-  try {
-    await page.goto(base);
-    await loadWeights(page);
-    await page.waitForFunction(() => window.enet.state === "running", null, { timeout: 240000 });
+test("the camera track ends: a message and a restart button that works", { timeout: 300000 }, () =>
+  withPage(CAMERA, async ({ page }) => {
     // What the browser does when a camera is unplugged: the track stops and fires "ended".
     await page.evaluate(() => {
       const track = document.getElementById("camera").srcObject.getVideoTracks()[0];
@@ -212,42 +180,33 @@ test("the camera track ends: a message and a restart button that works", { timeo
     });
     await page.waitForFunction(() => window.enet.state === "no-camera", null, { timeout: 10000 });
     assert.match(await page.textContent("#message-text"), /camera stopped/);
+    const n = await frames(page);
     await page.click("text=Restart camera");
-    const n = await page.evaluate(() => window.enet.frames());
-    await page.waitForFunction((k) => window.enet.state === "running" && window.enet.frames() > k, n, { timeout: 240000 });
-  } catch (e) {
-    console.log(logs.join("\n"));
-    throw e;
-  } finally {
-    await ctx.close();
-  }
-});
+    await page.waitForFunction((k) => window.enet.state === "running" && window.enet.frames() > k, n, RUNNING);
+  }));
 
-test("without WebGPU the page says so and names the browsers that have it", { timeout: 120000 }, async () => {
-  const { ctx, page, requests } = await browser(["--disable-features=WebGPU"]);
-  try {
-    await page.goto(base);
-    await page.waitForFunction(() => window.enet && window.enet.state === "no-webgpu", null, { timeout: 60000 });
-    const text = await page.textContent("#message-text");
-    assert.match(text, /needs WebGPU/);
-    assert.match(text, /Chrome/);
-    assert.match(text, /Safari/);
-    assertLocalOnly(requests);
-  } finally {
-    await ctx.close();
-  }
-});
+test("without WebGPU the page says so and names the browsers that have it", { timeout: 120000 }, () =>
+  withPage(
+    ["--disable-features=WebGPU"],
+    async ({ page, requests }) => {
+      await page.waitForFunction(() => window.enet && window.enet.state === "no-webgpu", null, { timeout: 60000 });
+      const text = await page.textContent("#message-text");
+      assert.match(text, /needs WebGPU/);
+      assert.match(text, /Chrome/);
+      assert.match(text, /Safari/);
+      assertLocalOnly(requests);
+    },
+    { model: false },
+  ));
 
-test("camera permission denied: a message and an image or video file instead", { timeout: 180000 }, async () => {
-  const { ctx, page } = await browser([...WEBGPU_FLAGS, "--use-fake-device-for-media-stream", "--deny-permission-prompts"]);
-  try {
-    await page.goto(base);
-    await loadWeights(page);
-    await page.waitForFunction(() => window.enet.state === "no-camera", null, { timeout: 120000 });
-    const text = await page.textContent("#message-text");
-    assert.match(text, /Camera permission was denied/);
-    assert.match(await page.textContent("#message-actions"), /Open image or video/);
-  } finally {
-    await ctx.close();
-  }
-});
+test("camera permission denied: a message and an image or video file instead", { timeout: 180000 }, () =>
+  withPage(
+    [...WEBGPU_FLAGS, "--use-fake-device-for-media-stream", "--deny-permission-prompts"],
+    async ({ page }) => {
+      await loadWeights(page);
+      await page.waitForFunction(() => window.enet.state === "no-camera", null, { timeout: 120000 });
+      assert.match(await page.textContent("#message-text"), /Camera permission was denied/);
+      assert.match(await page.textContent("#message-actions"), /Open image or video/);
+    },
+    { model: false },
+  ));
