@@ -12,24 +12,14 @@ mod common;
 
 use common::*;
 use enet_wgpu::Segmenter;
+use enet_wgpu::model::Layout;
 use enet_wgpu::model::import::{self, ImportOptions};
-use enet_wgpu::model::weights::camvid_classes;
-use enet_wgpu::model::{Layout, Normalization};
 use safetensors::SafeTensors;
 
 fn reference_model() -> enet_wgpu::Model {
     let bytes = std::fs::read(reference_dir().join("peer-enet-camvid.safetensors")).unwrap();
-    let (_, model) = import::import(
-        &bytes,
-        ImportOptions {
-            layout: Layout::PytorchEnet,
-            classes: camvid_classes(),
-            void_class: Some(11),
-            normalization: Normalization::default(),
-            provenance: None,
-        },
-    )
-    .expect("the reference checkpoint imports");
+    let (_, model) = import::import(&bytes, ImportOptions::camvid(Layout::PytorchEnet))
+        .expect("the reference checkpoint imports");
     model
 }
 

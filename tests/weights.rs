@@ -279,17 +279,8 @@ fn pytorch_checkpoint_with_unknown_keys_is_refused_by_import() {
         TensorView::new(Dtype::F32, vec![1], &[0, 0, 0, 0]).unwrap(),
     )];
     let file = safetensors::serialize(views, None).unwrap();
-    let e = import(
-        &file,
-        ImportOptions {
-            layout: Layout::PytorchEnet,
-            classes: camvid_classes(),
-            void_class: Some(11),
-            normalization: Normalization::default(),
-            provenance: None,
-        },
-    )
-    .expect_err("unknown keys are an error");
+    let e = import(&file, ImportOptions::camvid(Layout::PytorchEnet))
+        .expect_err("unknown keys are an error");
     assert!(e.to_string().contains("backbone.layer1.weight"), "{e}");
 }
 

@@ -3,8 +3,7 @@
 #![no_main]
 
 use enet_wgpu::model::import::{ImportOptions, import};
-use enet_wgpu::model::weights::camvid_classes;
-use enet_wgpu::model::{Layout, Model, Normalization};
+use enet_wgpu::model::{Layout, Model};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -14,12 +13,6 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = import(
         data,
-        ImportOptions {
-            layout: Layout::PytorchEnet,
-            classes: camvid_classes(),
-            void_class: Some(11),
-            normalization: Normalization::default(),
-            provenance: None,
-        },
+        ImportOptions::camvid(Layout::PytorchEnet),
     );
 });

@@ -86,6 +86,19 @@ pub struct ImportOptions {
     pub provenance: Option<String>,
 }
 
+impl ImportOptions {
+    /// The CamVid class table (11 classes + void at 11), inputs as `byte / 255`.
+    pub fn camvid(layout: Layout) -> ImportOptions {
+        ImportOptions {
+            layout,
+            classes: weights::camvid_classes(),
+            void_class: Some(11),
+            normalization: Normalization::default(),
+            provenance: None,
+        }
+    }
+}
+
 /// Converts a checkpoint saved as safetensors into an engine weights file, and proves the
 /// result loads. Returns the file and the model it holds.
 pub fn import(bytes: &[u8], opts: ImportOptions) -> Result<(Vec<u8>, Model), ModelError> {
