@@ -17,6 +17,30 @@ fn header(layout: Layout) -> Header {
     }
 }
 
+/// A safetensors file of `tensors`, each encoded by `encode` as (dtype, little-endian bytes).
+fn serialize(
+    tensors: &[RawTensor],
+    encode: impl Fn(&RawTensor) -> (Dtype, Vec<u8>),
+    meta: Option<std::collections::HashMap<String, String>>,
+) -> Vec<u8> {
+    let encoded: Vec<(Dtype, Vec<u8>)> = tensors.iter().map(encode).collect();
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .zip(&encoded)
+        .map(|(t, (d, b))| {
+            (
+                t.name.clone(),
+                TensorView::new(*d, t.shape.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize(views, meta).unwrap()
+}
+
+fn f32_le(t: &RawTensor) -> (Dtype, Vec<u8>) {
+    (Dtype::F32, bytemuck::cast_slice(&t.data).to_vec())
+}
+
 fn load_err(bytes: &[u8]) -> (ModelError, String) {
     let e = Model::from_safetensors(bytes).expect_err("must be rejected");
     let msg = e.to_string();
@@ -38,26 +62,19 @@ fn valid_files_load_in_both_layouts_and_f16() {
     }
     // F16 tensors are accepted and widened.
     let t = synthetic_tensors(Layout::Paper, 12, 2);
-    let bytes: Vec<Vec<u8>> = t
-        .iter()
-        .map(|t| {
-            t.data
-                .iter()
-                .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
-                .collect()
-        })
-        .collect();
-    let views: Vec<(String, TensorView)> = t
-        .iter()
-        .zip(&bytes)
-        .map(|(t, b)| {
+    let file = serialize(
+        &t,
+        |t| {
             (
-                t.name.clone(),
-                TensorView::new(Dtype::F16, t.shape.clone(), b).unwrap(),
+                Dtype::F16,
+                t.data
+                    .iter()
+                    .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                    .collect(),
             )
-        })
-        .collect();
-    let file = safetensors::serialize(views, Some(header(Layout::Paper).to_metadata())).unwrap();
+        },
+        Some(header(Layout::Paper).to_metadata()),
+    );
     Model::from_safetensors(&file).unwrap();
 }
 
@@ -144,29 +161,20 @@ fn misshaped_tensor() {
 #[test]
 fn wrong_dtype() {
     let t = synthetic_tensors(Layout::Paper, 12, 4);
-    let mut bytes: Vec<Vec<u8>> = t
-        .iter()
-        .map(|t| bytemuck::cast_slice(&t.data).to_vec())
-        .collect();
-    let i = t.iter().position(|t| t.name == "fullconv.bias").unwrap();
-    bytes[i] = t[i]
-        .data
-        .iter()
-        .flat_map(|v| (*v as f64).to_le_bytes())
-        .collect();
-    let views: Vec<(String, TensorView)> = t
-        .iter()
-        .zip(&bytes)
-        .enumerate()
-        .map(|(j, (t, b))| {
-            let dtype = if j == i { Dtype::F64 } else { Dtype::F32 };
-            (
-                t.name.clone(),
-                TensorView::new(dtype, t.shape.clone(), b).unwrap(),
-            )
-        })
-        .collect();
-    let file = safetensors::serialize(views, Some(header(Layout::Paper).to_metadata())).unwrap();
+    let file = serialize(
+        &t,
+        |t| match t.name.as_str() {
+            "fullconv.bias" => (
+                Dtype::F64,
+                t.data
+                    .iter()
+                    .flat_map(|v| (*v as f64).to_le_bytes())
+                    .collect(),
+            ),
+            _ => f32_le(t),
+        },
+        Some(header(Layout::Paper).to_metadata()),
+    );
     let (e, msg) = load_err(&file);
     assert!(
         matches!(e, ModelError::DType { ref tensor, .. } if tensor == "fullconv.bias"),
@@ -230,17 +238,7 @@ fn class_count_mismatch() {
 fn metadata_problems() {
     let t = synthetic_tensors(Layout::Paper, 12, 6);
     // No metadata at all (e.g. a raw PyTorch state dict).
-    let views: Vec<(String, TensorView)> = t
-        .iter()
-        .map(|t| {
-            (
-                t.name.clone(),
-                TensorView::new(Dtype::F32, t.shape.clone(), bytemuck::cast_slice(&t.data))
-                    .unwrap(),
-            )
-        })
-        .collect();
-    let raw = safetensors::serialize(views, None).unwrap();
+    let raw = serialize(&t, f32_le, None);
     let (_, msg) = load_err(&raw);
     assert!(msg.contains("enet import"), "{msg}");
     // The other layout's names for these tensors.
@@ -257,17 +255,7 @@ fn metadata_problems() {
     let mut m = header(Layout::Paper).to_metadata();
     m.insert("layout".into(), "resnet".into());
     m.insert("format".into(), weights::FORMAT.into());
-    let views: Vec<(String, TensorView)> = t
-        .iter()
-        .map(|t| {
-            (
-                t.name.clone(),
-                TensorView::new(Dtype::F32, t.shape.clone(), bytemuck::cast_slice(&t.data))
-                    .unwrap(),
-            )
-        })
-        .collect();
-    let (_, msg) = load_err(&safetensors::serialize(views, Some(m)).unwrap());
+    let (_, msg) = load_err(&serialize(&t, f32_le, Some(m)));
     assert!(msg.contains("resnet"), "{msg}");
 }
 

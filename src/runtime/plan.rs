@@ -355,43 +355,26 @@ impl Plan {
                         groups: wg(so.w, so.h, groups / 4),
                     });
                 }
+                // Pool and unpool share their parameters and differ in binding order.
                 Op::MaxPool {
                     input,
                     output,
                     indices,
-                } => {
-                    let (si, so) = (shapes[*input], shapes[*output]);
-                    pending.push(Pending {
-                        label: format!("{i}:maxpool"),
-                        pipeline: p.maxpool.clone(),
-                        params: params_bytes(&[
-                            u(si.c),
-                            u(si.h),
-                            u(si.w),
-                            u(so.h),
-                            u(so.w),
-                            0,
-                            0,
-                            0,
-                        ]),
-                        resources: vec![
-                            Res::Tensor(*input),
-                            Res::Tensor(*output),
-                            Res::Tensor(*indices),
-                        ],
-                        groups: wg(so.w, so.h, so.c),
-                    });
                 }
-                Op::Unpool {
+                | Op::Unpool {
                     input,
-                    indices,
                     output,
+                    indices,
                     ..
                 } => {
                     let (si, so) = (shapes[*input], shapes[*output]);
+                    let (name, pipeline, order) = match op {
+                        Op::MaxPool { .. } => ("maxpool", &p.maxpool, [*input, *output, *indices]),
+                        _ => ("max_unpool", &p.max_unpool, [*input, *indices, *output]),
+                    };
                     pending.push(Pending {
-                        label: format!("{i}:max_unpool"),
-                        pipeline: p.max_unpool.clone(),
+                        label: format!("{i}:{name}"),
+                        pipeline: pipeline.clone(),
                         params: params_bytes(&[
                             u(si.c),
                             u(si.h),
@@ -402,11 +385,7 @@ impl Plan {
                             0,
                             0,
                         ]),
-                        resources: vec![
-                            Res::Tensor(*input),
-                            Res::Tensor(*indices),
-                            Res::Tensor(*output),
-                        ],
+                        resources: order.into_iter().map(Res::Tensor).collect(),
                         groups: wg(so.w, so.h, so.c),
                     });
                 }
