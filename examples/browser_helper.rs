@@ -5,6 +5,9 @@
 //!   "C420jpeg").
 //! - `classes WEIGHTS IN NET_W NET_H OUT`: the native engine's class map (raw bytes, one per
 //!   pixel at the network size) for IN, a PNG or raw RGBA given as `file.rgba:WxH`.
+//! - `odd-images DIR IMAGE`: awkward inputs made from IMAGE: grey.png, rgb16.png (16 bits per
+//!   channel), one.png (1x1), large.png (6000 px wide), truncated.png, not-an-image.png
+//!   (text) and broken.mp4 (not a video).
 
 use std::io::Write;
 
@@ -15,7 +18,8 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("y4m") => y4m(&args[1..]),
         Some("classes") => classes(&args[1..]),
-        _ => anyhow::bail!("usage: browser_helper y4m|classes ..."),
+        Some("odd-images") => odd_images(&args[1..]),
+        _ => anyhow::bail!("usage: browser_helper y4m|classes|odd-images ..."),
     }
 }
 
@@ -40,6 +44,25 @@ fn classes(args: &[String]) -> anyhow::Result<()> {
     let mut seg = Segmenter::new(&gpu, &model)?;
     let map = pollster::block_on(seg.segment(&rgba, w, h, net))?;
     std::fs::write(&args[4], &map.data)?;
+    Ok(())
+}
+
+fn odd_images(args: &[String]) -> anyhow::Result<()> {
+    anyhow::ensure!(args.len() == 2, "usage: odd-images DIR IMAGE");
+    let dir = std::path::Path::new(&args[0]);
+    let img = image::open(&args[1])?;
+    img.to_luma8().save(dir.join("grey.png"))?;
+    img.to_rgb16().save(dir.join("rgb16.png"))?;
+    image::imageops::crop_imm(&img.to_rgb8(), 200, 250, 1, 1)
+        .to_image()
+        .save(dir.join("one.png"))?;
+    let (w, h) = (6000, 6000 * img.height() / img.width());
+    image::imageops::resize(&img.to_rgb8(), w, h, image::imageops::FilterType::Nearest)
+        .save(dir.join("large.png"))?;
+    let png = std::fs::read(dir.join("grey.png"))?;
+    std::fs::write(dir.join("truncated.png"), &png[..png.len() / 3])?;
+    std::fs::write(dir.join("not-an-image.png"), "these are words, not pixels\n")?;
+    std::fs::write(dir.join("broken.mp4"), [0u8, 0, 0, 24, 0x66, 0x74, 0x79, 0x70, 1, 2, 3])?;
     Ok(())
 }
 

@@ -16,7 +16,7 @@ pub mod segment;
 pub mod web;
 
 pub use model::{Layout, Model, ModelError};
-pub use runtime::{Engine, EngineError, Gpu, Plan};
+pub use runtime::{Checked, Engine, EngineError, Gpu, Plan};
 pub use segment::{ClassMap, Segmenter};
 
 /// Blocking wrappers for native code (the CLI and tests).

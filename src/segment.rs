@@ -7,8 +7,10 @@
 //! ratio. A requested network size must itself be made of multiples of 8. Class maps come out at the network
 //! size; [`ClassMap::resize_nearest`] brings them back to the frame's size.
 
+use std::task::Poll;
+
 use crate::model::Model;
-use crate::runtime::{Engine, EngineError, FrameOptions, Gpu, Plan};
+use crate::runtime::{Checked, Engine, EngineError, FrameOptions, Gpu, Plan};
 
 /// Largest side accepted for a network input; beyond it the activations of one frame
 /// outgrow what any browser lets a buffer hold.
@@ -81,7 +83,31 @@ impl ClassMap {
 /// A model on a GPU, with a plan cached for the last frame and network size.
 pub struct Segmenter {
     engine: Engine,
-    plan: Option<Plan>,
+    plan: Option<Checked<Plan>>,
+    /// Sizes whose plan the GPU refused, and why: asking again fails at once instead of
+    /// allocating (and failing) on every frame.
+    refused: Option<Refusal>,
+}
+
+struct Refusal {
+    net: (usize, usize),
+    source: (usize, usize),
+    mib: u64,
+    /// None: out of memory.
+    other: Option<String>,
+}
+
+impl Refusal {
+    fn error(&self) -> EngineError {
+        match &self.other {
+            None => EngineError::OutOfMemory {
+                w: self.net.0,
+                h: self.net.1,
+                mib: self.mib,
+            },
+            Some(msg) => EngineError::Gpu(msg.clone()),
+        }
+    }
 }
 
 impl Segmenter {
@@ -95,6 +121,7 @@ impl Segmenter {
         Ok(Segmenter {
             engine: Engine::new(gpu, &model.graph, model.normalization)?,
             plan: None,
+            refused: None,
         })
     }
 
@@ -102,26 +129,82 @@ impl Segmenter {
         &self.engine
     }
 
-    /// The plan for these sizes, made only when they differ from the last one.
+    /// The plan for these sizes, made only when they differ from the last one. `Ok(None)`
+    /// while the GPU has not yet said whether the plan's buffers could be allocated (on the
+    /// web the answer comes a little later; ask again on the next frame). A plan the GPU
+    /// refused, for lack of memory or otherwise, is an error, now and whenever the same
+    /// sizes are asked for again.
     pub fn plan(
         &mut self,
         net: (usize, usize),
         source: (usize, usize),
-    ) -> Result<&Plan, EngineError> {
-        let reuse =
-            matches!(&self.plan, Some(p) if p.net_size() == net && p.source_size() == source);
+    ) -> Result<Option<&Plan>, EngineError> {
+        if let Some(r) = &self.refused
+            && (r.net, r.source) == (net, source)
+        {
+            return Err(r.error());
+        }
+        let reuse = matches!(&self.plan, Some(p)
+            if p.value().net_size() == net && p.value().source_size() == source);
         if !reuse {
             // Drop the old plan first so its buffers are free before the new ones exist.
             self.plan = None;
-            self.plan = Some(self.engine.plan(net, source)?);
+            self.refused = None;
+            let engine = &self.engine;
+            self.plan = Some(engine.gpu().checked(|| engine.plan(net, source))?);
         }
-        Ok(self.plan.as_ref().expect("just set"))
+        let answer = self.plan.as_mut().expect("just set").poll();
+        match answer {
+            Poll::Pending => Ok(None),
+            Poll::Ready(Ok(())) => Ok(self.plan.as_ref().map(Checked::value)),
+            Poll::Ready(Err(e)) => Err(self.refuse(net, source, e)),
+        }
+    }
+
+    /// [`Segmenter::plan`], waiting for the GPU's answer.
+    pub async fn ready_plan(
+        &mut self,
+        net: (usize, usize),
+        source: (usize, usize),
+    ) -> Result<&Plan, EngineError> {
+        if self.plan(net, source)?.is_none() {
+            let answer = self.plan.as_mut().expect("made by plan()").wait().await;
+            if let Err(e) = answer {
+                return Err(self.refuse(net, source, e));
+            }
+        }
+        Ok(self.plan.as_ref().expect("checked above").value())
+    }
+
+    fn refuse(
+        &mut self,
+        net: (usize, usize),
+        source: (usize, usize),
+        error: wgpu::Error,
+    ) -> EngineError {
+        let mib = self
+            .plan
+            .take()
+            .map_or(0, |p| p.value().memory_bytes().div_ceil(1 << 20));
+        let refusal = Refusal {
+            net,
+            source,
+            mib,
+            other: match error {
+                wgpu::Error::OutOfMemory { .. } => None,
+                e => Some(e.to_string()),
+            },
+        };
+        let err = refusal.error();
+        self.refused = Some(refusal);
+        err
     }
 
     /// The cached plan, if it is for these sizes.
     pub fn cached_plan(&self, net: (usize, usize), source: (usize, usize)) -> Option<&Plan> {
         self.plan
             .as_ref()
+            .map(Checked::value)
             .filter(|p| p.net_size() == net && p.source_size() == source)
     }
 
@@ -133,7 +216,7 @@ impl Segmenter {
         h: usize,
         net: (usize, usize),
     ) -> Result<ClassMap, EngineError> {
-        let plan = self.plan(net, (w, h))?;
+        let plan = self.ready_plan(net, (w, h)).await?;
         plan.submit_frame(
             rgba,
             FrameOptions {
@@ -157,7 +240,7 @@ impl Segmenter {
         h: usize,
         net: (usize, usize),
     ) -> Result<Vec<f32>, EngineError> {
-        let plan = self.plan(net, (w, h))?;
+        let plan = self.ready_plan(net, (w, h)).await?;
         plan.submit_frame(rgba, FrameOptions::default())?;
         plan.read_tensor(plan.output()).await
     }

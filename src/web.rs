@@ -46,10 +46,30 @@ pub struct App {
     frames: u32,
 }
 
-/// Network width for a frame: `height` scaled by the frame's aspect, a multiple of 8.
+/// The canvas texture to draw into; None (skip this frame) when the surface must be
+/// reconfigured or is momentarily unavailable.
+fn current_texture(
+    surface: &wgpu::Surface,
+    device: &wgpu::Device,
+    config: &wgpu::SurfaceConfiguration,
+) -> Option<wgpu::SurfaceTexture> {
+    match surface.get_current_texture() {
+        wgpu::CurrentSurfaceTexture::Success(t) | wgpu::CurrentSurfaceTexture::Suboptimal(t) => {
+            Some(t)
+        }
+        wgpu::CurrentSurfaceTexture::Outdated | wgpu::CurrentSurfaceTexture::Lost => {
+            surface.configure(device, config);
+            None
+        }
+        _ => None,
+    }
+}
+
+/// Network width for a frame: `height` scaled by the frame's aspect, a multiple of 8, at
+/// most 2048 (a panorama is squeezed rather than made into a huge network).
 fn net_size(src: (usize, usize), height: usize) -> (usize, usize) {
     let w = (src.0 as f64 * height as f64 / src.1.max(1) as f64 / 8.0).round() as usize * 8;
-    (w.clamp(8, crate::segment::MAX_SIDE), height)
+    (w.clamp(8, crate::segment::MAX_AUTO_SIDE), height)
 }
 
 #[wasm_bindgen]
@@ -279,18 +299,8 @@ impl App {
 }
 
 impl App {
-    /// The canvas texture to draw into; None (skip this frame) when the surface must be
-    /// reconfigured or is momentarily unavailable.
     fn surface_texture(&self) -> Option<wgpu::SurfaceTexture> {
-        match self.surface.get_current_texture() {
-            wgpu::CurrentSurfaceTexture::Success(t)
-            | wgpu::CurrentSurfaceTexture::Suboptimal(t) => Some(t),
-            wgpu::CurrentSurfaceTexture::Outdated | wgpu::CurrentSurfaceTexture::Lost => {
-                self.surface.configure(&self.gpu.device, &self.config);
-                None
-            }
-            _ => None,
-        }
+        current_texture(&self.surface, &self.gpu.device, &self.config)
     }
 
     fn frame(
@@ -306,6 +316,11 @@ impl App {
             return Ok(false);
         }
         let net = net_size(src, self.net_height);
+        // A new plan's allocations are confirmed by the GPU asynchronously; its first frame
+        // waits for that answer (the caller tries again on the next frame).
+        let Some(plan) = self.segmenter.plan(net, src).map_err(js_err)? else {
+            return Ok(false);
+        };
         if (self.config.width as usize, self.config.height as usize) != src {
             self.canvas.set_width(src.0 as u32);
             self.canvas.set_height(src.1 as u32);
@@ -313,10 +328,9 @@ impl App {
             self.config.height = src.1 as u32;
             self.surface.configure(&self.gpu.device, &self.config);
         }
-        let Some(target) = self.surface_texture() else {
+        let Some(target) = current_texture(&self.surface, &self.gpu.device, &self.config) else {
             return Ok(false);
         };
-        let plan = self.segmenter.plan(net, src).map_err(js_err)?;
         if !matches!(&self.binding, Some((_, n, s)) if *n == net && *s == src) {
             self.binding = Some((self.overlay.bind(&self.gpu.device, plan), net, src));
         }

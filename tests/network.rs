@@ -71,3 +71,31 @@ fn plans_are_reused_and_resizing_works() {
     let err = pollster::block_on(seg.segment(&rgba[1..], 37, 29, (40, 32))).unwrap_err();
     assert!(err.to_string().contains("does not match"), "{err}");
 }
+
+#[test]
+fn gpu_errors_while_making_resources_come_back_as_errors() {
+    let gpu = gpu();
+    let buffer = |size| {
+        gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        })
+    };
+    // An over-limit buffer is refused as a lack of memory would be: inside the scopes, the
+    // error comes back to the caller instead of the device's panicking handler.
+    let too_big = gpu.device.limits().max_buffer_size.saturating_add(256);
+    let mut refused = gpu.checked(|| Ok(buffer(too_big))).unwrap();
+    match refused.poll() {
+        std::task::Poll::Ready(Err(wgpu::Error::Validation { .. })) => {}
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+    let mut fine = gpu.checked(|| Ok(buffer(256))).unwrap();
+    assert!(pollster::block_on(fine.wait()).is_ok());
+    // Errors of `make` itself pass through, with the scopes closed.
+    let failed = gpu.checked(|| -> Result<(), _> { Err(enet_wgpu::EngineError::NoAdapter) });
+    assert!(failed.is_err());
+    let mut after = gpu.checked(|| Ok(buffer(256))).unwrap();
+    assert!(matches!(after.poll(), std::task::Poll::Ready(Ok(()))));
+}

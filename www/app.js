@@ -8,6 +8,7 @@
 //   state            "running" | "paused" | "no-webgpu" | "no-camera" | "no-model" | "error"
 //   sourcePixels()   {width, height, data: Uint8ClampedArray}: the current source frame as
 //                    the browser decodes it (to run the native engine on the same pixels)
+//   sourceSize()     {kind, width, height}: what is being segmented ("camera" | "video" | "image")
 //   recoveries       how many times a lost GPU device was re-created
 //   app              the wasm App (app.destroy_device() simulates a lost GPU)
 
@@ -24,6 +25,10 @@ const hook = {
   recoveries: 0,
   frames: () => (app ? app.frames() : 0),
   classMap: () => app.class_map(),
+  sourceSize: () =>
+    source === "image"
+      ? { kind: source, width: still.width, height: still.height }
+      : { kind: source, width: video.videoWidth, height: video.videoHeight },
   sourcePixels: () => {
     const img = source === "image" ? still : video;
     const w = source === "image" ? still.width : video.videoWidth;
@@ -216,39 +221,88 @@ async function openMedia(file) {
       actions: [filePicker("Load weights…", ".safetensors", loadWeightsFile)],
     });
   }
-  if (stream) stream.getTracks().forEach((t) => t.stop());
-  stream = null;
-  message("");
+  // The file is opened before the current source stops: a file that cannot be used leaves
+  // the camera (or the previous picture) running.
+  const keeps = source ? " What was running keeps running." : "";
   if (file.type.startsWith("video/")) {
-    video.srcObject = null;
-    video.src = URL.createObjectURL(file);
-    video.loop = true;
-    await video.play();
-    source = "video";
-    still = null;
-  } else {
+    const url = URL.createObjectURL(file);
     try {
-      still = await createImageBitmap(file);
-      // Very large pictures are scaled down first: a GPU texture side is limited (8192 by
-      // default), and the network never needs more than 2048.
-      const longest = Math.max(still.width, still.height);
-      if (longest > 2048) {
-        const s = 2048 / longest;
-        const scaled = await createImageBitmap(still, {
-          resizeWidth: Math.max(1, Math.round(still.width * s)),
-          resizeHeight: Math.max(1, Math.round(still.height * s)),
-          resizeQuality: "high",
-        });
-        message(`${file.name} is ${still.width}×${still.height}; it was scaled to ${scaled.width}×${scaled.height} first.`);
-        still.close();
-        still = scaled;
-      }
+      await probeVideo(url);
     } catch (e) {
-      return message(`${file.name} is not an image this browser can decode.`, { error: true });
+      URL.revokeObjectURL(url);
+      return message(`${file.name} is not a video this browser can play (${errorText(e)}).${keeps}`, { error: true });
     }
+    stopCamera();
+    if (video.src.startsWith("blob:")) URL.revokeObjectURL(video.src);
+    video.srcObject = null;
+    video.src = url;
+    video.loop = true;
+    if (still) still.close();
+    still = null;
+    source = "video";
+    message("");
+    try {
+      await video.play();
+    } catch (e) {
+      return message(`${file.name} could not be played: ${errorText(e)}`, { error: true });
+    }
+  } else {
+    let picture;
+    try {
+      picture = await decodeImage(file);
+    } catch (e) {
+      return message(`${file.name} is not an image this browser can decode (${errorText(e)}).${keeps}`, { error: true });
+    }
+    stopCamera();
+    if (still) still.close();
+    still = picture.bitmap;
     source = "image";
+    message(picture.note);
   }
   run();
+}
+
+function stopCamera() {
+  if (stream) stream.getTracks().forEach((t) => t.stop());
+  stream = null;
+}
+
+// Very large pictures are scaled down to 2048 px on the longer side: a GPU texture side is
+// limited (8192 by default) and the network never runs larger. Returns {bitmap, note}.
+async function decodeImage(file) {
+  const full = await createImageBitmap(file);
+  const longest = Math.max(full.width, full.height);
+  if (longest <= 2048) return { bitmap: full, note: "" };
+  const s = 2048 / longest;
+  try {
+    const bitmap = await createImageBitmap(full, {
+      resizeWidth: Math.max(1, Math.round(full.width * s)),
+      resizeHeight: Math.max(1, Math.round(full.height * s)),
+      resizeQuality: "high",
+    });
+    return { bitmap, note: `${file.name} is ${full.width}×${full.height}; it was scaled to ${bitmap.width}×${bitmap.height} first.` };
+  } finally {
+    full.close();
+  }
+}
+
+// Resolves once `url` has a video track the browser can decode; rejects otherwise.
+function probeVideo(url) {
+  return new Promise((resolve, reject) => {
+    const v = document.createElement("video");
+    v.muted = true;
+    v.preload = "metadata";
+    const done = (error) => {
+      clearTimeout(timer);
+      v.removeAttribute("src");
+      v.load();
+      error ? reject(new Error(error)) : resolve();
+    };
+    const timer = setTimeout(() => done("it did not load within 10 s"), 10000);
+    v.onloadedmetadata = () => done(v.videoWidth > 0 ? null : "it has no video track");
+    v.onerror = () => done(v.error && v.error.message ? v.error.message : "unsupported or damaged file");
+    v.src = url;
+  });
 }
 
 function frameSource() {
@@ -283,12 +337,18 @@ function tick() {
   try {
     drawn = frameSource();
   } catch (e) {
-    console.error(e);
     if (app.is_lost()) return recoverDevice();
-    setState("error");
-    return message(`Segmentation failed: ${errorText(e)}`, { error: true });
+    // The same failure on every camera frame is reported once.
+    const text = `Segmentation failed: ${errorText(e)}`;
+    if (hook.state !== "error" || $("message-text").textContent !== text) {
+      console.error(e);
+      setState("error");
+      message(text, { error: true });
+    }
+    return;
   }
   if (!drawn) return;
+  if (hook.state === "error") message(""); // a new input size worked
   if (wantSnapshot) takeSnapshot();
   fps.frames++;
   const now = performance.now();

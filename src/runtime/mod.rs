@@ -9,6 +9,10 @@ pub use engine::Engine;
 pub use overlay::{Overlay, OverlayBinding};
 pub use plan::{FrameOptions, Plan, StageTiming, Timing};
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
 use crate::model::ModelError;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +36,53 @@ pub enum EngineError {
     },
     #[error("GPU error: {0}")]
     Gpu(String),
+    #[error(
+        "not enough GPU memory for a {w}x{h} network input ({mib} MiB of buffers): choose a smaller input size"
+    )]
+    OutOfMemory { w: usize, h: usize, mib: u64 },
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+type ScopeAnswer = Pin<Box<dyn Future<Output = Option<wgpu::Error>> + Send>>;
+#[cfg(target_arch = "wasm32")]
+type ScopeAnswer = Pin<Box<dyn Future<Output = Option<wgpu::Error>>>>;
+
+/// Something made on the GPU whose allocation and validation errors have not been heard
+/// yet. WebGPU reports them asynchronously (on the web, as a promise), so the value is held
+/// until the answer comes: [`Checked::poll`] asks without blocking, [`Checked::wait`] waits.
+pub struct Checked<T> {
+    value: T,
+    answer: Option<ScopeAnswer>,
+}
+
+impl<T> Checked<T> {
+    pub fn value(&self) -> &T {
+        &self.value
+    }
+
+    /// `Ready(Ok)` once the GPU said the work went through, `Ready(Err)` with the error it
+    /// caught, `Pending` while it has not answered. Never blocks: the answer's future keeps
+    /// what arrives, so polling again later sees it.
+    pub fn poll(&mut self) -> Poll<Result<(), wgpu::Error>> {
+        let Some(answer) = self.answer.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        match answer.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(error) => {
+                self.answer = None;
+                Poll::Ready(error.map_or(Ok(()), Err))
+            }
+        }
+    }
+
+    /// Waits for the GPU's answer.
+    pub async fn wait(&mut self) -> Result<(), wgpu::Error> {
+        match self.answer.take() {
+            None => Ok(()),
+            Some(answer) => answer.await.map_or(Ok(()), Err),
+        }
+    }
 }
 
 /// A device and queue, with the adapter they came from.
@@ -73,6 +124,31 @@ impl Gpu {
             adapter,
             device,
             queue,
+        })
+    }
+
+    /// Runs `make` inside out-of-memory and validation error scopes, so that a failed
+    /// allocation comes back as an error instead of reaching the device's uncaptured-error
+    /// handler (which natively panics).
+    pub fn checked<T>(
+        &self,
+        make: impl FnOnce() -> Result<T, EngineError>,
+    ) -> Result<Checked<T>, EngineError> {
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let made = make();
+        // Innermost first.
+        let oom = oom.pop();
+        let validation = validation.pop();
+        let value = made?;
+        Ok(Checked {
+            value,
+            answer: Some(Box::pin(async move {
+                match oom.await {
+                    Some(e) => Some(e),
+                    None => validation.await,
+                }
+            })),
         })
     }
 

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve, dirname } from "node:path";
+import { basename, join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { WEBGPU_FLAGS, cameraFlags, launch, referenceDir, serve } from "./harness.mjs";
 
@@ -72,6 +72,21 @@ async function pageClassMap(page) {
 
 const RUNNING = { timeout: 240000 };
 
+/** Page classes against the native engine's on the pixels the browser decoded. */
+async function pageMatchesNative(page, label) {
+  const map = await pageClassMap(page);
+  const src = await page.evaluate(() => {
+    const d = window.enet.sourcePixels();
+    return { width: d.width, height: d.height, data: Array.from(d.data) };
+  });
+  const raw = join(tmp, `${label}.rgba`);
+  writeFileSync(raw, Buffer.from(src.data));
+  const agree = agreement(map.data, nativeClasses(`${raw}:${src.width}x${src.height}`, [map.width, map.height]));
+  console.log(`${label}: page vs native class agreement ${agree.toFixed(5)}`);
+  assert.ok(agree >= 0.99, `${label}: agreement ${agree}`);
+  return { map, src };
+}
+
 /**
  * Runs `body({ page, requests })` on a fresh browser. With `model` (the default) the peer
  * weights are loaded first and the camera is running. The page's console is printed when the
@@ -101,20 +116,10 @@ const moreFrames = (page, n) => page.waitForFunction((k) => window.enet.frames()
 test("camera: the overlay appears and the page's classes match the native engine's", { timeout: 300000 }, () =>
   withPage(CAMERA, async ({ page, requests }) => {
     assert.ok((await frames(page)) >= 1);
-    const map = await pageClassMap(page);
+    const { map, src } = await pageMatchesNative(page, "camera frame");
     assert.deepEqual([map.width, map.height], SIZE);
-    assert.ok(new Set(map.data).size >= 3, "a street scene has several classes");
-    // The same decoded camera pixels through the native engine.
-    const src = await page.evaluate(() => {
-      const d = window.enet.sourcePixels();
-      return { width: d.width, height: d.height, data: Array.from(d.data) };
-    });
     assert.deepEqual([src.width, src.height], SIZE);
-    const raw = join(tmp, "camera-frame.rgba");
-    writeFileSync(raw, Buffer.from(src.data));
-    const agree = agreement(map.data, nativeClasses(`${raw}:${src.width}x${src.height}`, SIZE));
-    console.log(`camera frame: page vs native class agreement ${agree.toFixed(5)}`);
-    assert.ok(agree >= 0.99, `agreement ${agree}`);
+    assert.ok(new Set(map.data).size >= 3, "a street scene has several classes");
     const shot = await page.locator("#view").screenshot();
     writeFileSync(join(tmp, "page.png"), shot);
     assert.ok(shot.length > 20000, "the canvas shows a picture, not a blank");
@@ -207,6 +212,69 @@ test("camera permission denied: a message and an image or video file instead", {
       await page.waitForFunction(() => window.enet.state === "no-camera", null, { timeout: 120000 });
       assert.match(await page.textContent("#message-text"), /Camera permission was denied/);
       assert.match(await page.textContent("#message-actions"), /Open image or video/);
+    },
+    { model: false },
+  ));
+
+test("odd pictures: each is segmented or refused with a message, and what ran keeps running", { timeout: 600000 }, () =>
+  withPage(
+    [...WEBGPU_FLAGS, "--use-fake-device-for-media-stream", "--deny-permission-prompts"],
+    async ({ page, requests }) => {
+      const dir = mkdtempSync(join(tmp, "odd-"));
+      execFileSync(helper, ["odd-images", dir, frame]);
+      await loadWeights(page);
+      await page.waitForFunction(() => window.enet.state === "no-camera", null, RUNNING);
+      const messageText = async () => ((await page.isHidden("#message")) ? "" : await page.textContent("#message-text"));
+      // Opens a picture and waits for its own frame (the network height is 240).
+      const open = async (file, size) => {
+        const n = await frames(page);
+        await page.setInputFiles("#media", file);
+        await page.waitForFunction(
+          ([k, w, h]) => window.enet.frames() > k && window.enet.sourceSize().width === w && window.enet.sourceSize().height === h,
+          [n, ...size],
+          RUNNING,
+        );
+      };
+      for (const [file, size] of [
+        [join(dir, "grey.png"), [480, 360]],
+        [join(dir, "rgb16.png"), [480, 360]],
+        [join(root, "tests/fixtures/cmyk.jpg"), [64, 48]],
+      ]) {
+        await open(file, size);
+        const { map } = await pageMatchesNative(page, basename(file));
+        assert.deepEqual([map.width, map.height], SIZE);
+        assert.equal(await messageText(), "");
+      }
+      await open(join(dir, "one.png"), [1, 1]);
+      const { map: one } = await pageMatchesNative(page, "one.png");
+      assert.deepEqual([one.width, one.height], [240, 240], "a square picture runs at 240x240");
+
+      await open(join(dir, "large.png"), [2048, 1536]);
+      assert.match(await messageText(), /large\.png is 6000×4500; it was scaled to 2048×1536 first/);
+      const large = await pageClassMap(page);
+      assert.deepEqual([large.width, large.height], SIZE);
+      assert.ok(new Set(large.data).size >= 3, "a street scene has several classes");
+
+      for (const [name, why] of [
+        ["truncated.png", /truncated\.png is not an image this browser can decode/],
+        ["not-an-image.png", /not-an-image\.png is not an image this browser can decode/],
+        ["broken.mp4", /broken\.mp4 is not a video this browser can play/],
+      ]) {
+        await page.setInputFiles("#media", join(dir, name));
+        await page.waitForFunction((re) => new RegExp(re).test(document.getElementById("message-text").textContent), why.source, {
+          timeout: 30000,
+        });
+        assert.match(await messageText(), /What was running keeps running/);
+        assert.deepEqual(await page.evaluate(() => window.enet.sourceSize()), { kind: "image", width: 2048, height: 1536 });
+      }
+      // The large picture is still the source and is segmented again on a new setting.
+      const n = await frames(page);
+      await page.selectOption("#resolution", "192");
+      await moreFrames(page, n);
+      const again = await pageClassMap(page);
+      assert.deepEqual([again.width, again.height], [256, 192]);
+      assert.equal(await page.evaluate(() => window.enet.state), "running");
+      assertLocalOnly(requests);
     },
     { model: false },
   ));
