@@ -61,8 +61,14 @@ fn odd_images(args: &[String]) -> anyhow::Result<()> {
         .save(dir.join("large.png"))?;
     let png = std::fs::read(dir.join("grey.png"))?;
     std::fs::write(dir.join("truncated.png"), &png[..png.len() / 3])?;
-    std::fs::write(dir.join("not-an-image.png"), "these are words, not pixels\n")?;
-    std::fs::write(dir.join("broken.mp4"), [0u8, 0, 0, 24, 0x66, 0x74, 0x79, 0x70, 1, 2, 3])?;
+    std::fs::write(
+        dir.join("not-an-image.png"),
+        "these are words, not pixels\n",
+    )?;
+    std::fs::write(
+        dir.join("broken.mp4"),
+        [0u8, 0, 0, 24, 0x66, 0x74, 0x79, 0x70, 1, 2, 3],
+    )?;
     Ok(())
 }
 

@@ -12,8 +12,8 @@ step "format and lints"
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 
-step "the library builds for the browser"
-cargo build --locked --target wasm32-unknown-unknown --lib
+step "the library builds for the browser, lint-free"
+cargo clippy --locked --target wasm32-unknown-unknown --lib -- -D warnings
 
 step "engine, kernels, parity and CLI tests (lavapipe)"
 cargo test --release --locked

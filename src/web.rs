@@ -27,6 +27,9 @@ pub fn start() {
     console_error_panic_hook::set_once();
 }
 
+/// The overlay's bind group with the network and source sizes it was made for.
+type Bound = (OverlayBinding, (usize, usize), (usize, usize));
+
 #[wasm_bindgen]
 pub struct App {
     gpu: Gpu,
@@ -36,7 +39,7 @@ pub struct App {
     model: Model,
     segmenter: Segmenter,
     overlay: Overlay,
-    binding: Option<(OverlayBinding, (usize, usize), (usize, usize))>,
+    binding: Option<Bound>,
     net_height: usize,
     opacity: f32,
     in_flight: Arc<AtomicBool>,
@@ -74,8 +77,14 @@ fn net_size(src: (usize, usize), height: usize) -> (usize, usize) {
 
 #[wasm_bindgen]
 impl App {
-    /// Starts WebGPU on `canvas` and loads `weights` (an engine weights file).
-    pub async fn create(canvas: HtmlCanvasElement, weights: Vec<u8>) -> Result<App, JsError> {
+    /// Starts WebGPU on `canvas` and loads `weights` (an engine weights file). `on_lost` is
+    /// called (with the reason) if the GPU device is lost, so the page can start a new App
+    /// at once rather than at the next camera frame, which may be seconds away then.
+    pub async fn create(
+        canvas: HtmlCanvasElement,
+        weights: Vec<u8>,
+        on_lost: js_sys::Function,
+    ) -> Result<App, JsError> {
         let model = Model::from_safetensors(&weights).map_err(js_err)?;
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
         let surface = instance
@@ -94,8 +103,12 @@ impl App {
         {
             let lost = lost.clone();
             gpu.device.set_device_lost_callback(move |reason, msg| {
-                web_sys::console::warn_1(&format!("GPU device lost ({reason:?}): {msg}").into());
+                let text = format!("GPU device lost ({reason:?}): {msg}");
+                web_sys::console::warn_1(&text.as_str().into());
                 lost.store(true, Relaxed);
+                if let Err(e) = on_lost.call1(&JsValue::NULL, &text.into()) {
+                    web_sys::console::error_1(&e);
+                }
             });
         }
         // Report validation errors instead of panicking; the page decides what to do.
@@ -185,7 +198,7 @@ impl App {
 
     /// Network input height (the width follows the frame's aspect, rounded to 8).
     pub fn set_network_height(&mut self, height: usize) -> Result<(), JsError> {
-        if height == 0 || height % 8 != 0 || height > crate::segment::MAX_SIDE {
+        if height == 0 || !height.is_multiple_of(8) || height > crate::segment::MAX_SIDE {
             return Err(JsError::new(&format!(
                 "network height {height}: a multiple of 8 up to 4096"
             )));

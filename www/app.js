@@ -133,7 +133,11 @@ async function defaultWeights() {
 }
 
 async function createApp(bytes) {
-  const next = await wasm.App.create(canvas, bytes);
+  // A lost device is noticed here at once; the lost callback of an App already replaced
+  // (its device released on purpose) is ignored.
+  const next = await wasm.App.create(canvas, bytes, () => {
+    if (app === next) recoverDevice();
+  });
   next.set_network_height(Number($("resolution").value));
   next.set_opacity(Number($("opacity").value));
   if (app) app.free();

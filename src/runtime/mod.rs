@@ -67,7 +67,10 @@ impl<T> Checked<T> {
         let Some(answer) = self.answer.as_mut() else {
             return Poll::Ready(Ok(()));
         };
-        match answer.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        match answer
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
             Poll::Pending => Poll::Pending,
             Poll::Ready(error) => {
                 self.answer = None;
