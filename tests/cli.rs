@@ -471,4 +471,25 @@ fn unusual_images_give_results_or_clear_errors() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("note:"), "{}", text(&o));
     assert_eq!(image::open(&out).unwrap().width(), 20000);
+    // More pixels than the decoder may allocate: refused by name and size, other images go on.
+    let vast = d("vast.png");
+    image::GrayImage::from_pixel(24000, 24000, image::Luma([90]))
+        .save(&vast)
+        .unwrap();
+    let o = enet(&[
+        "segment",
+        vast.to_str().unwrap(),
+        huge.to_str().unwrap(),
+        "--weights",
+        w,
+        "-o",
+        d("both").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("vast.png is 24000x24000: too large to decode"),
+        "{}",
+        text(&o)
+    );
+    assert!(d("both").join("huge.png").exists(), "{}", text(&o));
 }

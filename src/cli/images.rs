@@ -19,12 +19,29 @@ pub fn open_rgba(path: &Path) -> Result<RgbaImage> {
     if reader.format().is_none() {
         bail!("{} is not a PNG or JPEG image", path.display());
     }
-    let img = reader.decode().with_context(|| {
-        format!(
-            "cannot decode {} (truncated or not a supported image?)",
-            path.display()
-        )
-    })?;
+    let img = match reader.decode() {
+        Ok(img) => img,
+        // The decoder's memory limit (512 MiB) keeps a huge picture from exhausting memory.
+        Err(image::ImageError::Limits(_)) => {
+            let size = image::ImageReader::open(path)
+                .ok()
+                .and_then(|r| r.with_guessed_format().ok())
+                .and_then(|r| r.into_dimensions().ok())
+                .map_or(String::new(), |(w, h)| format!(" is {w}x{h}:"));
+            bail!(
+                "{}{size} too large to decode (over 512 MiB of pixels); scale it down first",
+                path.display()
+            )
+        }
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!(
+                    "cannot decode {} (truncated or not a supported image?)",
+                    path.display()
+                )
+            });
+        }
+    };
     if img.width() == 0 || img.height() == 0 {
         bail!("{} has no pixels", path.display());
     }
