@@ -6,8 +6,8 @@
 //! - `classes WEIGHTS IN NET_W NET_H OUT`: the native engine's class map (raw bytes, one per
 //!   pixel at the network size) for IN, a PNG or raw RGBA given as `file.rgba:WxH`.
 //! - `odd-images DIR IMAGE`: awkward inputs made from IMAGE: grey.png, rgb16.png (16 bits per
-//!   channel), one.png (1x1), large.png (6000 px wide), truncated.png, not-an-image.png
-//!   (text) and broken.mp4 (not a video).
+//!   channel), one.png (1x1), large.png (6000 px wide), vast.png (24000x24000, more than a
+//!   browser decodes), truncated.png, not-an-image.png (text) and broken.mp4 (not a video).
 
 use std::io::Write;
 
@@ -59,6 +59,7 @@ fn odd_images(args: &[String]) -> anyhow::Result<()> {
     let (w, h) = (6000, 6000 * img.height() / img.width());
     image::imageops::resize(&img.to_rgb8(), w, h, image::imageops::FilterType::Nearest)
         .save(dir.join("large.png"))?;
+    image::GrayImage::from_pixel(24000, 24000, image::Luma([90])).save(dir.join("vast.png"))?;
     let png = std::fs::read(dir.join("grey.png"))?;
     std::fs::write(dir.join("truncated.png"), &png[..png.len() / 3])?;
     std::fs::write(

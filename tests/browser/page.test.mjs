@@ -276,6 +276,7 @@ test("odd pictures: each is segmented or refused with a message, and what ran ke
 
       for (const [name, why] of [
         ["truncated.png", /truncated\.png is not an image this browser can decode/],
+        ["vast.png", /vast\.png is not an image this browser can decode/],
         ["not-an-image.png", /not-an-image\.png is not an image this browser can decode/],
         ["broken.mp4", /broken\.mp4 is not a video this browser can play/],
       ]) {
