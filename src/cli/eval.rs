@@ -122,11 +122,13 @@ pub fn run(a: EvalArgs) -> Result<()> {
         let img = open_rgba(path)?;
         if img.dimensions() != label.dimensions() {
             bail!(
-                "{} is {:?} but its label {} is {:?}",
+                "{} is {}x{} but its label {} is {}x{}",
                 path.display(),
-                img.dimensions(),
+                img.width(),
+                img.height(),
                 label_path.display(),
-                label.dimensions()
+                label.width(),
+                label.height()
             );
         }
         let map = classify(&mut seg, &img, a.size, path)?;
