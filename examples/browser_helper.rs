@@ -6,7 +6,7 @@
 //! - `classes WEIGHTS IN NET_W NET_H OUT`: the native engine's class map (raw bytes, one per
 //!   pixel at the network size) for IN, a PNG or raw RGBA given as `file.rgba:WxH`.
 //! - `odd-images DIR IMAGE`: awkward inputs made from IMAGE: grey.png, rgb16.png (16 bits per
-//!   channel), one.png (1x1), large.png (6000 px wide), vast.png (24000x24000, more than a
+//!   channel), one.png (1x1), odd.png (37x29), large.png (6000 px wide), vast.png (24000x24000, more than a
 //!   browser decodes), truncated.png, not-an-image.png (text) and broken.mp4 (not a video).
 
 use std::io::Write;
@@ -56,6 +56,9 @@ fn odd_images(args: &[String]) -> anyhow::Result<()> {
     image::imageops::crop_imm(&img.to_rgb8(), 200, 250, 1, 1)
         .to_image()
         .save(dir.join("one.png"))?;
+    image::imageops::crop_imm(&img.to_rgb8(), 100, 150, 37, 29)
+        .to_image()
+        .save(dir.join("odd.png"))?;
     let (w, h) = (6000, 6000 * img.height() / img.width());
     image::imageops::resize(&img.to_rgb8(), w, h, image::imageops::FilterType::Nearest)
         .save(dir.join("large.png"))?;

@@ -148,8 +148,8 @@ async function createApp(bytes) {
 }
 
 async function loadWeightsFile(file) {
-  const bytes = new Uint8Array(await file.arrayBuffer());
   try {
+    const bytes = new Uint8Array(await file.arrayBuffer()); // fails for a file too large to read
     if (app) {
       app.load_weights(bytes); // validated exactly as the CLI does; on error the old model stays
       weights = bytes;
