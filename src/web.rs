@@ -263,7 +263,7 @@ impl App {
         let Some((binding, _, _)) = &self.binding else {
             return Ok(());
         };
-        let Some(frame) = self.surface_texture() else {
+        let Some(frame) = current_texture(&self.surface, &self.gpu.device, &self.config) else {
             return Ok(());
         };
         let view = frame.texture.create_view(&Default::default());
@@ -312,10 +312,6 @@ impl App {
 }
 
 impl App {
-    fn surface_texture(&self) -> Option<wgpu::SurfaceTexture> {
-        current_texture(&self.surface, &self.gpu.device, &self.config)
-    }
-
     fn frame(
         &mut self,
         source: wgpu::ExternalImageSource,

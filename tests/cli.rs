@@ -425,15 +425,8 @@ fn unusual_images_give_results_or_clear_errors() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/cmyk.jpg"
     ));
-    for (input, size) in [
-        (d("grey.png"), (40, 24)),
-        (d("deep.png"), (33, 17)),
-        (d("dot.png"), (1, 1)),
-        (d("thin.png"), (3, 200)),
-        (cmyk, (64, 48)),
-    ] {
-        let out = d("out.png");
-        let o = enet(&[
+    let classes = |input: &Path, out: &Path| {
+        enet(&[
             "segment",
             input.to_str().unwrap(),
             "--weights",
@@ -442,7 +435,17 @@ fn unusual_images_give_results_or_clear_errors() {
             "classes",
             "-o",
             out.to_str().unwrap(),
-        ]);
+        ])
+    };
+    for (input, size) in [
+        (d("grey.png"), (40, 24)),
+        (d("deep.png"), (33, 17)),
+        (d("dot.png"), (1, 1)),
+        (d("thin.png"), (3, 200)),
+        (cmyk, (64, 48)),
+    ] {
+        let out = d("out.png");
+        let o = classes(&input, &out);
         assert!(o.status.success(), "{}: {}", input.display(), text(&o));
         let img = image::open(&out).unwrap();
         assert_eq!(
@@ -458,16 +461,7 @@ fn unusual_images_give_results_or_clear_errors() {
         .save(&huge)
         .unwrap();
     let out = d("huge-out.png");
-    let o = enet(&[
-        "segment",
-        huge.to_str().unwrap(),
-        "--weights",
-        w,
-        "--output",
-        "classes",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let o = classes(&huge, &out);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("note:"), "{}", text(&o));
     assert_eq!(image::open(&out).unwrap().width(), 20000);

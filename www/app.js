@@ -30,12 +30,10 @@ const hook = {
       ? { kind: source, width: still.width, height: still.height }
       : { kind: source, width: video.videoWidth, height: video.videoHeight },
   sourcePixels: () => {
-    const img = source === "image" ? still : video;
-    const w = source === "image" ? still.width : video.videoWidth;
-    const h = source === "image" ? still.height : video.videoHeight;
-    const c = new OffscreenCanvas(w, h).getContext("2d");
-    c.drawImage(img, 0, 0);
-    return c.getImageData(0, 0, w, h);
+    const { width, height } = hook.sourceSize();
+    const c = new OffscreenCanvas(width, height).getContext("2d");
+    c.drawImage(source === "image" ? still : video, 0, 0);
+    return c.getImageData(0, 0, width, height);
   },
   get app() {
     return app;
@@ -176,7 +174,7 @@ async function startCamera(deviceId) {
       name: "NotSupportedError",
     });
   }
-  if (stream) stream.getTracks().forEach((t) => t.stop());
+  stopCamera();
   const video_ = deviceId
     ? { deviceId: { exact: deviceId } }
     : { facingMode: { ideal: "environment" }, width: { ideal: 1280 }, height: { ideal: 720 } };

@@ -3,7 +3,10 @@
 
 import { createServer } from "node:http";
 import { existsSync, mkdtempSync, readFileSync, statSync } from "node:fs";
-import { dirname, extname, join } from "node:path";
+import { execFileSync } from "node:child_process";
+import { tmpdir } from "node:os";
+import { dirname, extname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 export const BASE_FLAGS = [
@@ -61,4 +64,30 @@ export function referenceDir(root) {
     if (existsSync(join(candidate, "peer-enet-camvid.safetensors"))) return candidate;
     if (dirname(d) === d) throw new Error("shared/reference not found next to the repository (set ENET_REFERENCE_DIR)");
   }
+}
+
+/**
+ * For the measuring scripts: a fresh Chromium whose fake webcam plays a CamVid val frame at a
+ * 4:3 size of network height `height`, the page with `weights` loaded and running.
+ * Returns `{ page, ctx, size, close }`; `dist/` and the browser helper must be built.
+ */
+export async function runningCameraPage(weights, height, framesPerImage) {
+  const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+  const tmp = mkdtempSync(join(tmpdir(), "enet-page-"));
+  const y4m = join(tmp, "camera.y4m");
+  const w = Math.round((Number(height) * 4) / 3 / 8) * 8;
+  const frame = join(referenceDir(root), "val-decoded/0016E5_07959.png");
+  execFileSync(join(root, "target/release/examples/browser_helper"), ["y4m", y4m, String(w), String(height), String(framesPerImage), frame]);
+  const server = await serve(join(root, "dist"));
+  const { ctx, page } = await launch(tmp, [...WEBGPU_FLAGS, ...cameraFlags(y4m)]);
+  await page.goto(server.base);
+  await page.waitForFunction(() => window.enet && window.enet.state === "no-model", null, { timeout: 60000 });
+  await page.selectOption("#resolution", String(height));
+  await page.setInputFiles("#weights", weights);
+  await page.waitForFunction(() => window.enet.state === "running", null, { timeout: 300000 });
+  const close = async () => {
+    await ctx.close();
+    server.close();
+  };
+  return { page, ctx, size: `${w}x${height}`, close };
 }

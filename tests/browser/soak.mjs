@@ -3,23 +3,11 @@
 // plan holds, at each tenth of the run, and fails if either grew after the first tenth.
 //   node soak.mjs WEIGHTS [FRAMES=1000] [NET_HEIGHT=96]
 
-import { execFileSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { WEBGPU_FLAGS, cameraFlags, launch, referenceDir, serve } from "./harness.mjs";
+import { runningCameraPage } from "./harness.mjs";
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const [weights, framesArg = "1000", height = "96"] = process.argv.slice(2);
 const total = Number(framesArg);
-const tmp = mkdtempSync(join(tmpdir(), "enet-soak-"));
-const y4m = join(tmp, "camera.y4m");
-const reference = referenceDir(root);
-const w = Math.round((Number(height) * 4) / 3 / 8) * 8;
-execFileSync(join(root, "target/release/examples/browser_helper"), ["y4m", y4m, String(w), height, "30", join(reference, "val-decoded/0016E5_07959.png")]);
-const server = await serve(join(root, "dist"));
-const { ctx, page } = await launch(tmp, [...WEBGPU_FLAGS, ...cameraFlags(y4m)]);
+const { page, ctx, close } = await runningCameraPage(weights, height, 30);
 const cdp = await ctx.newCDPSession(page);
 await cdp.send("Performance.enable");
 const heap = async () => {
@@ -27,11 +15,6 @@ const heap = async () => {
   const { metrics } = await cdp.send("Performance.getMetrics");
   return metrics.find((m) => m.name === "JSHeapUsedSize").value;
 };
-await page.goto(server.base);
-await page.waitForFunction(() => window.enet && window.enet.state === "no-model", null, { timeout: 60000 });
-await page.selectOption("#resolution", height);
-await page.setInputFiles("#weights", weights);
-await page.waitForFunction(() => window.enet.state === "running", null, { timeout: 300000 });
 const t0 = Date.now();
 let base = null;
 let worstHeap = 0;
@@ -47,6 +30,5 @@ for (let k = 1; k <= 10; k++) {
   if (g !== gpu0) throw new Error(`GPU memory changed: ${gpu0} -> ${g}`);
 }
 console.log(`largest JS heap growth after warm-up: ${(worstHeap / 1024).toFixed(0)} KiB`);
-await ctx.close();
-server.close();
+await close();
 if (worstHeap > 2 * 1024 * 1024) process.exit(1);
