@@ -8,7 +8,6 @@ ldconfig -p | grep -q 'libvulkan.so.1' || apt_missing+=(libvulkan1)
 ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 || apt_missing+=(mesa-vulkan-drivers)
 if [ "${ENET_BROWSER:-1}" = 1 ]; then
   command -v chromium >/dev/null || apt_missing+=(chromium)
-  command -v wasm-opt >/dev/null || apt_missing+=(binaryen)
 fi
 if [ ${#apt_missing[@]} -gt 0 ]; then
   echo "installing ${apt_missing[*]}"

@@ -7,6 +7,7 @@ mod cli;
 fn main() -> std::process::ExitCode {
     use clap::Parser;
     let args = cli::Cli::parse();
+    quiet_headless_vulkan();
     match cli::run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -16,6 +17,19 @@ fn main() -> std::process::ExitCode {
             }
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Mesa's Vulkan device-select layer connects to Wayland while listing GPUs and, on a machine
+/// without a desktop session (no XDG_RUNTIME_DIR), prints an error line for each listing. It
+/// only reorders GPUs for desktop sessions, and the engine picks its adapter itself.
+#[cfg(not(target_arch = "wasm32"))]
+fn quiet_headless_vulkan() {
+    let session =
+        std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| std::path::Path::new(&d).is_dir());
+    if !session && std::env::var_os("NODEVICE_SELECT").is_none() {
+        // SAFETY: called first thing in main, before this program starts any thread.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
     }
 }
 

@@ -27,6 +27,14 @@ pub fn start() {
     console_error_panic_hook::set_once();
 }
 
+/// Checks a weights file without touching the GPU, as the CLI checks it, so the page can tell
+/// a bad model file (a missing asset the server answered with a web page, a truncated
+/// download) from a GPU that cannot start.
+#[wasm_bindgen]
+pub fn validate_weights(weights: &[u8]) -> Result<(), JsError> {
+    Model::from_safetensors(weights).map(|_| ()).map_err(js_err)
+}
+
 /// The overlay's bind group with the network and source sizes it was made for.
 type Bound = (OverlayBinding, (usize, usize), (usize, usize));
 

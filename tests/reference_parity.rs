@@ -1,12 +1,9 @@
 //! The whole network on real trained weights (the independent PyTorch-ENet checkpoint in
 //! ../shared/reference) against PyTorch's outputs for the same weights and pixels.
 //!
-//! `tests/fixtures/peer-enet-pytorch.safetensors` holds PyTorch's logits and argmax,
-//! written by `scripts/reference_fixture.py`. The shared outputs file
-//! (`peer-enet-camvid-val-outputs.safetensors`) does not come from these weights: PyTorch
-//! itself, on these weights and pixels, agrees with its argmax on only about 90 % of pixels
-//! and reproduces the checkpoint's documented val mIoU (0.6426) where the shared argmax
-//! scores 0.589. The tests below hold the engine to PyTorch, and to the documented mIoU.
+//! `tests/fixtures/peer-enet-pytorch.safetensors` holds PyTorch's logits and argmax, written
+//! by `scripts/pytorch_fixture.py` from these weights (the outputs file once shared beside
+//! them did not come from these weights and is not used).
 
 mod common;
 
@@ -82,31 +79,16 @@ fn argmax_matches_pytorch_on_three_val_frames() {
     let bytes = fixture();
     let st = SafeTensors::deserialize(&bytes).unwrap();
     let want_all = st.tensor("argmax").unwrap();
-    let shared_bytes =
-        std::fs::read(reference_dir().join("peer-enet-camvid-val-outputs.safetensors")).unwrap();
-    let shared = SafeTensors::deserialize(&shared_bytes).unwrap();
-    let shared_argmax = shared.tensor("argmax").unwrap();
     for (i, path) in val_frames().iter().enumerate().take(3) {
         let (rgba, w, h) = load_png_rgba(path);
         let map = pollster::block_on(seg.segment(&rgba, w, h, (w, h))).unwrap();
         let n = w * h;
-        let agree =
-            |a: &[u8], b: &[u8]| a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / n as f64;
         let want = &want_all.data()[i * n..(i + 1) * n];
-        let theirs = &shared_argmax.data()[i * n..(i + 1) * n];
-        let engine_vs_torch = agree(&map.data, want);
-        let engine_vs_shared = agree(&map.data, theirs);
-        let torch_vs_shared = agree(want, theirs);
+        let agree = map.data.iter().zip(want).filter(|(x, y)| x == y).count() as f64 / n as f64;
         eprintln!(
-            "{}: engine vs PyTorch {engine_vs_torch:.5}; vs the shared argmax file: engine {engine_vs_shared:.4}, PyTorch {torch_vs_shared:.4}",
+            "{}: engine vs PyTorch argmax agreement {agree:.5}",
             path.file_name().unwrap().to_string_lossy()
         );
-        assert!(
-            engine_vs_torch >= 0.999,
-            "{}: agreement {engine_vs_torch}",
-            path.display()
-        );
-        // Whatever produced the shared file, the engine stands exactly where PyTorch does.
-        assert!((engine_vs_shared - torch_vs_shared).abs() <= 0.001);
+        assert!(agree >= 0.999, "{}: agreement {agree}", path.display());
     }
 }

@@ -120,14 +120,79 @@ async function loadWasm() {
   return bindings;
 }
 
-async function defaultWeights() {
+// The built-in model: a static file next to the page (not inside the wasm), so the browser
+// caches it on its own and a new model needs no new wasm.
+const MODEL_URL = "assets/enet-camvid.safetensors";
+
+// Downloads the built-in model, reporting progress as (received bytes, total or 0). Rejects
+// with a reason a person can act on; the bytes are validated by the caller.
+async function fetchModel(onProgress) {
+  let r;
   try {
-    const r = await fetch("assets/enet-camvid.safetensors");
-    if (r.ok) return new Uint8Array(await r.arrayBuffer());
-  } catch (_) {
-    /* no built-in model */
+    r = await fetch(MODEL_URL);
+  } catch (e) {
+    throw new Error(`it could not be downloaded (${errorText(e)})`);
   }
-  return null;
+  if (!r.ok) throw new Error(`the server answered ${r.status}${r.statusText ? " " + r.statusText : ""}`);
+  // Development servers and single-page hosts answer a missing file with the page itself.
+  const type = r.headers.get("content-type") || "";
+  if (type.startsWith("text/")) throw new Error(`the server answered with a ${type.split(";")[0]} page instead of the model: it is missing from the site`);
+  const total = Number(r.headers.get("content-length")) || 0;
+  if (!r.body) return new Uint8Array(await r.arrayBuffer());
+  const reader = r.body.getReader();
+  const parts = [];
+  let received = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(value);
+    received += value.length;
+    onProgress(received, total);
+  }
+  const bytes = new Uint8Array(received);
+  let at = 0;
+  for (const p of parts) {
+    bytes.set(p, at);
+    at += p.length;
+  }
+  return bytes;
+}
+
+function showProgress(received, total) {
+  const bar = $("progress");
+  bar.hidden = false;
+  const mb = (n) => (n / 1e6).toFixed(2);
+  // A compressed response's length is smaller than what arrives: then show bytes only.
+  if (total && received <= total) {
+    bar.value = received / total;
+    $("message-text").textContent = `Loading the built-in model… ${mb(received)} of ${mb(total)} MB`;
+  } else {
+    bar.removeAttribute("value");
+    $("message-text").textContent = `Loading the built-in model… ${mb(received)} MB`;
+  }
+}
+
+/** The built-in model's bytes, validated; null (and a message with a picker) when unusable.
+ * `download` is fetchModel's promise, started before the wasm so both load at once. */
+async function builtInModel(download) {
+  let bytes;
+  try {
+    bytes = await download;
+    wasm.validate_weights(bytes);
+  } catch (e) {
+    $("progress").hidden = true;
+    setState("no-model");
+    status.textContent = "no model loaded";
+    message(
+      `The built-in model (${MODEL_URL}) could not be loaded: ${errorText(e)}. Load an ENet weights file ` +
+        "(.safetensors; a PyTorch-ENet checkpoint converts with `enet import`) by the button below or by dropping it on the page.",
+      { error: true, actions: [filePicker("Load weights…", ".safetensors", loadWeightsFile)] },
+    );
+    return null;
+  }
+  $("progress").hidden = true;
+  message("");
+  return bytes;
 }
 
 async function createApp(bytes) {
@@ -453,6 +518,11 @@ function wireControls() {
     }
   };
   $("resolution").onchange = () => {
+    try {
+      localStorage.setItem(SIZE_KEY, $("resolution").value);
+    } catch (_) {
+      /* storage disabled: the choice lasts for this visit */
+    }
     if (!app) return;
     app.set_network_height(Number($("resolution").value));
     if (source === "image") refreshStill();
@@ -487,7 +557,21 @@ function wireControls() {
   });
 }
 
+// The chosen network input size is remembered across visits.
+const SIZE_KEY = "enet.resolution";
+
+function restoreSettings() {
+  let saved = null;
+  try {
+    saved = localStorage.getItem(SIZE_KEY);
+  } catch (_) {
+    /* storage disabled */
+  }
+  if (saved && [...$("resolution").options].some((o) => o.value === saved)) $("resolution").value = saved;
+}
+
 async function main() {
+  restoreSettings();
   wireControls();
   const adapter = navigator.gpu && (await navigator.gpu.requestAdapter().catch(() => null));
   if (!adapter) {
@@ -501,18 +585,13 @@ async function main() {
     );
     return;
   }
+  message("Loading the built-in model…");
+  showProgress(0, 0);
+  const download = fetchModel(showProgress);
+  download.catch(() => {}); // handled in builtInModel, after the wasm is up
   wasm = await loadWasm();
-  const bytes = await defaultWeights();
-  if (!bytes) {
-    setState("no-model");
-    status.textContent = "no model loaded";
-    message(
-      "This build has no built-in model. Load an ENet weights file (.safetensors; a PyTorch-ENet " +
-        "checkpoint converts with `enet import`), by the button below or by dropping it on the page.",
-      { actions: [filePicker("Load weights…", ".safetensors", loadWeightsFile)] },
-    );
-    return;
-  }
+  const bytes = await builtInModel(download);
+  if (!bytes) return;
   try {
     await createApp(bytes);
   } catch (e) {

@@ -95,6 +95,22 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let void = model.void_class;
     let gpu = gpu()?;
     let mut seg = Segmenter::new(&gpu, &model)?;
+    let mut other = match &a.compare {
+        Some(p) => {
+            let m = load_model(Some(p))?;
+            if m.num_classes() != n {
+                bail!(
+                    "--compare {} has {} classes, the evaluated model {n}",
+                    p.display(),
+                    m.num_classes()
+                );
+            }
+            Some(Segmenter::new(&gpu, &m)?)
+        }
+        None => None,
+    };
+    // Pixels where the compared model's classes equal the evaluated one's, and all pixels.
+    let (mut same, mut pixels) = (0u64, 0u64);
     let mut conf = Confusion::new(n);
     let bar = ProgressBar::new(images.len() as u64);
     bar.set_style(
@@ -132,6 +148,16 @@ pub fn run(a: EvalArgs) -> Result<()> {
             );
         }
         let map = classify(&mut seg, &img, a.size, path)?;
+        if let Some(other) = other.as_mut() {
+            let theirs = classify(other, &img, a.size, path)?;
+            same += map
+                .data
+                .iter()
+                .zip(&theirs.data)
+                .filter(|(x, y)| x == y)
+                .count() as u64;
+            pixels += map.data.len() as u64;
+        }
         for (&l, &p) in label.as_raw().iter().zip(&map.data) {
             let l = l as usize;
             if Some(l) == void {
@@ -152,6 +178,10 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let valid: Vec<f64> = iou.iter().flatten().copied().collect();
     let miou = valid.iter().sum::<f64>() / valid.len().max(1) as f64;
     let acc = conf.pixel_accuracy();
+    let agreement = a
+        .compare
+        .as_ref()
+        .map(|p| (p, same as f64 / pixels.max(1) as f64));
     if a.json {
         let per_class: serde_json::Map<String, serde_json::Value> = model
             .classes
@@ -166,12 +196,16 @@ pub fn run(a: EvalArgs) -> Result<()> {
                 )
             })
             .collect();
-        let out = serde_json::json!({
+        let mut out = serde_json::json!({
             "miou": miou,
             "per_class_iou": per_class,
             "pixel_accuracy": acc,
             "images": images.len(),
         });
+        if let Some((_, agree)) = agreement {
+            out["agreement"] = serde_json::json!(agree);
+            out["agreement_pixels"] = serde_json::json!(pixels);
+        }
         println!("{out}");
     } else {
         println!("{} images from {}", images.len(), a.data.display());
@@ -192,6 +226,13 @@ pub fn run(a: EvalArgs) -> Result<()> {
             valid.len()
         );
         println!("pixel accuracy  {acc:.4}");
+        if let Some((p, agree)) = agreement {
+            println!(
+                "agreement       {:.3} % of {pixels} pixels have the same class with {}",
+                agree * 100.0,
+                p.display()
+            );
+        }
     }
     Ok(())
 }

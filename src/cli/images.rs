@@ -146,19 +146,8 @@ fn output_paths(inputs: &[PathBuf], out: Option<&Path>, kind: OutputKind) -> Res
             .to_string_lossy()
             .into_owned())
     };
-    let paths: Vec<PathBuf> = if inputs.len() == 1 {
-        let suffix = match kind {
-            OutputKind::Overlay => "overlay",
-            OutputKind::Color => "color",
-            OutputKind::Classes => "classes",
-        };
-        vec![match out {
-            Some(o) if o.is_dir() => o.join(format!("{}.png", stem(&inputs[0])?)),
-            Some(o) => o.to_path_buf(),
-            None => PathBuf::from(format!("{}.{suffix}.png", stem(&inputs[0])?)),
-        }]
-    } else {
-        let dir = out.unwrap_or(Path::new("."));
+    let suffix = kind.suffix();
+    let paths: Vec<PathBuf> = if let Some(dir) = out.filter(|_| inputs.len() > 1) {
         if dir.exists() && !dir.is_dir() {
             bail!(
                 "with several inputs -o must be a folder, and {} is a file",
@@ -170,6 +159,18 @@ fn output_paths(inputs: &[PathBuf], out: Option<&Path>, kind: OutputKind) -> Res
         inputs
             .iter()
             .map(|p| Ok(dir.join(format!("{}.png", stem(p)?))))
+            .collect::<Result<_>>()?
+    } else if let Some(o) = out {
+        vec![if o.is_dir() {
+            o.join(format!("{}.png", stem(&inputs[0])?))
+        } else {
+            o.to_path_buf()
+        }]
+    } else {
+        // No -o: next to where the user is, named so that it cannot be mistaken for an input.
+        inputs
+            .iter()
+            .map(|p| Ok(PathBuf::from(format!("{}.{suffix}.png", stem(p)?))))
             .collect::<Result<_>>()?
     };
     let mut seen = HashSet::new();
@@ -214,6 +215,13 @@ pub fn segment(a: SegmentArgs) -> Result<()> {
     let model = load_model(a.weights.as_deref())?;
     let gpu = gpu()?;
     let mut seg = Segmenter::new(&gpu, &model)?;
+    if a.output_path.is_none() {
+        let here = std::env::current_dir().map_or(".".into(), |d| d.display().to_string());
+        eprintln!(
+            "no -o given: writing <name>.{}.png into {here}",
+            a.output.suffix()
+        );
+    }
     let mut failed = 0;
     for (input, out) in a.images.iter().zip(&outputs) {
         let result = (|| -> Result<()> {

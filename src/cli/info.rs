@@ -2,12 +2,65 @@
 
 use anyhow::Result;
 
-use super::gpu;
+use super::{gpu, load_model};
+
+/// What the embedded model is and where it came from (its provenance metadata).
+fn builtin_model() -> Result<()> {
+    let Some(bytes) = enet_wgpu::assets::default_model() else {
+        println!("built-in model: none in this build (pass --weights FILE)");
+        return Ok(());
+    };
+    let m = load_model(None)?;
+    let prov: serde_json::Value = m
+        .provenance
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok())
+        .unwrap_or_default();
+    let field = |k: &str| prov.get(k).filter(|v| !v.is_null());
+    println!(
+        "built-in model: {} ({} KiB, {}), ENet {} layout, {} classes, {} parameters",
+        enet_wgpu::assets::DEFAULT_MODEL_FILE,
+        bytes.len() / 1024,
+        field("dtype").and_then(|v| v.as_str()).unwrap_or("f32"),
+        m.layout,
+        m.num_classes(),
+        m.parameter_count()
+    );
+    if let Some(d) = field("data").and_then(|v| v.as_str()) {
+        println!("  trained on {d}");
+    }
+    let mut how = Vec::new();
+    if let Some(e) = field("epochs") {
+        how.push(format!("{e} epochs"));
+    }
+    if let Some(e) = field("chosen_epoch") {
+        how.push(format!("chosen at epoch {e}"));
+    }
+    if let Some(h) = field("hardware").and_then(|v| v.as_str()) {
+        how.push(format!("on {h}"));
+    }
+    if let Some(t) = field("torch").and_then(|v| v.as_str()) {
+        how.push(format!("PyTorch {t}"));
+    }
+    if !how.is_empty() {
+        println!("  {}", how.join(", "));
+    }
+    if let Some(v) = field("val_miou").and_then(|v| v.as_f64()) {
+        println!("  val class mIoU {v:.4} (PyTorch, at training time)");
+    }
+    Ok(())
+}
 
 pub fn run() -> Result<()> {
-    let instance =
-        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    builtin_model()?;
+    let mut adapters = Vec::new();
+    for backends in enet_wgpu::runtime::backend_choices() {
+        adapters =
+            pollster::block_on(enet_wgpu::runtime::instance(backends).enumerate_adapters(backends));
+        if !adapters.is_empty() {
+            break;
+        }
+    }
     println!("adapters:");
     if adapters.is_empty() {
         println!("  (none)");

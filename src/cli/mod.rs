@@ -51,6 +51,17 @@ pub enum OutputKind {
     Classes,
 }
 
+impl OutputKind {
+    /// The default output name is `<stem>.<suffix>.png`.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            OutputKind::Overlay => "overlay",
+            OutputKind::Color => "color",
+            OutputKind::Classes => "classes",
+        }
+    }
+}
+
 #[derive(clap::Args, Debug)]
 pub struct SegmentArgs {
     /// Images to segment (PNG or JPEG).
@@ -59,7 +70,8 @@ pub struct SegmentArgs {
     /// Weights file (default: the embedded model).
     #[arg(long)]
     weights: Option<PathBuf>,
-    /// Output file (one input) or folder (several inputs; results are OUT/<stem>.png).
+    /// Output file (one input) or folder (results are OUT/<stem>.png). Without it, results
+    /// go to the current folder as <stem>.overlay.png (or .color.png, .classes.png).
     #[arg(short = 'o', value_name = "OUT")]
     output_path: Option<PathBuf>,
     /// Network input size WxH, both multiples of 8 (default: the image's size, rounded).
@@ -78,8 +90,13 @@ pub struct EvalArgs {
     /// Folder holding images/ and labels/ (labels: 8-bit PNG class indices, same stem).
     #[arg(long)]
     data: PathBuf,
+    /// Weights file (default: the embedded model).
     #[arg(long)]
     weights: Option<PathBuf>,
+    /// Also run these weights on every image and report on how many pixels their classes
+    /// agree with the evaluated model's (e.g. an f16 copy against its f32 original).
+    #[arg(long, value_name = "WEIGHTS")]
+    compare: Option<PathBuf>,
     /// Evaluate only the first N images (sorted by name).
     #[arg(long)]
     limit: Option<usize>,

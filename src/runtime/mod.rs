@@ -88,6 +88,23 @@ impl<T> Checked<T> {
     }
 }
 
+/// The backends to try, in order: the ones `WGPU_BACKEND` names when it is set; otherwise
+/// Vulkan, Metal, DX12 (and the browser's WebGPU), then OpenGL only where none of those has an
+/// adapter: starting EGL on a headless Linux machine prints warnings and finds nothing better.
+pub fn backend_choices() -> Vec<wgpu::Backends> {
+    match wgpu::Backends::from_env() {
+        Some(b) => vec![b],
+        None => vec![wgpu::Backends::PRIMARY, wgpu::Backends::SECONDARY],
+    }
+}
+
+/// An instance for `backends`, with the other instance options from the environment.
+pub fn instance(backends: wgpu::Backends) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    desc.backends = backends;
+    wgpu::Instance::new(desc)
+}
+
 /// A device and queue, with the adapter they came from.
 #[derive(Clone, Debug)]
 pub struct Gpu {
@@ -100,16 +117,18 @@ impl Gpu {
     /// The default adapter (high performance), with timestamp queries when offered and the
     /// adapter's own limits (large frames need more than WebGPU's defaults).
     pub async fn new() -> Result<Gpu, EngineError> {
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-        let adapter = instance
-            .request_adapter(&wgpu::RequestAdapterOptions {
-                power_preference: wgpu::PowerPreference::HighPerformance,
-                ..Default::default()
-            })
-            .await
-            .map_err(|_| EngineError::NoAdapter)?;
-        Gpu::from_adapter(adapter).await
+        for backends in backend_choices() {
+            let adapter = instance(backends)
+                .request_adapter(&wgpu::RequestAdapterOptions {
+                    power_preference: wgpu::PowerPreference::HighPerformance,
+                    ..Default::default()
+                })
+                .await;
+            if let Ok(adapter) = adapter {
+                return Gpu::from_adapter(adapter).await;
+            }
+        }
+        Err(EngineError::NoAdapter)
     }
 
     pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Gpu, EngineError> {

@@ -21,22 +21,62 @@ export const BASE_FLAGS = [
 export const WEBGPU_FLAGS = ["--enable-unsafe-webgpu", "--use-angle=swiftshader", "--enable-features=Vulkan", "--use-vulkan=swiftshader"];
 export const cameraFlags = (y4m) => ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", `--use-file-for-fake-video-capture=${y4m}`];
 
-const MIME = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".css": "text/css", ".md": "text/plain" };
+const MIME = {
+  ".html": "text/html",
+  ".js": "text/javascript",
+  ".wasm": "application/wasm",
+  ".css": "text/css",
+  ".md": "text/plain",
+  ".safetensors": "application/octet-stream",
+};
 
-/** A static server for `dist` on a free localhost port: `{ base, close }`. */
-export async function serve(dist) {
-  const server = createServer((req, res) => {
-    let path = join(dist, decodeURIComponent(new URL(req.url, "http://x").pathname));
+/**
+ * A static server for `dist` on a free localhost port: `{ base, close, requests }`. Files get
+ * an ETag and a matching If-None-Match gets 304, as static hosts do. Options, to play the
+ * servers users put the page behind:
+ *   missing     URL paths answered as if the file were not there
+ *   fallback    "404" (default) or "index" (answer a missing file with index.html and 200,
+ *               as `trunk serve` and single-page hosts do)
+ *   replace     {path: Buffer}: serve these bytes instead of the file
+ *   slow        URL paths sent in 20 chunks, 100 ms apart (to watch a download's progress)
+ */
+export async function serve(dist, { missing = [], fallback = "404", replace = {}, slow = [] } = {}) {
+  const requests = [];
+  const server = createServer(async (req, res) => {
+    const url = decodeURIComponent(new URL(req.url, "http://x").pathname);
+    requests.push({ url, status: 0 });
+    const answer = (status, headers, body) => {
+      requests[requests.length - 1].status = status;
+      res.writeHead(status, headers);
+      return body;
+    };
+    let path = join(dist, url);
     if (path.startsWith(dist) && existsSync(path) && statSync(path).isDirectory()) path = join(path, "index.html");
-    if (!path.startsWith(dist) || !existsSync(path)) {
-      res.writeHead(404);
-      return res.end();
+    let body = replace[url];
+    if (!body && (missing.includes(url) || !path.startsWith(dist) || !existsSync(path))) {
+      if (fallback !== "index") return res.end(answer(404, {}));
+      path = join(dist, "index.html");
     }
-    res.writeHead(200, { "content-type": MIME[extname(path)] || "application/octet-stream" });
-    res.end(readFileSync(path));
+    body = body || readFileSync(path);
+    const etag = `"${body.length}-${existsSync(path) ? statSync(path).mtimeMs : 0}"`;
+    if (req.headers["if-none-match"] === etag) return res.end(answer(304, { etag }));
+    const headers = { "content-type": MIME[extname(path)] || "application/octet-stream", "content-length": body.length, etag };
+    answer(200, headers);
+    if (!slow.includes(url)) return res.end(body);
+    const step = Math.ceil(body.length / 20);
+    for (let at = 0; at < body.length; at += step) {
+      res.write(body.subarray(at, at + step));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    res.end();
   });
   await new Promise((r) => server.listen(0, "127.0.0.1", r));
-  return { base: `http://127.0.0.1:${server.address().port}/`, close: () => server.close() };
+  return { base: `http://127.0.0.1:${server.address().port}/`, close: () => server.close(), requests };
+}
+
+/** Network input height for the next pages of this browser profile (the page remembers it). */
+export async function rememberSize(ctx, height) {
+  await ctx.addInitScript((h) => localStorage.setItem("enet.resolution", String(h)), height);
 }
 
 /** A fresh Chromium profile; every request the page makes, and its console, are recorded. */
@@ -68,8 +108,9 @@ export function referenceDir(root) {
 
 /**
  * For the measuring scripts: a fresh Chromium whose fake webcam plays a CamVid val frame at a
- * 4:3 size of network height `height`, the page with `weights` loaded and running.
- * Returns `{ page, ctx, size, close }`; `dist/` and the browser helper must be built.
+ * 4:3 size of network height `height`, the page running with `weights` (the built-in model
+ * when not given). Returns `{ page, ctx, size, close }`; `dist/` and the browser helper must
+ * be built.
  */
 export async function runningCameraPage(weights, height, framesPerImage) {
   const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -80,11 +121,15 @@ export async function runningCameraPage(weights, height, framesPerImage) {
   execFileSync(join(root, "target/release/examples/browser_helper"), ["y4m", y4m, String(w), String(height), String(framesPerImage), frame]);
   const server = await serve(join(root, "dist"));
   const { ctx, page } = await launch(tmp, [...WEBGPU_FLAGS, ...cameraFlags(y4m)]);
+  await rememberSize(ctx, height);
   await page.goto(server.base);
-  await page.waitForFunction(() => window.enet && window.enet.state === "no-model", null, { timeout: 60000 });
-  await page.selectOption("#resolution", String(height));
-  await page.setInputFiles("#weights", weights);
-  await page.waitForFunction(() => window.enet.state === "running", null, { timeout: 300000 });
+  await page.waitForFunction(() => window.enet && window.enet.state === "running", null, { timeout: 300000 });
+  if (weights) {
+    await page.setInputFiles("#weights", weights);
+    await page.waitForFunction((n) => window.enet.frames() > n, await page.evaluate(() => window.enet.frames()), {
+      timeout: 300000,
+    });
+  }
   const close = async () => {
     await ctx.close();
     server.close();

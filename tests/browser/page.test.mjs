@@ -1,16 +1,18 @@
 // The web page in Debian Chromium with WebGPU on SwiftShader and a fake webcam.
-// Needs: dist/ (trunk build --release), target/release/enet and
+// Needs: dist/ (trunk build --release, with the built-in model), target/release/enet and
 // target/release/examples/browser_helper, and ../shared/reference (the peer weights and
 // decoded val frames). tests/browser/run.sh prepares all of it.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { WEBGPU_FLAGS, cameraFlags, launch, referenceDir, serve } from "./harness.mjs";
+import { spawn } from "node:child_process";
+import { createServer } from "node:net";
+import { WEBGPU_FLAGS, cameraFlags, launch, referenceDir, rememberSize, serve } from "./harness.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const dist = join(root, "dist");
@@ -19,7 +21,9 @@ const enet = join(root, "target/release/enet");
 const helper = join(root, "target/release/examples/browser_helper");
 const tmp = mkdtempSync(join(tmpdir(), "enet-browser-"));
 const frame = join(reference, "val-decoded/0016E5_07959.png");
-const weights = join(tmp, "peer.safetensors");
+// The page starts with the built-in model; the peer weights are the "other checkpoint".
+const weights = join(root, "assets/enet-camvid.safetensors");
+const peer = join(tmp, "peer.safetensors");
 const camera = join(tmp, "camera.y4m");
 // The network runs small in the browser: SwiftShader computes on the CPU.
 const SIZE = [320, 240];
@@ -30,7 +34,7 @@ let base;
 
 before(async () => {
   for (const f of [join(dist, "index.html"), enet, helper, frame]) assert.ok(existsSync(f), `${f} is missing`);
-  execFileSync(enet, ["import", "--layout", "pytorch-enet", join(reference, "peer-enet-camvid.safetensors"), "-o", weights]);
+  execFileSync(enet, ["import", "--layout", "pytorch-enet", join(reference, "peer-enet-camvid.safetensors"), "-o", peer]);
   execFileSync(helper, ["y4m", camera, String(SIZE[0]), String(SIZE[1]), "90", frame]);
   server = await serve(dist);
   base = server.base;
@@ -42,12 +46,6 @@ after(() => server && server.close());
 function assertLocalOnly(requests) {
   const foreign = requests.filter((u) => !u.startsWith(base) && !u.startsWith("blob:") && !u.startsWith("data:"));
   assert.deepEqual(foreign, [], "requests outside the page's origin");
-}
-
-async function loadWeights(page) {
-  await page.waitForFunction(() => window.enet && window.enet.state === "no-model", null, { timeout: 60000 });
-  await page.selectOption("#resolution", String(SIZE[1]));
-  await page.setInputFiles("#weights", weights);
 }
 
 function nativeClasses(input, net) {
@@ -88,18 +86,17 @@ async function pageMatchesNative(page, label) {
 }
 
 /**
- * Runs `body({ page, requests })` on a fresh browser. With `model` (the default) the peer
- * weights are loaded first and the camera is running. The page's console is printed when the
- * body fails; the browser always closes.
+ * Runs `body({ page, requests })` on a fresh browser whose page (at `url`, by default the
+ * test server's) starts on its own with the built-in model at network height 240. With
+ * `wait` (the default) the body starts once the page is running. The page's console is
+ * printed when the body fails; the browser always closes.
  */
-async function withPage(flags, body, { model = true } = {}) {
+async function withPage(flags, body, { wait = true, url = base } = {}) {
   const { ctx, page, requests, logs } = await launch(tmp, flags);
   try {
-    await page.goto(base);
-    if (model) {
-      await loadWeights(page);
-      await page.waitForFunction(() => window.enet.state === "running", null, RUNNING);
-    }
+    await rememberSize(ctx, SIZE[1]);
+    await page.goto(url);
+    if (wait) await page.waitForFunction(() => window.enet.state === "running", null, RUNNING);
     await body({ page, requests });
   } catch (e) {
     console.log(logs.join("\n"));
@@ -187,9 +184,9 @@ test("a lost GPU device is re-created and segmentation goes on, from the camera 
 
 test("new weights while running: the page switches models without reloading", { timeout: 300000 }, () =>
   withPage(CAMERA, async ({ page }) => {
-    assert.match(await page.textContent("#status"), /pytorch-enet/);
-    await page.setInputFiles("#weights", join(root, "tests/fixtures/paper-random.safetensors"));
-    await page.waitForFunction(() => /paper ENet/.test(document.getElementById("status").textContent), null, { timeout: 30000 });
+    assert.match(await page.textContent("#status"), /paper ENet/);
+    await page.setInputFiles("#weights", peer);
+    await page.waitForFunction(() => /pytorch-enet ENet/.test(document.getElementById("status").textContent), null, { timeout: 30000 });
     await moreFrames(page, await frames(page));
     assert.equal(await page.evaluate(() => window.enet.recoveries), 0, "no restart was needed");
   }));
@@ -220,19 +217,18 @@ test("without WebGPU the page says so and names the browsers that have it", { ti
       assert.match(text, /Safari/);
       assertLocalOnly(requests);
     },
-    { model: false },
+    { wait: false },
   ));
 
 test("camera permission denied: a message and an image or video file instead", { timeout: 180000 }, () =>
   withPage(
     [...WEBGPU_FLAGS, "--use-fake-device-for-media-stream", "--deny-permission-prompts"],
     async ({ page }) => {
-      await loadWeights(page);
       await page.waitForFunction(() => window.enet.state === "no-camera", null, { timeout: 120000 });
       assert.match(await page.textContent("#message-text"), /Camera permission was denied/);
       assert.match(await page.textContent("#message-actions"), /Open image or video/);
     },
-    { model: false },
+    { wait: false },
   ));
 
 test("odd pictures: each is segmented or refused with a message, and what ran keeps running", { timeout: 600000 }, () =>
@@ -241,7 +237,6 @@ test("odd pictures: each is segmented or refused with a message, and what ran ke
     async ({ page, requests }) => {
       const dir = mkdtempSync(join(tmp, "odd-"));
       execFileSync(helper, ["odd-images", dir, frame]);
-      await loadWeights(page);
       await page.waitForFunction(() => window.enet.state === "no-camera", null, RUNNING);
       const messageText = async () => ((await page.isHidden("#message")) ? "" : await page.textContent("#message-text"));
       // Opens a picture and waits for its own frame (the network height is 240).
@@ -296,5 +291,125 @@ test("odd pictures: each is segmented or refused with a message, and what ran ke
       assert.equal(await page.evaluate(() => window.enet.state), "running");
       assertLocalOnly(requests);
     },
-    { model: false },
+    { wait: false },
   ));
+
+const MODEL_PATH = "/assets/enet-camvid.safetensors";
+const modelRequests = (srv) => srv.requests.filter((r) => r.url === MODEL_PATH);
+
+test("the built-in model: the page starts on its own, shows the download's progress, and a reload takes it from the cache", { timeout: 300000 }, async () => {
+  const slow = await serve(dist, { slow: [MODEL_PATH] });
+  try {
+    await withPage(
+      CAMERA,
+      async ({ page, requests }) => {
+        // Nothing is clicked or chosen: the fake camera's permission is all the page gets.
+        await page.waitForFunction(
+          () => {
+            const p = document.getElementById("progress");
+            return !p.hidden && p.value > 0 && p.value < 1;
+          },
+          null,
+          { timeout: 30000 },
+        );
+        assert.match(await page.textContent("#message-text"), /Loading the built-in model… [\d.]+ of [\d.]+ MB/);
+        await page.waitForFunction(() => window.enet.state === "running", null, RUNNING);
+        assert.ok(await page.isHidden("#progress"));
+        assert.match(await page.textContent("#status"), /paper ENet, 12 classes/);
+        await pageMatchesNative(page, "built-in model, camera frame");
+        await page.reload();
+        await page.waitForFunction(() => window.enet && window.enet.state === "running", null, RUNNING);
+        const downloads = modelRequests(slow).filter((r) => r.status === 200).length;
+        console.log(`model requests: ${modelRequests(slow).map((r) => r.status).join(", ")} (the reload: from the cache or 304)`);
+        assert.equal(downloads, 1, "the model is downloaded once");
+        assert.deepEqual(
+          requests.filter((u) => !u.startsWith(slow.base) && !u.startsWith("blob:") && !u.startsWith("data:")),
+          [],
+          "requests outside the page's origin",
+        );
+      },
+      { wait: false, url: slow.base },
+    );
+  } finally {
+    slow.close();
+  }
+});
+
+/** The page behind `server` must say the built-in model is unusable and offer the picker. */
+async function unusableModel(url, why, { pick = false } = {}) {
+  await withPage(
+    CAMERA,
+    async ({ page }) => {
+      await page.waitForFunction(() => window.enet && window.enet.state === "no-model", null, { timeout: 60000 });
+      const text = await page.textContent("#message-text");
+      console.log(`unusable model: ${text}`);
+      assert.match(text, /The built-in model \(assets\/enet-camvid\.safetensors\) could not be loaded: /);
+      assert.match(text, why);
+      assert.ok(await page.isHidden("#progress"));
+      assert.match(await page.textContent("#message-actions"), /Load weights/);
+      if (pick) {
+        await page.setInputFiles("#message-actions input[type=file]", weights);
+        await page.waitForFunction(() => window.enet.state === "running", null, RUNNING);
+        assert.ok(await page.isHidden("#message"));
+      }
+    },
+    { wait: false, url },
+  );
+}
+
+test("a missing or damaged built-in model: a message naming it and the weights picker, which works", { timeout: 600000 }, async () => {
+  const truncated = readFileSync(weights).subarray(0, 4096);
+  const cases = [
+    [{ missing: [MODEL_PATH] }, /the server answered 404/, false],
+    // `trunk serve` and single-page hosts answer a missing file with the page and status 200.
+    [{ missing: [MODEL_PATH], fallback: "index" }, /text\/html page instead of the model: it is missing from the site/, false],
+    [{ replace: { [MODEL_PATH]: truncated } }, /safetensors|truncated|header/i, true],
+  ];
+  for (const [options, why, pick] of cases) {
+    const srv = await serve(dist, options);
+    try {
+      await unusableModel(srv.base, why, { pick });
+    } finally {
+      srv.close();
+    }
+  }
+});
+
+/** A free localhost port. */
+async function freePort() {
+  const s = createServer();
+  await new Promise((r) => s.listen(0, "127.0.0.1", r));
+  const { port } = s.address();
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+test("behind `trunk serve` (scripts/serve.sh): the page runs, and without the model file it says so", { timeout: 600000 }, async () => {
+  const served = mkdtempSync(join(tmp, "trunk-dist-"));
+  const port = await freePort();
+  const trunk = spawn("trunk", ["serve", "--release", "--port", String(port), "--dist", served], {
+    cwd: root,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  trunk.stdout.on("data", (d) => (out += d));
+  trunk.stderr.on("data", (d) => (out += d));
+  const url = `http://127.0.0.1:${port}/`;
+  try {
+    const t0 = Date.now();
+    for (;;) {
+      const r = await fetch(url).catch(() => null);
+      if (r && r.ok && existsSync(join(served, "assets/enet-camvid.safetensors"))) break;
+      if (trunk.exitCode !== null || Date.now() - t0 > 300000) throw new Error(`trunk serve did not start:\n${out}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    await withPage(CAMERA, async ({ page }) => pageMatchesNative(page, "trunk serve, camera frame"), { url });
+    // Trunk.toml turns off trunk's index.html fallback, so a missing model is a plain 404.
+    rmSync(join(served, "assets/enet-camvid.safetensors"));
+    const r = await fetch(`${url}assets/enet-camvid.safetensors`);
+    console.log(`trunk serve, missing model: ${r.status} ${r.headers.get("content-type")}`);
+    await unusableModel(url, /the server answered 404/);
+  } finally {
+    trunk.kill();
+  }
+});

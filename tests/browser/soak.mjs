@@ -1,13 +1,13 @@
 // Page soak: FRAMES frames in headless Chromium with a fake webcam; prints the JS heap (from
 // the DevTools protocol, after a forced garbage collection) and the GPU memory the engine's
 // plan holds, at each tenth of the run, and fails if either grew after the first tenth.
-//   node soak.mjs WEIGHTS [FRAMES=1000] [NET_HEIGHT=96]
+//   node soak.mjs [WEIGHTS|builtin] [FRAMES=1000] [NET_HEIGHT=96]
 
 import { runningCameraPage } from "./harness.mjs";
 
-const [weights, framesArg = "1000", height = "96"] = process.argv.slice(2);
+const [weights = "builtin", framesArg = "1000", height = "96"] = process.argv.slice(2);
 const total = Number(framesArg);
-const { page, ctx, close } = await runningCameraPage(weights, height, 30);
+const { page, ctx, close } = await runningCameraPage(weights === "builtin" ? null : weights, height, 30);
 const cdp = await ctx.newCDPSession(page);
 await cdp.send("Performance.enable");
 const heap = async () => {
