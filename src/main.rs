@@ -8,6 +8,7 @@ fn main() -> std::process::ExitCode {
     use clap::Parser;
     let args = cli::Cli::parse();
     quiet_headless_vulkan();
+    stop_quietly_on_closed_pipe();
     match cli::run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -32,6 +33,17 @@ fn quiet_headless_vulkan() {
         unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
     }
 }
+
+/// `enet info | head` closes the pipe early: end quietly, as other command-line tools do,
+/// instead of panicking on the next print.
+#[cfg(all(unix, not(target_arch = "wasm32")))]
+fn stop_quietly_on_closed_pipe() {
+    // SAFETY: restores the default disposition of SIGPIPE; no handler code runs.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
+#[cfg(all(not(unix), not(target_arch = "wasm32")))]
+fn stop_quietly_on_closed_pipe() {}
 
 /// The command-line tool is native only; the browser uses the library (src/web.rs).
 #[cfg(target_arch = "wasm32")]
