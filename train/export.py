@@ -17,7 +17,9 @@ from enet import ENet  # noqa: E402
 
 
 def export(checkpoint, out, summary=None, f16=False):
-    ck = torch.load(checkpoint, map_location="cpu")
+    """checkpoint: a path to a train.py-style checkpoint, or such a dict (model state dict,
+    layout, epoch, val_miou, per_class_iou, mean, std)."""
+    ck = checkpoint if isinstance(checkpoint, dict) else torch.load(checkpoint, map_location="cpu")
     model = ENet(camvid.NUM_CLASSES, ck["layout"])
     model.load_state_dict(ck["model"])
     tensors = model.engine_state_dict()
