@@ -28,6 +28,8 @@ const MIME = {
   ".css": "text/css",
   ".md": "text/plain",
   ".safetensors": "application/octet-stream",
+  ".png": "image/png",
+  ".webmanifest": "application/manifest+json",
 };
 
 /**

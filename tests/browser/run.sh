@@ -6,4 +6,4 @@ trunk build --release
 cargo build --release --locked --bin enet --example browser_helper
 cd tests/browser
 [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund
-node --test --test-concurrency=1 page.test.mjs
+node --test --test-concurrency=1 page.test.mjs offline.test.mjs
