@@ -3,6 +3,9 @@
 //! - `y4m OUT.y4m WIDTH HEIGHT FRAMES_PER_IMAGE IMAGE...`: a Y4M video (what Chromium's fake
 //!   webcam plays); each image resized to WIDTHxHEIGHT, 4:2:0 YCbCr (BT.601 full range,
 //!   "C420jpeg").
+//! - `y4m-motion OUT.y4m WIDTH HEIGHT FRAMES IMAGE NOISE PAN`: FRAMES frames of IMAGE, each
+//!   with fresh uniform noise of +-NOISE grey levels and shifted PAN pixels (a fraction is
+//!   allowed) further left than the one before (a still camera's sensor noise; a slow pan).
 //! - `classes WEIGHTS IN NET_W NET_H OUT`: the native engine's class map (raw bytes, one per
 //!   pixel at the network size) for IN, a PNG or raw RGBA given as `file.rgba:WxH`.
 //! - `odd-images DIR IMAGE`: awkward inputs made from IMAGE: grey.png, rgb16.png (16 bits per
@@ -17,9 +20,10 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("y4m") => y4m(&args[1..]),
+        Some("y4m-motion") => y4m_motion(&args[1..]),
         Some("classes") => classes(&args[1..]),
         Some("odd-images") => odd_images(&args[1..]),
-        _ => anyhow::bail!("usage: browser_helper y4m|classes|odd-images ..."),
+        _ => anyhow::bail!("usage: browser_helper y4m|y4m-motion|classes|odd-images ..."),
     }
 }
 
@@ -96,6 +100,38 @@ fn y4m(args: &[String]) -> anyhow::Result<()> {
             out.write_all(&u)?;
             out.write_all(&v)?;
         }
+    }
+    Ok(())
+}
+
+fn y4m_motion(args: &[String]) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.len() == 7,
+        "usage: y4m-motion OUT.y4m WIDTH HEIGHT FRAMES IMAGE NOISE PAN"
+    );
+    let (w, h): (u32, u32) = (args[1].parse()?, args[2].parse()?);
+    let frames: u32 = args[3].parse()?;
+    let (noise, pan): (f32, f32) = (args[5].parse()?, args[6].parse()?);
+    anyhow::ensure!(pan >= 0.0, "PAN must not be negative");
+    anyhow::ensure!(w % 2 == 0 && h % 2 == 0, "width and height must be even");
+    // Wide enough for the whole pan; the view slides over it.
+    let wide = w + (pan * frames as f32).ceil() as u32;
+    let img = image::open(&args[4])?.to_rgb8();
+    let img = image::imageops::resize(&img, wide, h, image::imageops::FilterType::Triangle);
+    let mut rng = enet_wgpu::model::weights::SplitMix(5);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&args[0])?);
+    writeln!(out, "YUV4MPEG2 W{w} H{h} F30:1 Ip A1:1 C420jpeg")?;
+    for k in 0..frames {
+        let view = image::imageops::crop_imm(&img, (k as f32 * pan) as u32, 0, w, h).to_image();
+        let (mut y, u, v) = to_yuv420(&view);
+        for p in &mut y {
+            let n = rng.uniform(-noise, noise + 1.0).floor();
+            *p = (*p as f32 + n).clamp(0.0, 255.0) as u8;
+        }
+        out.write_all(b"FRAME\n")?;
+        out.write_all(&y)?;
+        out.write_all(&u)?;
+        out.write_all(&v)?;
     }
     Ok(())
 }

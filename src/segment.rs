@@ -1,11 +1,12 @@
 //! The engine's front door: an RGBA frame in, a class map out.
 //!
-//! Size policy: ENet needs both sides of its input to be multiples of 8. A frame whose
-//! sides already are runs at its own size; otherwise each side is rounded to the nearest
-//! multiple of 8 (at least 8) and the frame is resized bilinearly on the GPU. Frames whose
-//! longer side exceeds [`MAX_AUTO_SIDE`] are first scaled down to it, keeping the aspect
-//! ratio. A requested network size must itself be made of multiples of 8. Class maps come out at the network
-//! size; [`ClassMap::resize_nearest`] brings them back to the frame's size.
+//! Size policy ([`network_size`], the one place the CLI, the page's wasm and its JS take it
+//! from): ENet needs both sides of its input to be multiples of 8. By default a frame runs at
+//! its own size, each side rounded to the nearest multiple of 8, frames whose longer side
+//! exceeds [`MAX_AUTO_SIDE`] scaled down to it; the page asks for a shorter side instead and
+//! the longer follows the frame's aspect. The frame is resized bilinearly on the GPU. Class
+//! maps come out at the network size; [`ClassMap::resize_nearest`] brings them back to the
+//! frame's size.
 
 use std::task::Poll;
 
@@ -19,35 +20,84 @@ pub const MAX_SIDE: usize = 4096;
 /// Longest side the automatic policy picks; larger frames are scaled down to it.
 pub const MAX_AUTO_SIDE: usize = 2048;
 
-/// The network input size for a `source` frame, following the module's size policy.
-/// Returns the size and whether the frame gets resized.
+/// How the network input size is chosen for a source frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SizeRequest {
+    /// The frame's own size, each side rounded to the nearest multiple of 8; frames whose
+    /// longer side exceeds [`MAX_AUTO_SIDE`] are scaled down to it first (the CLI's default).
+    Native,
+    /// This shorter side (a multiple of 8), the longer one following the frame's aspect: a
+    /// portrait camera runs portrait (the page's size choices).
+    ShortSide(usize),
+    /// Exactly (w, h), both multiples of 8 (the CLI's `--size`).
+    Exact(usize, usize),
+}
+
+/// Rounds to the nearest multiple of 8, within 8..=[`MAX_AUTO_SIDE`].
+fn round8(v: f64) -> usize {
+    (((v / 8.0).round() as usize) * 8).clamp(8, MAX_AUTO_SIDE)
+}
+
+/// The network input size for a `source` frame: the one size policy of the CLI and the page.
 pub fn network_size(
     source: (usize, usize),
-    requested: Option<(usize, usize)>,
+    request: SizeRequest,
 ) -> Result<(usize, usize), EngineError> {
-    let (w, h) = requested.unwrap_or(source);
+    let (sw, sh) = source;
+    let (w, h) = match request {
+        SizeRequest::Exact(w, h) => (w, h),
+        _ => source,
+    };
     let bad = |reason: String| Err(EngineError::Size { w, h, reason });
-    if w == 0 || h == 0 {
+    if sw == 0 || sh == 0 || w == 0 || h == 0 {
         return bad("both sides must be positive".into());
     }
-    if requested.is_some() {
-        if w % 8 != 0 || h % 8 != 0 {
-            return bad("both sides must be multiples of 8 (ENet downsamples three times)".into());
+    match request {
+        SizeRequest::Exact(w, h) => {
+            if w % 8 != 0 || h % 8 != 0 {
+                return bad(
+                    "both sides must be multiples of 8 (ENet downsamples three times)".into(),
+                );
+            }
+            if w > MAX_SIDE || h > MAX_SIDE {
+                return bad(format!("the largest side supported is {MAX_SIDE}"));
+            }
+            Ok((w, h))
         }
-        if w > MAX_SIDE || h > MAX_SIDE {
-            return bad(format!("the largest side supported is {MAX_SIDE}"));
+        SizeRequest::ShortSide(s) => {
+            if s == 0 || s % 8 != 0 || s > MAX_AUTO_SIDE {
+                return bad(format!(
+                    "a shorter side of {s}: it must be a multiple of 8 up to {MAX_AUTO_SIDE}"
+                ));
+            }
+            // A panorama is squeezed rather than made into a huge network.
+            let long = |a: usize, b: usize| round8(a as f64 * s as f64 / b as f64);
+            Ok(if sw >= sh {
+                (long(sw, sh), s)
+            } else {
+                (s, long(sh, sw))
+            })
         }
-        return Ok((w, h));
+        SizeRequest::Native => {
+            let scale = (MAX_AUTO_SIDE as f64 / sw.max(sh) as f64).min(1.0);
+            Ok((round8(sw as f64 * scale), round8(sh as f64 * scale)))
+        }
     }
-    let longest = w.max(h) as f64;
-    let scale = if longest > MAX_AUTO_SIDE as f64 {
-        MAX_AUTO_SIDE as f64 / longest
-    } else {
-        1.0
-    };
-    let round =
-        |v: usize| (((v as f64 * scale / 8.0).round() as usize) * 8).clamp(8, MAX_AUTO_SIDE);
-    Ok((round(w), round(h)))
+}
+
+/// The size a decoded picture is scaled to before it is segmented on the page: the longer
+/// side at most [`MAX_AUTO_SIDE`] (the network never runs larger, and a GPU texture side is
+/// limited), the aspect kept, at least 1 pixel a side.
+pub fn picture_size(w: usize, h: usize) -> (usize, usize) {
+    let longest = w.max(h);
+    if longest <= MAX_AUTO_SIDE {
+        return (w, h);
+    }
+    let s = MAX_AUTO_SIDE as f64 / longest as f64;
+    (
+        ((w as f64 * s).round() as usize).max(1),
+        ((h as f64 * s).round() as usize).max(1),
+    )
 }
 
 /// One class index per pixel, row-major.
@@ -252,14 +302,31 @@ mod tests {
 
     #[test]
     fn size_policy() {
-        assert_eq!(network_size((480, 360), None).unwrap(), (480, 360));
-        assert_eq!(network_size((481, 357), None).unwrap(), (480, 360));
-        assert_eq!(network_size((1, 1), None).unwrap(), (8, 8));
-        assert_eq!(network_size((4000, 3000), None).unwrap(), (2048, 1536));
-        assert_eq!(network_size((100, 100), Some((64, 48))).unwrap(), (64, 48));
-        assert!(network_size((100, 100), Some((65, 48))).is_err());
-        assert!(network_size((0, 10), None).is_err());
-        assert!(network_size((10, 10), Some((8192, 8))).is_err());
+        use SizeRequest::*;
+        let size = |src, req| network_size(src, req).unwrap();
+        assert_eq!(size((480, 360), Native), (480, 360));
+        assert_eq!(size((481, 357), Native), (480, 360));
+        assert_eq!(size((1, 1), Native), (8, 8));
+        assert_eq!(size((4000, 3000), Native), (2048, 1536));
+        assert_eq!(size((100, 100), Exact(64, 48)), (64, 48));
+        assert!(network_size((100, 100), Exact(65, 48)).is_err());
+        assert!(network_size((0, 10), Native).is_err());
+        assert!(network_size((10, 10), Exact(8192, 8)).is_err());
+        // The page's choices: a shorter side; portrait stays portrait.
+        assert_eq!(size((1280, 720), ShortSide(360)), (640, 360));
+        assert_eq!(size((720, 1280), ShortSide(360)), (360, 640));
+        assert_eq!(size((640, 480), ShortSide(240)), (320, 240));
+        assert_eq!(size((37, 29), ShortSide(240)), (304, 240));
+        assert_eq!(size((1, 1), ShortSide(96)), (96, 96));
+        // Odd camera sizes: a 4000x16 strip is squeezed to the largest side, never refused.
+        assert_eq!(size((4000, 16), ShortSide(96)), (2048, 96));
+        assert_eq!(size((16, 4000), ShortSide(96)), (96, 2048));
+        assert!(network_size((640, 480), ShortSide(100)).is_err());
+        assert!(network_size((640, 480), ShortSide(0)).is_err());
+        assert!(network_size((0, 480), ShortSide(240)).is_err());
+        assert_eq!(picture_size(6000, 4500), (2048, 1536));
+        assert_eq!(picture_size(24000, 3), (2048, 1));
+        assert_eq!(picture_size(640, 480), (640, 480));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! JavaScript (www/app.js) owns the camera, the UI and the frame clock; [`App`] owns the GPU.
 //! Per frame: one external-image copy into the plan's source texture, then one encoder
 //! (preprocess, ENet, argmax, overlay render pass) and one submission. Nothing is read back
-//! unless asked ([`App::class_map`], the documented test hook).
+//! unless asked ([`App::class_maps`], the documented test hook).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -14,8 +14,8 @@ use wasm_bindgen::prelude::*;
 use web_sys::{HtmlCanvasElement, HtmlVideoElement, ImageBitmap};
 
 use crate::model::Model;
-use crate::runtime::{FrameOptions, Gpu, Overlay, OverlayBinding, Timing};
-use crate::segment::Segmenter;
+use crate::runtime::{FrameOptions, Gpu, Overlay, OverlayBinding, SmoothBinding, Smoother, Timing};
+use crate::segment::{Segmenter, SizeRequest};
 
 fn js_err(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
@@ -35,8 +35,17 @@ pub fn validate_weights(weights: &[u8]) -> Result<(), JsError> {
     Model::from_safetensors(weights).map(|_| ()).map_err(js_err)
 }
 
-/// The overlay's bind group with the network and source sizes it was made for.
-type Bound = (OverlayBinding, (usize, usize), (usize, usize));
+/// What one plan's frames draw with: the overlay's bind group (reading the smoothed class map
+/// or the plan's own), the smoothing state, and the sizes they were made for.
+struct Bound {
+    overlay: OverlayBinding,
+    smooth: SmoothBinding,
+    smoothed: bool,
+    /// The test hook's readback: the shown class map, then the frame's own.
+    readback: wgpu::Buffer,
+    net: (usize, usize),
+    src: (usize, usize),
+}
 
 #[wasm_bindgen]
 pub struct App {
@@ -47,8 +56,11 @@ pub struct App {
     model: Model,
     segmenter: Segmenter,
     overlay: Overlay,
+    smoother: Smoother,
     binding: Option<Bound>,
-    net_height: usize,
+    smoothing: bool,
+    strength: f32,
+    short_side: usize,
     opacity: f32,
     in_flight: Arc<AtomicBool>,
     lost: Arc<AtomicBool>,
@@ -76,11 +88,20 @@ fn current_texture(
     }
 }
 
-/// Network width for a frame: `height` scaled by the frame's aspect, a multiple of 8, at
-/// most 2048 (a panorama is squeezed rather than made into a huge network).
-fn net_size(src: (usize, usize), height: usize) -> (usize, usize) {
-    let w = (src.0 as f64 * height as f64 / src.1.max(1) as f64 / 8.0).round() as usize * 8;
-    (w.clamp(8, crate::segment::MAX_AUTO_SIDE), height)
+/// The network input size for a `w` x `h` source at shorter side `short_side`, as `[w, h]`
+/// (the size policy of [`crate::segment::network_size`]; the page labels its choices with it).
+#[wasm_bindgen]
+pub fn network_size(w: usize, h: usize, short_side: usize) -> Result<Vec<u32>, JsError> {
+    let (nw, nh) =
+        crate::segment::network_size((w, h), SizeRequest::ShortSide(short_side)).map_err(js_err)?;
+    Ok(vec![nw as u32, nh as u32])
+}
+
+/// The size a decoded picture is scaled to before it is segmented, as `[w, h]`.
+#[wasm_bindgen]
+pub fn picture_size(w: usize, h: usize) -> Vec<u32> {
+    let (pw, ph) = crate::segment::picture_size(w, h);
+    vec![pw as u32, ph as u32]
 }
 
 #[wasm_bindgen]
@@ -146,6 +167,7 @@ impl App {
         let mut overlay = Overlay::new(&gpu.device, format);
         overlay.set_classes(&gpu.queue, &model.classes, model.void_class);
         let segmenter = Segmenter::new(&gpu, &model).map_err(js_err)?;
+        let smoother = Smoother::new(&gpu.device);
         Ok(App {
             gpu,
             surface,
@@ -154,8 +176,11 @@ impl App {
             model,
             segmenter,
             overlay,
+            smoother,
             binding: None,
-            net_height: 360,
+            smoothing: true,
+            strength: 0.7,
+            short_side: 360,
             opacity: 0.5,
             in_flight: Arc::new(AtomicBool::new(false)),
             lost,
@@ -204,15 +229,22 @@ impl App {
         .to_string()
     }
 
-    /// Network input height (the width follows the frame's aspect, rounded to 8).
-    pub fn set_network_height(&mut self, height: usize) -> Result<(), JsError> {
-        if height == 0 || !height.is_multiple_of(8) || height > crate::segment::MAX_SIDE {
-            return Err(JsError::new(&format!(
-                "network height {height}: a multiple of 8 up to 4096"
-            )));
-        }
-        self.net_height = height;
+    /// The network input's shorter side (the longer follows the frame's aspect).
+    pub fn set_short_side(&mut self, short_side: usize) -> Result<(), JsError> {
+        crate::segment::network_size((1, 1), SizeRequest::ShortSide(short_side)).map_err(js_err)?;
+        self.short_side = short_side;
         Ok(())
+    }
+
+    /// Temporal smoothing of the class map (on by default); switched on again, it starts
+    /// afresh.
+    pub fn set_smoothing(&mut self, on: bool) {
+        self.smoothing = on;
+    }
+
+    /// How much of the past an entirely uncertain pixel keeps, 0 (none) to 1.
+    pub fn set_smoothing_strength(&mut self, strength: f32) {
+        self.strength = strength.clamp(0.0, 1.0);
     }
 
     pub fn set_opacity(&mut self, opacity: f32) {
@@ -244,10 +276,10 @@ impl App {
 
     /// Bytes of GPU memory the current plan holds (activations, class map, readback).
     pub fn gpu_memory_bytes(&self) -> f64 {
-        self.binding
-            .as_ref()
-            .and_then(|(_, net, src)| self.segmenter.cached_plan(*net, *src))
-            .map_or(0.0, |p| p.memory_bytes() as f64)
+        self.binding.as_ref().map_or(0.0, |b| {
+            let plan = self.segmenter.cached_plan(b.net, b.src);
+            (plan.map_or(0, |p| p.memory_bytes()) + b.smooth.memory_bytes()) as f64
+        })
     }
 
     /// Segments the current frame of a playing `<video>`. Returns false when skipped
@@ -268,7 +300,7 @@ impl App {
 
     /// Draws the last result again (new opacity while paused); no network work.
     pub fn redraw(&mut self) -> Result<(), JsError> {
-        let Some((binding, _, _)) = &self.binding else {
+        let Some(bound) = &self.binding else {
             return Ok(());
         };
         let Some(frame) = current_texture(&self.surface, &self.gpu.device, &self.config) else {
@@ -276,8 +308,13 @@ impl App {
         };
         let view = frame.texture.create_view(&Default::default());
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
-        self.overlay
-            .encode(&self.gpu.queue, &mut encoder, &view, binding, self.opacity);
+        self.overlay.encode(
+            &self.gpu.queue,
+            &mut encoder,
+            &view,
+            &bound.overlay,
+            self.opacity,
+        );
         self.gpu.queue.submit([encoder.finish()]);
         self.gpu.queue.present(frame);
         Ok(())
@@ -289,33 +326,46 @@ impl App {
         self.gpu.device.destroy();
     }
 
-    /// Test hook: the class map of the last frame, `{width, height, data: Uint8Array}` at the
-    /// network size. Reads back from the GPU; not for the frame loop.
-    pub async fn class_map(&self) -> Result<JsValue, JsError> {
-        let Some((_, net, src)) = self.binding else {
+    /// Test hook: the class maps of the last frame, a Promise of `{width, height, shown, raw}`
+    /// (two `Uint8Array`s at the network size): what is shown (smoothed when smoothing is on)
+    /// and the frame's own, read in one copy so both belong to the same frame. Reads back from
+    /// the GPU; not for the frame loop. The wait holds nothing of the App, so frames go on.
+    pub fn class_maps(&self) -> Result<js_sys::Promise, JsError> {
+        let Some(bound) = &self.binding else {
             return Err(JsError::new("no frame has been segmented yet"));
         };
+        let net = bound.net;
         // The plan is cached; asking for the same sizes returns it without work.
         let plan = self
             .segmenter
-            .cached_plan(net, src)
+            .cached_plan(net, bound.src)
             .ok_or_else(|| JsError::new("no plan"))?;
+        let own = plan.class_buffer();
+        let shown = if bound.smoothed {
+            bound.smooth.class_buffer()
+        } else {
+            own
+        };
+        let size = own.size();
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
-        plan.encode_class_readback(&mut encoder);
+        encoder.copy_buffer_to_buffer(shown, 0, &bound.readback, 0, size);
+        encoder.copy_buffer_to_buffer(own, 0, &bound.readback, size, size);
         self.gpu.queue.submit([encoder.finish()]);
-        let data = plan.read_classes().await.map_err(js_err)?;
-        let out = js_sys::Object::new();
-        js_sys::Reflect::set(&out, &"width".into(), &(net.0 as u32).into())
-            .map_err(|_| JsError::new("reflect"))?;
-        js_sys::Reflect::set(&out, &"height".into(), &(net.1 as u32).into())
-            .map_err(|_| JsError::new("reflect"))?;
-        js_sys::Reflect::set(
-            &out,
-            &"data".into(),
-            &js_sys::Uint8Array::from(&data[..]).into(),
-        )
-        .map_err(|_| JsError::new("reflect"))?;
-        Ok(out.into())
+        let (gpu, buffer) = (self.gpu.clone(), bound.readback.clone());
+        Ok(wasm_bindgen_futures::future_to_promise(async move {
+            let bytes = gpu
+                .read_buffer(&buffer)
+                .await
+                .map_err(|e| JsValue::from(js_err(e)))?;
+            let classes: Vec<u8> = bytes.chunks_exact(4).map(|b| b[0]).collect();
+            let (shown, raw) = classes.split_at(classes.len() / 2);
+            let out = js_sys::Object::new();
+            js_sys::Reflect::set(&out, &"width".into(), &(net.0 as u32).into())?;
+            js_sys::Reflect::set(&out, &"height".into(), &(net.1 as u32).into())?;
+            js_sys::Reflect::set(&out, &"shown".into(), &js_sys::Uint8Array::from(shown))?;
+            js_sys::Reflect::set(&out, &"raw".into(), &js_sys::Uint8Array::from(raw))?;
+            Ok(out.into())
+        }))
     }
 }
 
@@ -332,7 +382,8 @@ impl App {
             self.skipped += 1;
             return Ok(false);
         }
-        let net = net_size(src, self.net_height);
+        let net = crate::segment::network_size(src, SizeRequest::ShortSide(self.short_side))
+            .map_err(js_err)?;
         // A new plan's allocations are confirmed by the GPU asynchronously; its first frame
         // waits for that answer (the caller tries again on the next frame).
         let Some(plan) = self.segmenter.plan(net, src).map_err(js_err)? else {
@@ -348,10 +399,40 @@ impl App {
         let Some(target) = current_texture(&self.surface, &self.gpu.device, &self.config) else {
             return Ok(false);
         };
-        if !matches!(&self.binding, Some((_, n, s)) if *n == net && *s == src) {
-            self.binding = Some((self.overlay.bind(&self.gpu.device, plan), net, src));
+        let current = matches!(&self.binding, Some(b) if b.net == net && b.src == src);
+        if !current {
+            let smooth = self.smoother.bind(&self.gpu.device, plan);
+            let overlay = self
+                .overlay
+                .bind(&self.gpu.device, plan, smooth.class_buffer());
+            let readback = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("class maps readback"),
+                size: 2 * plan.class_buffer().size(),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            self.binding = Some(Bound {
+                overlay,
+                smooth,
+                smoothed: true,
+                readback,
+                net,
+                src,
+            });
         }
-        let binding = &self.binding.as_ref().expect("just set").0;
+        let bound = self.binding.as_mut().expect("just set");
+        if bound.smoothed != self.smoothing {
+            // The overlay reads the smoothed class map or the plan's own.
+            let classes = if self.smoothing {
+                bound.smooth.reset();
+                bound.smooth.class_buffer()
+            } else {
+                plan.class_buffer()
+            };
+            bound.overlay = self.overlay.bind(&self.gpu.device, plan, classes);
+            bound.smoothed = self.smoothing;
+        }
+        let bound = self.binding.as_ref().expect("just set");
         self.gpu.queue.copy_external_image_to_texture(
             &wgpu::CopyExternalImageSourceInfo {
                 source,
@@ -386,8 +467,17 @@ impl App {
                 timing,
             },
         );
-        self.overlay
-            .encode(&self.gpu.queue, &mut encoder, &view, binding, self.opacity);
+        if self.smoothing {
+            self.smoother
+                .encode(&self.gpu.queue, &mut encoder, &bound.smooth, self.strength);
+        }
+        self.overlay.encode(
+            &self.gpu.queue,
+            &mut encoder,
+            &view,
+            &bound.overlay,
+            self.opacity,
+        );
         self.in_flight.store(true, Relaxed);
         self.gpu.queue.submit([encoder.finish()]);
         let in_flight = self.in_flight.clone();

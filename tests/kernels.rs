@@ -441,7 +441,7 @@ fn overlay_render_pass() {
     let mut overlay =
         enet_wgpu::runtime::Overlay::new(&gpu.device, wgpu::TextureFormat::Rgba8Unorm);
     overlay.set_classes(&gpu.queue, &classes, Some(void));
-    let binding = overlay.bind(&gpu.device, &plan);
+    let binding = overlay.bind(&gpu.device, &plan, plan.class_buffer());
     let target = gpu.device.create_texture(&wgpu::TextureDescriptor {
         label: None,
         size: wgpu::Extent3d {
@@ -498,4 +498,67 @@ fn overlay_render_pass() {
         worst <= 1,
         "overlay differs from its twin by {worst} levels"
     );
+}
+
+/// Temporal smoothing after a whole frame, three frames running, against its twin: the
+/// smoothed class map, and that it differs from the frame's own argmax where pixels are
+/// uncertain (with strength 0 it must not).
+#[test]
+fn temporal_smoothing_matches_its_twin() {
+    use enet_wgpu::model::{Layout, Normalization};
+    use enet_wgpu::runtime::{Engine, FrameOptions, Smoother};
+    let gpu = gpu();
+    let graph = enet_wgpu::model::weights::synthetic_graph(Layout::Paper, 12);
+    let engine = Engine::new(gpu, &graph, Normalization::default()).unwrap();
+    let (w, h) = (40, 24);
+    let plan = engine.plan((w, h), (w, h)).unwrap();
+    let smoother = Smoother::new(&gpu.device);
+    let mut rng = SplitMix(11);
+    let base: Vec<u8> = (0..w * h * 4)
+        .map(|_| rng.uniform(0.0, 255.0) as u8)
+        .collect();
+    for strength in [0.9f32, 0.0] {
+        let binding = smoother.bind(&gpu.device, &plan);
+        let mut probs = vec![0f32; 12 * w * h];
+        let mut changed = 0;
+        for frame in 0..3 {
+            // The same picture with fresh noise, as a still camera sees it.
+            let rgba: Vec<u8> = base
+                .iter()
+                .map(|&v| (v as f32 + rng.uniform(-8.0, 8.0)).clamp(0.0, 255.0) as u8)
+                .collect();
+            plan.upload_rgba(&rgba).unwrap();
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            plan.encode(&mut enc, FrameOptions::default());
+            smoother.encode(&gpu.queue, &mut enc, &binding, strength);
+            plan.encode_class_readback_from(&mut enc, binding.class_buffer());
+            gpu.queue.submit([enc.finish()]);
+            let got = pollster::block_on(plan.read_classes()).unwrap();
+            let logits = Tensor {
+                shape: plan.shape(plan.output()),
+                data: pollster::block_on(plan.read_tensor(plan.output())).unwrap(),
+            };
+            let raw = cpu::argmax(&logits);
+            let want = cpu::smooth(&logits, &mut probs, strength, frame == 0);
+            let same = got
+                .iter()
+                .zip(&want)
+                .filter(|(a, b)| **a as u32 == **b)
+                .count();
+            assert!(
+                same as f64 >= 0.999 * (w * h) as f64,
+                "strength {strength}, frame {frame}: {same} of {} pixels agree with the twin",
+                w * h
+            );
+            changed += want.iter().zip(&raw).filter(|(a, b)| a != b).count();
+        }
+        eprintln!(
+            "strength {strength}: {changed} smoothed pixels differ from the frame's own class"
+        );
+        if strength > 0.0 {
+            assert!(changed > 0, "smoothing changed nothing");
+        } else {
+            assert_eq!(changed, 0, "strength 0 must follow every frame");
+        }
+    }
 }

@@ -3,7 +3,9 @@
 //
 // Test hook (documented in the README): `window.enet` with
 //   ready            a Promise resolved once the first frame is on screen
-//   classMap()       Promise of {width, height, data: Uint8Array}: the last frame's classes
+//   classMap(raw)    Promise of {width, height, data: Uint8Array}: the last frame's classes
+//                    as shown (smoothed when smoothing is on), or with raw=true its own
+//   classMaps()      Promise of {width, height, shown, raw}: both, of the same frame
 //   frames()         frames segmented so far
 //   state            "running" | "paused" | "no-webgpu" | "no-camera" | "no-model" | "error"
 //   sourcePixels()   {width, height, data: Uint8ClampedArray}: the current source frame as
@@ -13,6 +15,7 @@
 //   app              the wasm App (app.destroy_device() simulates a lost GPU)
 
 import init, * as bindings from "./enet-wgpu.js";
+import { registerOffline } from "./offline.js";
 
 const $ = (id) => document.getElementById(id);
 const canvas = $("view");
@@ -24,7 +27,8 @@ const hook = {
   state: "starting",
   recoveries: 0,
   frames: () => (app ? app.frames() : 0),
-  classMap: () => app.class_map(),
+  classMap: (raw = false) => app.class_maps().then((m) => ({ width: m.width, height: m.height, data: raw ? m.raw : m.shown })),
+  classMaps: () => app.class_maps(),
   sourceSize: () =>
     source === "image"
       ? { kind: source, width: still.width, height: still.height }
@@ -201,8 +205,10 @@ async function createApp(bytes) {
   const next = await wasm.App.create(canvas, bytes, () => {
     if (app === next) recoverDevice();
   });
-  next.set_network_height(Number($("resolution").value));
+  next.set_short_side(Number($("resolution").value));
   next.set_opacity(Number($("opacity").value));
+  next.set_smoothing($("smoothing").checked);
+  next.set_smoothing_strength(Number($("strength").value));
   if (app) app.free();
   app = next;
   weights = bytes;
@@ -334,19 +340,14 @@ function stopCamera() {
   stream = null;
 }
 
-// Very large pictures are scaled down to 2048 px on the longer side: a GPU texture side is
-// limited (8192 by default) and the network never runs larger. Returns {bitmap, note}.
+// Very large pictures are scaled down first (the size policy's picture_size: a GPU texture
+// side is limited and the network never runs larger). Returns {bitmap, note}.
 async function decodeImage(file) {
   const full = await createImageBitmap(file);
-  const longest = Math.max(full.width, full.height);
-  if (longest <= 2048) return { bitmap: full, note: "" };
-  const s = 2048 / longest;
+  const [w, h] = wasm.picture_size(full.width, full.height);
+  if (w === full.width && h === full.height) return { bitmap: full, note: "" };
   try {
-    const bitmap = await createImageBitmap(full, {
-      resizeWidth: Math.max(1, Math.round(full.width * s)),
-      resizeHeight: Math.max(1, Math.round(full.height * s)),
-      resizeQuality: "high",
-    });
+    const bitmap = await createImageBitmap(full, { resizeWidth: w, resizeHeight: h, resizeQuality: "high" });
     return { bitmap, note: `${file.name} is ${full.width}×${full.height}; it was scaled to ${bitmap.width}×${bitmap.height} first.` };
   } finally {
     full.close();
@@ -449,8 +450,21 @@ function refreshStill() {
   requestAnimationFrame(attempt);
 }
 
+// Each size choice is a shorter side; it is named by the network size it gives for what is
+// being segmented (a portrait camera gets portrait sizes).
+function relabelSizes() {
+  if (!wasm) return;
+  const { width, height } = hook.sourceSize();
+  for (const o of $("resolution").options) {
+    const side = Number(o.value);
+    const [w, h] = width && height ? wasm.network_size(width, height, side) : wasm.network_size(4, 3, side);
+    o.textContent = `${w}×${h}`;
+  }
+}
+
 let loopStarted = false;
 function run() {
+  relabelSizes();
   for (const id of ["pause", "snapshot"]) $(id).disabled = false;
   if (source === "image") {
     refreshStill();
@@ -524,9 +538,14 @@ function wireControls() {
       /* storage disabled: the choice lasts for this visit */
     }
     if (!app) return;
-    app.set_network_height(Number($("resolution").value));
+    app.set_short_side(Number($("resolution").value));
     if (source === "image") refreshStill();
   };
+  $("smoothing").onchange = () => {
+    $("strength").disabled = !$("smoothing").checked;
+    if (app) app.set_smoothing($("smoothing").checked);
+  };
+  $("strength").oninput = () => app && app.set_smoothing_strength(Number($("strength").value));
   $("opacity").oninput = () => {
     if (!app) return;
     app.set_opacity(Number($("opacity").value));
@@ -538,6 +557,8 @@ function wireControls() {
   };
   $("weights").onchange = (e) => e.target.files[0] && loadWeightsFile(e.target.files[0]);
   $("media").onchange = (e) => e.target.files[0] && openMedia(e.target.files[0]);
+  // A phone turned on its side changes the camera's frame size: rename the size choices.
+  video.addEventListener("resize", relabelSizes);
   document.addEventListener("visibilitychange", () => {
     hiddenPause = document.hidden;
   });
@@ -573,6 +594,8 @@ function restoreSettings() {
 async function main() {
   restoreSettings();
   wireControls();
+  // Offline use failing is worth a word, not an error: the page works while online.
+  registerOffline((text) => hook.ready.then(() => $("message").hidden && message(text, { actions: [button("OK", () => message(""))] })));
   const adapter = navigator.gpu && (await navigator.gpu.requestAdapter().catch(() => null));
   if (!adapter) {
     setState("no-webgpu");

@@ -4,7 +4,7 @@
 
 use enet_wgpu::kernels::cpu;
 use enet_wgpu::model::Normalization;
-use enet_wgpu::segment::{ClassMap, network_size};
+use enet_wgpu::segment::{ClassMap, SizeRequest, network_size};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     if w == 0 || h == 0 {
         return;
     }
-    let Ok((nw, nh)) = network_size((w, h), None) else { return };
+    let Ok((nw, nh)) = network_size((w, h), SizeRequest::Native) else { return };
     // Keep the CPU twin cheap: a small network input with the same aspect.
     let (nw, nh) = (nw.min(64), nh.min(64));
     let t = cpu::preprocess(rgba.as_raw(), w, h, nw, nh, &Normalization::default());

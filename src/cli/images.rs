@@ -8,7 +8,7 @@ use image::{DynamicImage, GrayImage, ImageFormat, RgbaImage};
 
 use super::{OutputKind, SegmentArgs, gpu, load_model, write_atomic};
 use enet_wgpu::model::Model;
-use enet_wgpu::segment::{ClassMap, Segmenter, network_size};
+use enet_wgpu::segment::{ClassMap, Segmenter, SizeRequest, network_size};
 
 /// Opens an image as RGBA8 (grey, 16-bit and CMYK are converted), with a clear error.
 pub fn open_rgba(path: &Path) -> Result<RgbaImage> {
@@ -82,7 +82,8 @@ pub fn classify(
         img
     };
     let (w, h) = (src.width() as usize, src.height() as usize);
-    let net = network_size((w, h), size)?;
+    let request = size.map_or(SizeRequest::Native, |(w, h)| SizeRequest::Exact(w, h));
+    let net = network_size((w, h), request)?;
     if size.is_none() && net != (w, h) {
         eprintln!(
             "note: {} is {w}x{h}; ENet needs multiples of 8, so the network runs at {}x{} (bilinear resize on the GPU, classes mapped back to the image)",

@@ -56,8 +56,13 @@ pub const ARGMAX: KernelSource = KernelSource {
     wgsl: shader!("argmax.wgsl"),
 };
 
+pub const SMOOTH: KernelSource = KernelSource {
+    name: "smooth",
+    wgsl: shader!("smooth.wgsl"),
+};
+
 /// Every kernel the runtime uses.
-pub const ALL: [KernelSource; 8] = [
+pub const ALL: [KernelSource; 9] = [
     PREPROCESS,
     INITIAL,
     CONV2D,
@@ -66,6 +71,7 @@ pub const ALL: [KernelSource; 8] = [
     MAXPOOL,
     MAX_UNPOOL,
     ARGMAX,
+    SMOOTH,
 ];
 
 /// Workgroup size shared by all kernels: 16 x 4 over (x, y), z over channels or groups.

@@ -4,10 +4,12 @@
 mod engine;
 pub mod overlay;
 mod plan;
+pub mod smooth;
 
 pub use engine::Engine;
 pub use overlay::{Overlay, OverlayBinding};
 pub use plan::{FrameOptions, Plan, StageTiming, Timing};
+pub use smooth::{SmoothBinding, Smoother};
 
 use std::future::Future;
 use std::pin::Pin;

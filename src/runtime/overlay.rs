@@ -94,7 +94,14 @@ impl Overlay {
         self.void_class = void.map_or(u32::MAX, |v| v as u32);
     }
 
-    pub fn bind(&self, device: &wgpu::Device, plan: &Plan) -> OverlayBinding {
+    /// Bindings for `plan`'s frame and `classes`, a class map of the plan's network size
+    /// (the plan's own, or a smoothed one).
+    pub fn bind(
+        &self,
+        device: &wgpu::Device,
+        plan: &Plan,
+        classes: &wgpu::Buffer,
+    ) -> OverlayBinding {
         let view = plan.source_texture().create_view(&Default::default());
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("overlay"),
@@ -110,7 +117,7 @@ impl Overlay {
                 },
                 wgpu::BindGroupEntry {
                     binding: 2,
-                    resource: plan.class_buffer().as_entire_binding(),
+                    resource: classes.as_entire_binding(),
                 },
                 wgpu::BindGroupEntry {
                     binding: 3,

@@ -553,6 +553,12 @@ impl Plan {
         &self.source
     }
 
+    /// The GPU buffer holding tensor `t` (shared with tensors whose lifetimes do not
+    /// overlap; [`Plan::output`]'s stays valid after the frame).
+    pub fn tensor_buffer(&self, t: TensorId) -> &wgpu::Buffer {
+        &self.buffers[self.tensor_buffer[t]]
+    }
+
     /// The class map on the GPU: one u32 class index per pixel, row-major.
     pub fn class_buffer(&self) -> &wgpu::Buffer {
         &self.classes
@@ -605,13 +611,18 @@ impl Plan {
 
     /// Copies the current class map to the readback buffer ([`Plan::read_classes`]).
     pub fn encode_class_readback(&self, encoder: &mut wgpu::CommandEncoder) {
-        encoder.copy_buffer_to_buffer(
-            &self.classes,
-            0,
-            &self.classes_readback,
-            0,
-            self.classes.size(),
-        );
+        self.encode_class_readback_from(encoder, &self.classes);
+    }
+
+    /// Copies `classes`, a class map of this plan's size (e.g. a smoothed one), to the
+    /// readback buffer ([`Plan::read_classes`]).
+    pub fn encode_class_readback_from(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        classes: &wgpu::Buffer,
+    ) {
+        let size = self.classes.size().min(classes.size());
+        encoder.copy_buffer_to_buffer(classes, 0, &self.classes_readback, 0, size);
     }
 
     fn encode_range(

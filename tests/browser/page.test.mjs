@@ -61,11 +61,11 @@ function agreement(a, b) {
   return same / a.length;
 }
 
-async function pageClassMap(page) {
-  return page.evaluate(async () => {
-    const m = await window.enet.classMap();
+async function pageClassMap(page, raw = true) {
+  return page.evaluate(async (r) => {
+    const m = await window.enet.classMap(r);
     return { width: m.width, height: m.height, data: Array.from(m.data) };
-  });
+  }, raw);
 }
 
 const RUNNING = { timeout: 240000 };
@@ -412,4 +412,74 @@ test("behind `trunk serve` (scripts/serve.sh): the page runs, and without the mo
   } finally {
     trunk.kill();
   }
+});
+
+/**
+ * `count` successive segmented frames of the page's camera, each as {k, shown, raw}: the
+ * class map on screen and the frame's own, of the same frame. Successive samples are a
+ * frame or two apart.
+ */
+async function sampleFrames(page, count) {
+  const out = [];
+  while (out.length < count) {
+    await moreFrames(page, await frames(page));
+    out.push(
+      await page.evaluate(async () => {
+        const k = window.enet.frames();
+        const m = await window.enet.classMaps();
+        return { k, shown: Array.from(m.shown), raw: Array.from(m.raw) };
+      }),
+    );
+  }
+  console.log(`sampled frames ${out.map((f) => f.k).join(", ")}`);
+  return out;
+}
+
+const changed = (a, b) => 1 - agreement(a, b);
+const mean = (v) => v.reduce((x, y) => x + y, 0) / v.length;
+
+test("temporal smoothing: a still, noisy camera flickers half as much or less, a pan is still followed", { timeout: 600000 }, async () => {
+  const clip = async (name, noise, pan, [w, h]) => {
+    const file = join(tmp, `${name}.y4m`);
+    execFileSync(helper, ["y4m-motion", file, String(w), String(h), "300", frame, String(noise), String(pan)]);
+    return file;
+  };
+  const run = async (file, h, body) => {
+    const { ctx, page, logs } = await launch(tmp, [...WEBGPU_FLAGS, ...cameraFlags(file)]);
+    try {
+      await rememberSize(ctx, h);
+      await page.goto(base);
+      await page.waitForFunction(() => window.enet && window.enet.state === "running", null, RUNNING);
+      assert.ok(await page.isChecked("#smoothing"), "smoothing is on by default");
+      await body(page);
+    } catch (e) {
+      console.log(logs.join("\n"));
+      throw e;
+    } finally {
+      await ctx.close();
+    }
+  };
+  // A still scene, fresh +-4 grey-level noise in every camera frame.
+  await run(await clip("still", 4, 0, [128, 96]), 96, async (page) => {
+    const s = await sampleFrames(page, 10);
+    const flicker = (key) => mean(s.slice(1).map((f, i) => changed(f[key], s[i][key])));
+    const raw = flicker("raw");
+    const shown = flicker("shown");
+    console.log(`still noisy camera: ${(100 * raw).toFixed(3)} % of pixels change class between frames without smoothing, ${(100 * shown).toFixed(3)} % with it`);
+    assert.ok(raw > 0, "the noisy clip makes the plain class map flicker");
+    assert.ok(shown <= raw / 2, `smoothing: ${shown} vs ${raw}`);
+  });
+  // A slow pan at 256x192 (at 128x96 this model is unsure of so many pixels that a noisy still
+  // scene flickers on 7 % of them): 0.25 pixels per camera frame, and the page segments one
+  // camera frame in many on SwiftShader, so several pixels between segmented frames.
+  await run(await clip("pan", 0, 0.25, [256, 192]), 192, async (page) => {
+    const t0 = Date.now();
+    const f0 = await frames(page);
+    const s = await sampleFrames(page, 8);
+    const fps = ((await frames(page)) - f0) / ((Date.now() - t0) / 1000);
+    console.log(`panning camera: about ${((0.25 * 30) / fps).toFixed(1)} pixels of pan between segmented frames (${fps.toFixed(2)} FPS)`);
+    const agree = s.map((f) => agreement(f.shown, f.raw));
+    console.log(`panning camera: the smoothed map agrees with each frame's own on ${(100 * mean(agree)).toFixed(2)} % of pixels (lowest ${(100 * Math.min(...agree)).toFixed(2)} %)`);
+    assert.ok(mean(agree) >= 0.95, `agreement ${mean(agree)}`);
+  });
 });

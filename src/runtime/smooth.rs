@@ -1,0 +1,151 @@
+//! Temporal smoothing of the class map across frames, for the live view: the softmax of each
+//! frame blended into the previous frames' probabilities by each pixel's own uncertainty
+//! (`shaders/smooth.wgsl`). It runs after a plan's argmax in the same encoder: no extra
+//! submission and nothing read back.
+
+use std::cell::Cell;
+use std::num::NonZeroU64;
+
+use super::Plan;
+use crate::kernels::{self, WORKGROUP};
+
+/// The pipeline and its parameters; one per device.
+pub struct Smoother {
+    pipeline: wgpu::ComputePipeline,
+    params: wgpu::Buffer,
+    /// Parameters last written, so a steady frame writes nothing.
+    written: Cell<[u32; 8]>,
+}
+
+/// The probabilities kept between frames and the smoothed class map, for one plan.
+pub struct SmoothBinding {
+    bind_group: wgpu::BindGroup,
+    classes: wgpu::Buffer,
+    probs: wgpu::Buffer,
+    shape: [u32; 3],
+    /// The next frame starts afresh (new plan, or smoothing switched back on).
+    reset: Cell<bool>,
+}
+
+impl SmoothBinding {
+    /// The smoothed class map: one u32 class index per pixel, like [`Plan::class_buffer`].
+    pub fn class_buffer(&self) -> &wgpu::Buffer {
+        &self.classes
+    }
+
+    /// Forget the previous frames: the next frame's own probabilities are taken as they are.
+    pub fn reset(&self) {
+        self.reset.set(true);
+    }
+
+    pub fn memory_bytes(&self) -> u64 {
+        self.classes.size() + self.probs.size()
+    }
+}
+
+impl Smoother {
+    pub fn new(device: &wgpu::Device) -> Smoother {
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(kernels::SMOOTH.name),
+            source: wgpu::ShaderSource::Wgsl(kernels::SMOOTH.wgsl.into()),
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(kernels::SMOOTH.name),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        let params = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("smoothing parameters"),
+            size: 32,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Smoother {
+            pipeline,
+            params,
+            written: Cell::new([u32::MAX; 8]),
+        }
+    }
+
+    /// Buffers for `plan` (made when the plan changes, never per frame).
+    pub fn bind(&self, device: &wgpu::Device, plan: &Plan) -> SmoothBinding {
+        let out = plan.shape(plan.output());
+        let pixels = (out.w * out.h) as u64;
+        let buffer = |label, size: u64| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: size.max(4),
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            })
+        };
+        let probs = buffer("smoothed probabilities", pixels * out.c as u64 * 4);
+        let classes = buffer("smoothed class map", pixels * 4);
+        let logits = plan.tensor_buffer(plan.output());
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("smooth"),
+            layout: &self.pipeline.get_bind_group_layout(0),
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: self.params.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: logits,
+                        offset: 0,
+                        size: NonZeroU64::new(pixels * out.c as u64 * 4),
+                    }),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: plan.class_buffer().as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 3,
+                    resource: probs.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 4,
+                    resource: classes.as_entire_binding(),
+                },
+            ],
+        });
+        SmoothBinding {
+            bind_group,
+            classes,
+            probs,
+            shape: [out.c as u32, out.h as u32, out.w as u32],
+            reset: Cell::new(true),
+        }
+    }
+
+    /// Records the smoothing pass after the plan's frame. `strength` (0 to 1) is how much
+    /// of the past an entirely uncertain pixel keeps.
+    pub fn encode(
+        &self,
+        queue: &wgpu::Queue,
+        encoder: &mut wgpu::CommandEncoder,
+        binding: &SmoothBinding,
+        strength: f32,
+    ) {
+        let [c, h, w] = binding.shape;
+        let reset = binding.reset.replace(false) as u32;
+        let words = [c, h, w, reset, strength.clamp(0.0, 1.0).to_bits(), 0, 0, 0];
+        if self.written.get() != words {
+            queue.write_buffer(&self.params, 0, bytemuck::cast_slice(&words));
+            self.written.set(words);
+        }
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("smooth"),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &binding.bind_group, &[]);
+        pass.dispatch_workgroups(w.div_ceil(WORKGROUP[0]), h.div_ceil(WORKGROUP[1]), 1);
+    }
+}
