@@ -24,11 +24,7 @@ fn paper_layout_matches_pytorch() {
     let fixture = std::fs::read(OUTPUTS).unwrap();
     let st = safetensors::SafeTensors::deserialize(&fixture).unwrap();
     let argmax = st.tensor("argmax").unwrap();
-    let mut frames: Vec<_> = std::fs::read_dir(reference_dir().join("val-decoded"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    frames.sort();
+    let frames = val_frames();
     let mut seg = Segmenter::new(gpu(), &model).unwrap();
     for (i, path) in frames.iter().take(3).enumerate() {
         let (rgba, w, h) = load_png_rgba(path);

@@ -20,16 +20,6 @@ fn reference_model() -> enet_wgpu::Model {
     model
 }
 
-fn val_frames() -> Vec<std::path::PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(reference_dir().join("val-decoded"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "png"))
-        .collect();
-    v.sort();
-    v
-}
-
 fn fixture() -> Vec<u8> {
     std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -44,6 +44,17 @@ pub fn reference_dir() -> PathBuf {
     )
 }
 
+/// The decoded val frames of the reference data (lossless PNGs), sorted by name.
+pub fn val_frames() -> Vec<PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(reference_dir().join("val-decoded"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
+    v.sort();
+    v
+}
+
 /// CamVid (`../shared/data/camvid`, or `ENET_CAMVID_DIR`).
 pub fn camvid_dir() -> PathBuf {
     shared_dir("ENET_CAMVID_DIR", "data/camvid", "val/images")
