@@ -12,6 +12,7 @@
 //                    the browser decodes it (to run the native engine on the same pixels)
 //   sourceSize()     {kind, width, height}: what is being segmented ("camera" | "video" | "image")
 //   recoveries       how many times a lost GPU device was re-created
+//   cameraOn()       whether the camera is held (it is released while the tab is hidden)
 //   app              the wasm App (app.destroy_device() simulates a lost GPU)
 
 import init, * as bindings from "./enet-wgpu.js";
@@ -26,6 +27,7 @@ const stats = $("stats");
 const hook = {
   state: "starting",
   recoveries: 0,
+  cameraOn: () => !!stream,
   frames: () => (app ? app.frames() : 0),
   classMap: (raw = false) => app.class_maps().then((m) => ({ width: m.width, height: m.height, data: raw ? m.raw : m.shown })),
   classMaps: () => app.class_maps(),
@@ -261,6 +263,8 @@ async function startCamera(deviceId) {
   video.srcObject = stream;
   await video.play();
   source = "camera";
+  // A front (user-facing) camera is shown as a mirror, as people expect to see themselves.
+  canvas.classList.toggle("mirrored", track.getSettings().facingMode === "user");
   cameras = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === "videoinput");
   $("switch").disabled = cameras.length < 2;
 }
@@ -338,6 +342,31 @@ async function openMedia(file) {
 function stopCamera() {
   if (stream) stream.getTracks().forEach((t) => t.stop());
   stream = null;
+  canvas.classList.remove("mirrored");
+}
+
+// The camera is released while the tab is hidden (its light goes off, the battery rests)
+// and the same camera comes back when the tab is shown again.
+let hiddenCamera = null;
+async function onVisibility() {
+  hiddenPause = document.hidden;
+  if (document.hidden && source === "camera" && stream) {
+    hiddenCamera = stream.getVideoTracks()[0].getSettings().deviceId || "";
+    stopCamera();
+  } else if (!document.hidden && hiddenCamera !== null && source === "camera") {
+    const id = hiddenCamera;
+    hiddenCamera = null;
+    try {
+      await startCamera(id || undefined);
+      run();
+    } catch (e) {
+      setState("no-camera");
+      message(`The camera could not come back: ${errorText(e)}`, {
+        error: true,
+        actions: [button("Restart camera", () => startSource())],
+      });
+    }
+  }
 }
 
 // Very large pictures are scaled down first (the size policy's picture_size: a GPU texture
@@ -559,9 +588,7 @@ function wireControls() {
   $("media").onchange = (e) => e.target.files[0] && openMedia(e.target.files[0]);
   // A phone turned on its side changes the camera's frame size: rename the size choices.
   video.addEventListener("resize", relabelSizes);
-  document.addEventListener("visibilitychange", () => {
-    hiddenPause = document.hidden;
-  });
+  document.addEventListener("visibilitychange", onVisibility);
   // Drag and drop: weights files load as the model, images and videos become the source.
   addEventListener("dragover", (e) => {
     e.preventDefault();

@@ -483,3 +483,24 @@ test("temporal smoothing: a still, noisy camera flickers half as much or less, a
     assert.ok(mean(agree) >= 0.95, `agreement ${mean(agree)}`);
   });
 });
+
+test("a hidden tab releases the camera and gets it back when shown", { timeout: 300000 }, () =>
+  withPage(CAMERA, async ({ page }) => {
+    assert.ok(await page.evaluate(() => window.enet.cameraOn()));
+    // What the browser does when another tab or app comes to the front (headless Chromium
+    // keeps every tab visible, so the page is told as a browser tells it).
+    const setHidden = (hidden) =>
+      page.evaluate((h) => {
+        Object.defineProperty(document, "hidden", { configurable: true, get: () => h });
+        Object.defineProperty(document, "visibilityState", { configurable: true, get: () => (h ? "hidden" : "visible") });
+        document.dispatchEvent(new Event("visibilitychange"));
+      }, hidden);
+    await setHidden(true);
+    await page.waitForFunction(() => !window.enet.cameraOn(), null, { timeout: 30000 });
+    const n = await frames(page);
+    await page.waitForTimeout(1500);
+    assert.equal(await frames(page), n, "no frames while hidden");
+    await setHidden(false);
+    await page.waitForFunction((k) => window.enet.cameraOn() && window.enet.frames() > k, n, RUNNING);
+    assert.equal(await page.evaluate(() => window.enet.state), "running");
+  }));
