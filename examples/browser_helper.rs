@@ -1,7 +1,8 @@
 //! Helpers for the browser tests (tests/browser):
 //!
 //! - `y4m OUT.y4m WIDTH HEIGHT FRAMES_PER_IMAGE IMAGE...`: a Y4M video (what Chromium's fake
-//!   webcam plays); each image resized to WIDTHxHEIGHT, 4:2:0 YCbCr (BT.601 full range,
+//!   webcam plays); the middle of each image at the video's aspect, resized to WIDTHxHEIGHT
+//!   (a portrait camera from a landscape frame), 4:2:0 YCbCr (BT.601 full range,
 //!   "C420jpeg").
 //! - `y4m-motion OUT.y4m WIDTH HEIGHT FRAMES IMAGE NOISE PAN`: FRAMES frames of IMAGE, each
 //!   with fresh uniform noise of +-NOISE grey levels and shifted PAN pixels (a fraction is
@@ -92,6 +93,15 @@ fn y4m(args: &[String]) -> anyhow::Result<()> {
     writeln!(out, "YUV4MPEG2 W{w} H{h} F30:1 Ip A1:1 C420jpeg")?;
     for path in &args[4..] {
         let img = image::open(path)?.to_rgb8();
+        // The middle of the picture at the video's aspect (a portrait camera from a
+        // landscape frame), then scaled.
+        let (iw, ih) = img.dimensions();
+        let (cw, ch) = if iw as u64 * h as u64 > ih as u64 * w as u64 {
+            ((ih as u64 * w as u64 / h as u64) as u32, ih)
+        } else {
+            (iw, (iw as u64 * h as u64 / w as u64) as u32)
+        };
+        let img = image::imageops::crop_imm(&img, (iw - cw) / 2, (ih - ch) / 2, cw, ch).to_image();
         let img = image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle);
         let (y, u, v) = to_yuv420(&img);
         for _ in 0..repeat {

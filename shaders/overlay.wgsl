@@ -1,10 +1,16 @@
-// Class map -> picture: draws the source frame with each pixel's class colour blended over
-// it (opacity `alpha`; the void class is left untouched). A full-screen triangle; the
-// render target has the source frame's size, so frame texels are read 1:1, and class-map
-// pixels are picked by nearest neighbour.
+// Class map -> picture on the canvas. A full-screen triangle over a target of any size (the
+// canvas at the screen's pixel density): the source frame is sampled bilinearly, class-map
+// pixels are picked by nearest neighbour in integer arithmetic (so the CPU twin and the page's
+// "which class is here" agree with it exactly).
+//
+// Views: 0 overlay (class colours blended over the frame at `alpha`), 1 mask (class colours
+// only), 2 side by side (frame | mask, each panel half the target's width). `mirror` flips
+// each panel left-right (a front camera). A palette entry's alpha 0 hides that class; the
+// void class is never coloured.
 
 struct OverlayParams {
     src_w: u32, src_h: u32, net_w: u32, net_h: u32,
+    out_w: u32, out_h: u32, view: u32, mirror: u32,
     alpha: f32, void_class: u32, num_classes: u32, _pad: u32,
 }
 
@@ -12,6 +18,7 @@ struct OverlayParams {
 @group(0) @binding(1) var frame: texture_2d<f32>;
 @group(0) @binding(2) var<storage, read> classes: array<u32>;
 @group(0) @binding(3) var<storage, read> palette: array<vec4<f32>>;
+@group(0) @binding(4) var frame_sampler: sampler;
 
 @vertex
 fn vs_main(@builtin(vertex_index) i: u32) -> @builtin(position) vec4<f32> {
@@ -21,14 +28,43 @@ fn vs_main(@builtin(vertex_index) i: u32) -> @builtin(position) vec4<f32> {
 
 @fragment
 fn fs_main(@builtin(position) pos: vec4<f32>) -> @location(0) vec4<f32> {
-    let x = min(u32(pos.x), p.src_w - 1u);
-    let y = min(u32(pos.y), p.src_h - 1u);
-    let src = textureLoad(frame, vec2<u32>(x, y), 0);
-    let cx = min(u32((f32(x) + 0.5) * f32(p.net_w) / f32(p.src_w)), p.net_w - 1u);
-    let cy = min(u32((f32(y) + 0.5) * f32(p.net_h) / f32(p.src_h)), p.net_h - 1u);
-    let c = classes[cy * p.net_w + cx];
-    if (c == p.void_class || c >= p.num_classes) {
-        return vec4<f32>(src.rgb, 1.0);
+    var x = u32(pos.x);
+    let y = min(u32(pos.y), p.out_h - 1u);
+    // Panel width, and what this pixel shows: 0 blend, 1 frame, 2 mask.
+    var pw = p.out_w;
+    var show = 0u;
+    if (p.view == 1u) {
+        show = 2u;
+    } else if (p.view == 2u) {
+        pw = max(p.out_w / 2u, 1u);
+        show = 1u;
+        if (x >= pw) {
+            x -= pw;
+            show = 2u;
+        }
+        if (x >= pw) {
+            // The odd column of an odd-width target.
+            return vec4<f32>(0.0, 0.0, 0.0, 1.0);
+        }
     }
-    return vec4<f32>(mix(src.rgb, palette[c].rgb, p.alpha), 1.0);
+    x = min(x, pw - 1u);
+    if (p.mirror != 0u) {
+        x = pw - 1u - x;
+    }
+    let uv = vec2<f32>((f32(x) + 0.5) / f32(pw), (f32(y) + 0.5) / f32(p.out_h));
+    let src = textureSampleLevel(frame, frame_sampler, uv, 0.0).rgb;
+    if (show == 1u) {
+        return vec4<f32>(src, 1.0);
+    }
+    let cx = min((2u * x + 1u) * p.net_w / (2u * pw), p.net_w - 1u);
+    let cy = min((2u * y + 1u) * p.net_h / (2u * p.out_h), p.net_h - 1u);
+    let c = classes[cy * p.net_w + cx];
+    var color = vec4<f32>(0.0);
+    if (c != p.void_class && c < p.num_classes) {
+        color = palette[c];
+    }
+    if (show == 2u) {
+        return vec4<f32>(color.rgb * color.a, 1.0);
+    }
+    return vec4<f32>(mix(src, color.rgb, p.alpha * color.a), 1.0);
 }

@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod adaptive;
 pub mod assets;
 pub mod kernels;
 pub mod model;

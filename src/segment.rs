@@ -85,6 +85,30 @@ pub fn network_size(
     }
 }
 
+/// The smallest and largest sides of a camera's or a video's frame the page segments: below
+/// the smallest there is nothing to see (ENet downsamples three times); above the largest a
+/// WebGPU texture (default limits) cannot hold it. Pictures are scaled by [`picture_size`]
+/// instead and segmented whatever their size.
+pub const MIN_SOURCE_SIDE: usize = 16;
+pub const MAX_SOURCE_SIDE: usize = 8192;
+/// A longer side over this many times the shorter is a strip, not a picture: the network
+/// would see it squeezed past recognition.
+pub const MAX_SOURCE_ASPECT: usize = 8;
+
+/// Whether a `w` x `h` frame of a camera or a video can be segmented.
+pub fn check_source(w: usize, h: usize) -> Result<(), EngineError> {
+    let reason = if w.min(h) < MIN_SOURCE_SIDE {
+        format!("each side must be at least {MIN_SOURCE_SIDE} pixels")
+    } else if w.max(h) > MAX_SOURCE_SIDE {
+        format!("each side must be at most {MAX_SOURCE_SIDE} pixels")
+    } else if w.max(h) > MAX_SOURCE_ASPECT * w.min(h) {
+        format!("the longer side may be at most {MAX_SOURCE_ASPECT} times the shorter")
+    } else {
+        return Ok(());
+    };
+    Err(EngineError::Source { w, h, reason })
+}
+
 /// The size a decoded picture is scaled to before it is segmented on the page: the longer
 /// side at most [`MAX_AUTO_SIDE`] (the network never runs larger, and a GPU texture side is
 /// limited), the aspect kept, at least 1 pixel a side.
@@ -299,6 +323,23 @@ impl Segmenter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frames_too_small_or_too_large_are_named() {
+        assert!(check_source(16, 16).is_ok());
+        assert!(check_source(8192, 4000).is_ok());
+        assert!(check_source(16, 128).is_ok());
+        let e = check_source(1, 1).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "a 1x1 frame cannot be segmented: each side must be at least 16 pixels"
+        );
+        let e = check_source(4000, 16).unwrap_err().to_string();
+        assert!(e.contains("4000x16") && e.contains("8 times"), "{e}");
+        assert!(check_source(128, 16).is_ok());
+        let e = check_source(9000, 100).unwrap_err().to_string();
+        assert!(e.contains("at most 8192"), "{e}");
+    }
 
     #[test]
     fn size_policy() {

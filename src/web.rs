@@ -5,17 +5,49 @@
 //! (preprocess, ENet, argmax, overlay render pass) and one submission. Nothing is read back
 //! unless asked ([`App::class_maps`], the documented test hook).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use wasm_bindgen::prelude::*;
 use web_sys::{HtmlCanvasElement, HtmlVideoElement, ImageBitmap};
 
+use crate::adaptive::AdaptiveSize;
+use crate::kernels::cpu::class_pixel_at;
 use crate::model::Model;
-use crate::runtime::{FrameOptions, Gpu, Overlay, OverlayBinding, SmoothBinding, Smoother, Timing};
+use crate::runtime::{
+    DrawOptions, FrameOptions, Gpu, Overlay, OverlayBinding, SmoothBinding, Smoother, StageTiming,
+    Timing, View,
+};
 use crate::segment::{Segmenter, SizeRequest};
+
+/// The short sides the page offers (its size menu) and adaptive size steps through.
+const SIZE_STEPS: [usize; 6] = [96, 192, 240, 360, 480, 720];
+/// Adaptive size goes no higher: larger sizes are for a chosen, pinned size.
+const ADAPTIVE_MAX: usize = 480;
+/// A frame with per-dispatch timestamps this often while the timing panel is open (ms): a
+/// few updates a second, the other frames unburdened.
+const DETAIL_EVERY_MS: f64 = 300.0;
+/// The largest canvas side drawn (a 4K screen's long side).
+const MAX_CANVAS_SIDE: u32 = 4096;
+
+/// Milliseconds of the page's monotonic clock.
+fn now_ms() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map_or_else(js_sys::Date::now, |p| p.now())
+}
+
+/// GPU times for the page's timing panel.
+#[derive(Default)]
+struct Timings {
+    /// A recent frame's compute pass, whole.
+    frame_ms: Option<f64>,
+    /// A recent frame timed dispatch by dispatch, and when it arrived.
+    stages: Vec<StageTiming>,
+    stages_at: f64,
+}
 
 fn js_err(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
@@ -61,10 +93,22 @@ pub struct App {
     smoothing: bool,
     strength: f32,
     short_side: usize,
-    opacity: f32,
+    draw: DrawOptions,
+    /// The canvas's size in device pixels, as the page lays it out (None: the frame's size).
+    view_size: Option<(u32, u32)>,
     in_flight: Arc<AtomicBool>,
     lost: Arc<AtomicBool>,
-    gpu_ms: Rc<RefCell<Option<f64>>>,
+    timings: Rc<RefCell<Timings>>,
+    timing_detail: bool,
+    last_detail_ms: f64,
+    /// Some while the size adapts to the frame time; the page's "Auto" choice.
+    adaptive: Option<AdaptiveSize>,
+    target_ms: f64,
+    /// The last frame's time from submission to the GPU's answer (f64 bits; NaN once taken).
+    latency: Arc<AtomicU64>,
+    /// One class index read back for [`App::class_at`], and whether that read is under way.
+    probe: wgpu::Buffer,
+    probe_busy: Rc<Cell<bool>>,
     skipped: u32,
     frames: u32,
 }
@@ -168,6 +212,12 @@ impl App {
         overlay.set_classes(&gpu.queue, &model.classes, model.void_class);
         let segmenter = Segmenter::new(&gpu, &model).map_err(js_err)?;
         let smoother = Smoother::new(&gpu.device);
+        let probe = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("class probe"),
+            size: 4,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
         Ok(App {
             gpu,
             surface,
@@ -181,10 +231,18 @@ impl App {
             smoothing: true,
             strength: 0.7,
             short_side: 360,
-            opacity: 0.5,
+            draw: DrawOptions::default(),
+            view_size: None,
             in_flight: Arc::new(AtomicBool::new(false)),
             lost,
-            gpu_ms: Rc::new(RefCell::new(None)),
+            timings: Default::default(),
+            timing_detail: false,
+            last_detail_ms: f64::NEG_INFINITY,
+            adaptive: None,
+            target_ms: 1000.0 / 30.0,
+            latency: Arc::new(AtomicU64::new(f64::NAN.to_bits())),
+            probe,
+            probe_busy: Default::default(),
             skipped: 0,
             frames: 0,
         })
@@ -229,11 +287,160 @@ impl App {
         .to_string()
     }
 
-    /// The network input's shorter side (the longer follows the frame's aspect).
+    /// The network input's shorter side (the longer follows the frame's aspect). With
+    /// adaptive size on, the size it starts from.
     pub fn set_short_side(&mut self, short_side: usize) -> Result<(), JsError> {
         crate::segment::network_size((1, 1), SizeRequest::ShortSide(short_side)).map_err(js_err)?;
         self.short_side = short_side;
+        if self.adaptive.is_some() {
+            self.set_adaptive(true);
+        }
         Ok(())
+    }
+
+    /// The shorter side frames run at now (adaptive size changes it).
+    pub fn short_side(&self) -> usize {
+        self.short_side
+    }
+
+    /// Adaptive size: the shorter side steps down when frames take longer than the frame
+    /// time ([`App::set_target_fps`]) and back up when there is room, up to 480. Off, the
+    /// size stays where it is (pinned).
+    pub fn set_adaptive(&mut self, on: bool) {
+        self.adaptive = on.then(|| {
+            let steps: Vec<usize> = SIZE_STEPS
+                .into_iter()
+                .filter(|&s| s <= ADAPTIVE_MAX)
+                .collect();
+            AdaptiveSize::new(&steps, self.short_side, self.target_ms)
+        });
+        if let Some(a) = &self.adaptive {
+            self.short_side = a.short_side();
+        }
+    }
+
+    pub fn adaptive(&self) -> bool {
+        self.adaptive.is_some()
+    }
+
+    /// The frame rate adaptive size keeps up with (the camera's).
+    pub fn set_target_fps(&mut self, fps: f64) {
+        if fps.is_finite() && fps > 0.0 {
+            self.target_ms = 1000.0 / fps;
+            if let Some(a) = &mut self.adaptive {
+                a.set_target_ms(self.target_ms);
+            }
+        }
+    }
+
+    /// The canvas size in device pixels (its CSS size times devicePixelRatio), which the
+    /// picture is drawn at; clamped to 1..=4096 a side.
+    pub fn resize(&mut self, width: u32, height: u32) {
+        self.view_size = Some((
+            width.clamp(1, MAX_CANVAS_SIDE),
+            height.clamp(1, MAX_CANVAS_SIDE),
+        ));
+    }
+
+    /// "overlay", "mask" or "side" (the frame and the mask side by side).
+    pub fn set_view(&mut self, view: &str) -> Result<(), JsError> {
+        self.draw.view = match view {
+            "overlay" => View::Overlay,
+            "mask" => View::Mask,
+            "side" => View::SideBySide,
+            other => {
+                return Err(JsError::new(&format!(
+                    "unknown view {other:?} (overlay, mask or side)"
+                )));
+            }
+        };
+        Ok(())
+    }
+
+    /// Draws the picture mirrored (a front camera).
+    pub fn set_mirror(&mut self, mirror: bool) {
+        self.draw.mirror = mirror;
+    }
+
+    /// Shows or hides one class's colour.
+    pub fn set_class_visible(&mut self, class: usize, visible: bool) -> Result<(), JsError> {
+        if self
+            .overlay
+            .set_class_visible(&self.gpu.queue, class, visible)
+        {
+            Ok(())
+        } else {
+            Err(JsError::new(&format!(
+                "class {class}: the model has {} classes",
+                self.model.num_classes()
+            )))
+        }
+    }
+
+    /// Per-dispatch GPU timing for the page's panel, a few frames a second while on.
+    pub fn set_timing_detail(&mut self, on: bool) {
+        self.timing_detail = on;
+    }
+
+    /// GPU times as JSON: `{"available", "frame_ms", "stages": [{"label", "ms"}],
+    /// "stages_age_ms"}`; `available` is false where the adapter has no timestamp queries.
+    pub fn timings(&self) -> String {
+        let t = self.timings.borrow();
+        let stages: Vec<serde_json::Value> = t
+            .stages
+            .iter()
+            .map(|s| serde_json::json!({"label": s.label, "ms": s.ms}))
+            .collect();
+        serde_json::json!({
+            "available": self.gpu.has_timestamps(),
+            "frame_ms": t.frame_ms,
+            "stages": stages,
+            "stages_age_ms": (!t.stages.is_empty()).then(|| now_ms() - t.stages_at),
+        })
+        .to_string()
+    }
+
+    /// The class shown at (`u`, `v`) of the canvas, both 0..1 from its top left: a Promise of
+    /// the class index, or -1 off the picture, where nothing is drawn yet, or while the
+    /// previous question is still being answered. One 4-byte read from the GPU; for a tap or
+    /// a pointer, not for the frame loop.
+    pub fn class_at(&self, u: f64, v: f64) -> js_sys::Promise {
+        let none = || js_sys::Promise::resolve(&JsValue::from(-1));
+        let Some(bound) = &self.binding else {
+            return none();
+        };
+        let out = (self.config.width as usize, self.config.height as usize);
+        let Some((x, y)) = class_pixel_at(u, v, out, bound.net, self.draw.view, self.draw.mirror)
+        else {
+            return none();
+        };
+        if self.probe_busy.get() {
+            return none();
+        }
+        let Some(plan) = self.segmenter.cached_plan(bound.net, bound.src) else {
+            return none();
+        };
+        let classes = if bound.smoothed {
+            bound.smooth.class_buffer()
+        } else {
+            plan.class_buffer()
+        };
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        let offset = ((y * bound.net.0 + x) * 4) as u64;
+        encoder.copy_buffer_to_buffer(classes, offset, &self.probe, 0, 4);
+        self.gpu.queue.submit([encoder.finish()]);
+        self.probe_busy.set(true);
+        let (gpu, probe, busy) = (
+            self.gpu.clone(),
+            self.probe.clone(),
+            self.probe_busy.clone(),
+        );
+        wasm_bindgen_futures::future_to_promise(async move {
+            let read = gpu.read_buffer(&probe).await;
+            busy.set(false);
+            let bytes = read.map_err(|e| JsValue::from(js_err(e)))?;
+            Ok(JsValue::from(bytes[0] as i32))
+        })
     }
 
     /// Temporal smoothing of the class map (on by default); switched on again, it starts
@@ -248,7 +455,7 @@ impl App {
     }
 
     pub fn set_opacity(&mut self, opacity: f32) {
-        self.opacity = opacity.clamp(0.0, 1.0);
+        self.draw.alpha = opacity.clamp(0.0, 1.0);
     }
 
     /// True while the GPU still works on the last frame: a new frame would queue, so the
@@ -263,7 +470,14 @@ impl App {
 
     /// GPU milliseconds of a recent frame (timestamp queries), if the adapter has them.
     pub fn gpu_ms(&self) -> Option<f64> {
-        *self.gpu_ms.borrow()
+        self.timings.borrow().frame_ms
+    }
+
+    /// The network size of the last frame, `[w, h]` (empty before the first).
+    pub fn net_size(&self) -> Vec<u32> {
+        self.binding
+            .as_ref()
+            .map_or(Vec::new(), |b| vec![b.net.0 as u32, b.net.1 as u32])
     }
 
     pub fn skipped(&self) -> u32 {
@@ -286,6 +500,11 @@ impl App {
     /// because the GPU is still busy with the previous frame.
     pub fn frame_video(&mut self, video: &HtmlVideoElement) -> Result<bool, JsError> {
         let size = (video.video_width() as usize, video.video_height() as usize);
+        // A camera's or video's frames are checked (a 1x1 or 4000x16 camera is named as
+        // such); a picture the user chose is segmented whatever its size, as the CLI does.
+        if size.0 > 0 && size.1 > 0 {
+            crate::segment::check_source(size.0, size.1).map_err(js_err)?;
+        }
         self.frame(
             wgpu::ExternalImageSource::HTMLVideoElement(video.clone()),
             size,
@@ -298,25 +517,28 @@ impl App {
         self.frame(wgpu::ExternalImageSource::ImageBitmap(bitmap.clone()), size)
     }
 
-    /// Draws the last result again (new opacity while paused); no network work.
+    /// Draws the last result again (another opacity, view or canvas size while paused or on a
+    /// still picture); no network work.
     pub fn redraw(&mut self) -> Result<(), JsError> {
-        let Some(bound) = &self.binding else {
+        let Some(src) = self.binding.as_ref().map(|b| b.src) else {
             return Ok(());
         };
-        let Some(frame) = current_texture(&self.surface, &self.gpu.device, &self.config) else {
+        let Some((target, size)) = self.canvas_texture(src) else {
             return Ok(());
         };
-        let view = frame.texture.create_view(&Default::default());
+        let bound = self.binding.as_ref().expect("checked above");
+        let view = target.texture.create_view(&Default::default());
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
         self.overlay.encode(
             &self.gpu.queue,
             &mut encoder,
             &view,
+            size,
             &bound.overlay,
-            self.opacity,
+            self.draw,
         );
         self.gpu.queue.submit([encoder.finish()]);
-        self.gpu.queue.present(frame);
+        self.gpu.queue.present(target);
         Ok(())
     }
 
@@ -370,6 +592,40 @@ impl App {
 }
 
 impl App {
+    /// The canvas texture to draw into, the canvas first set to the laid-out size (or the
+    /// frame's, `src`, before the page lays it out); None skips this frame.
+    fn canvas_texture(
+        &mut self,
+        src: (usize, usize),
+    ) -> Option<(wgpu::SurfaceTexture, (u32, u32))> {
+        let want = self.view_size.unwrap_or((
+            (src.0 as u32).clamp(1, MAX_CANVAS_SIDE),
+            (src.1 as u32).clamp(1, MAX_CANVAS_SIDE),
+        ));
+        if (self.config.width, self.config.height) != want {
+            self.canvas.set_width(want.0);
+            self.canvas.set_height(want.1);
+            self.config.width = want.0;
+            self.config.height = want.1;
+            self.surface.configure(&self.gpu.device, &self.config);
+        }
+        let target = current_texture(&self.surface, &self.gpu.device, &self.config)?;
+        Some((target, want))
+    }
+
+    /// Feeds the last frame's time to adaptive size, which may pick another size.
+    fn adapt(&mut self) {
+        let ms = f64::from_bits(self.latency.swap(f64::NAN.to_bits(), Relaxed));
+        if ms.is_nan() {
+            return;
+        }
+        if let Some(a) = &mut self.adaptive
+            && let Some(side) = a.observe(ms, now_ms())
+        {
+            self.short_side = side;
+        }
+    }
+
     fn frame(
         &mut self,
         source: wgpu::ExternalImageSource,
@@ -382,23 +638,21 @@ impl App {
             self.skipped += 1;
             return Ok(false);
         }
+        self.adapt();
         let net = crate::segment::network_size(src, SizeRequest::ShortSide(self.short_side))
             .map_err(js_err)?;
         // A new plan's allocations are confirmed by the GPU asynchronously; its first frame
         // waits for that answer (the caller tries again on the next frame).
-        let Some(plan) = self.segmenter.plan(net, src).map_err(js_err)? else {
+        if self.segmenter.plan(net, src).map_err(js_err)?.is_none() {
             return Ok(false);
-        };
-        if (self.config.width as usize, self.config.height as usize) != src {
-            self.canvas.set_width(src.0 as u32);
-            self.canvas.set_height(src.1 as u32);
-            self.config.width = src.0 as u32;
-            self.config.height = src.1 as u32;
-            self.surface.configure(&self.gpu.device, &self.config);
         }
-        let Some(target) = current_texture(&self.surface, &self.gpu.device, &self.config) else {
+        let Some((target, target_size)) = self.canvas_texture(src) else {
             return Ok(false);
         };
+        let plan = self
+            .segmenter
+            .cached_plan(net, src)
+            .expect("made just above");
         let current = matches!(&self.binding, Some(b) if b.net == net && b.src == src);
         if !current {
             let smooth = self.smoother.bind(&self.gpu.device, plan);
@@ -454,10 +708,14 @@ impl App {
             },
         );
         let view = target.texture.create_view(&Default::default());
-        let timing = if plan.has_timestamps() && !plan.timings_pending() {
-            Timing::Frame
-        } else {
+        let now = now_ms();
+        let timing = if !plan.has_timestamps() || plan.timings_pending() {
             Timing::Off
+        } else if self.timing_detail && now - self.last_detail_ms >= DETAIL_EVERY_MS {
+            self.last_detail_ms = now;
+            Timing::PerDispatch
+        } else {
+            Timing::Frame
         };
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
         plan.encode(
@@ -475,20 +733,28 @@ impl App {
             &self.gpu.queue,
             &mut encoder,
             &view,
+            target_size,
             &bound.overlay,
-            self.opacity,
+            self.draw,
         );
         self.in_flight.store(true, Relaxed);
         self.gpu.queue.submit([encoder.finish()]);
-        let in_flight = self.in_flight.clone();
-        self.gpu
-            .queue
-            .on_submitted_work_done(move || in_flight.store(false, Relaxed));
+        let (in_flight, latency) = (self.in_flight.clone(), self.latency.clone());
+        self.gpu.queue.on_submitted_work_done(move || {
+            in_flight.store(false, Relaxed);
+            latency.store((now_ms() - now).to_bits(), Relaxed);
+        });
         if timing != Timing::Off {
-            let slot = self.gpu_ms.clone();
+            let slot = self.timings.clone();
             plan.request_timings(move |t| {
-                if let Some(f) = t.first() {
-                    *slot.borrow_mut() = Some(f.ms);
+                let mut slot = slot.borrow_mut();
+                if timing == Timing::PerDispatch {
+                    if !t.is_empty() {
+                        slot.stages = t;
+                        slot.stages_at = now_ms();
+                    }
+                } else if let Some(f) = t.first() {
+                    slot.frame_ms = Some(f.ms);
                 }
             });
         }

@@ -7,6 +7,7 @@ use common::*;
 use enet_wgpu::kernels::cpu::{self, Tensor};
 use enet_wgpu::model::graph::{Conv, ConvGeom, DType, Graph, Op, Residual, Shape};
 use enet_wgpu::model::weights::SplitMix;
+use enet_wgpu::runtime::{DrawOptions, View};
 
 fn random_conv(rng: &mut SplitMix, cin: usize, cout: usize, geom: ConvGeom) -> Conv {
     let k = geom.kernel[0] * geom.kernel[1];
@@ -387,7 +388,7 @@ fn preprocess_resize_normalise_and_argmax() {
 }
 
 /// The overlay render pass against its twin: a frame resized into a network of another
-/// size, the class map composited back at the frame's size.
+/// size, the class map composited back at the frame's size and at canvas sizes, in each view.
 #[test]
 fn overlay_render_pass() {
     let gpu = gpu();
@@ -442,11 +443,104 @@ fn overlay_render_pass() {
         enet_wgpu::runtime::Overlay::new(&gpu.device, wgpu::TextureFormat::Rgba8Unorm);
     overlay.set_classes(&gpu.queue, &classes, Some(void));
     let binding = overlay.bind(&gpu.device, &plan, plan.class_buffer());
+    let palette: Vec<[u8; 3]> = classes.iter().map(|c| c.color).collect();
+    // The frame's own size (the CLI's picture), then scaled canvases in the other views,
+    // mirrored, with a class hidden: each against the twin.
+    let cases = [
+        ((sw, sh), View::Overlay, false, None, 1),
+        ((2 * sw + 1, 3 * sh), View::SideBySide, true, None, 3),
+        ((sw * 3 / 2, sh / 2), View::Mask, false, Some(2), 0),
+        ((50, 40), View::Overlay, true, Some(1), 3),
+    ];
+    for ((tw, th), view, mirror, hide, tolerance) in cases {
+        let mut hidden = vec![false; classes.len()];
+        for c in 0..classes.len() {
+            overlay.set_class_visible(&gpu.queue, c, Some(c) != hide);
+        }
+        if let Some(h) = hide {
+            hidden[h] = true;
+        }
+        let opts = DrawOptions {
+            alpha: 0.6,
+            view,
+            mirror,
+        };
+        let got = render(gpu, &overlay, &binding, (tw, th), opts);
+        let want = cpu::compose(
+            &rgba,
+            sw,
+            sh,
+            &class_map,
+            nw,
+            nh,
+            &cpu::Compose {
+                palette: &palette,
+                hidden: &hidden,
+                void: Some(void),
+                alpha: 0.6,
+                view,
+                mirror,
+            },
+            tw,
+            th,
+        );
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (*a as i32 - *b as i32).abs())
+            .max()
+            .unwrap();
+        assert!(
+            worst <= tolerance,
+            "{tw}x{th} {view:?} mirror {mirror}: overlay differs from its twin by {worst} levels"
+        );
+    }
+    // The page's "which class is here" picks the pixel the shader coloured.
+    let (tw, th) = (2 * sw + 1, 3 * sh);
+    let opts = DrawOptions {
+        alpha: 1.0,
+        view: View::SideBySide,
+        mirror: true,
+    };
+    for c in 0..classes.len() {
+        overlay.set_class_visible(&gpu.queue, c, c != void);
+    }
+    let got = render(gpu, &overlay, &binding, (tw, th), opts);
+    for (x, y) in [
+        (sw + 3, 5),
+        (tw - 2, th - 1),
+        (2 * sw - 1, 0),
+        (sw + sw / 2, th / 2),
+    ] {
+        let (u, v) = ((x as f64 + 0.5) / tw as f64, (y as f64 + 0.5) / th as f64);
+        let (cx, cy) =
+            cpu::class_pixel_at(u, v, (tw, th), (nw, nh), View::SideBySide, true).unwrap();
+        let c = class_map[cy * nw + cx] as usize;
+        let i = (y * tw + x) * 4;
+        let want = if c == void { [0, 0, 0] } else { palette[c] };
+        assert_eq!(&got[i..i + 3], &want[..], "class under ({x}, {y})");
+    }
+    assert_eq!(
+        cpu::class_pixel_at(0.9999, 0.5, (tw, th), (nw, nh), View::SideBySide, false),
+        None,
+        "the odd column shows nothing"
+    );
+}
+
+/// Draws `binding` into an RGBA8 target of `size` and reads it back, tightly packed.
+fn render(
+    gpu: &enet_wgpu::Gpu,
+    overlay: &enet_wgpu::runtime::Overlay,
+    binding: &enet_wgpu::runtime::OverlayBinding,
+    size: (usize, usize),
+    opts: DrawOptions,
+) -> Vec<u8> {
+    let (tw, th) = size;
     let target = gpu.device.create_texture(&wgpu::TextureDescriptor {
         label: None,
         size: wgpu::Extent3d {
-            width: sw as u32,
-            height: sh as u32,
+            width: tw as u32,
+            height: th as u32,
             depth_or_array_layers: 1,
         },
         mip_level_count: 1,
@@ -456,10 +550,10 @@ fn overlay_render_pass() {
         usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
         view_formats: &[],
     });
-    let row = (sw * 4).next_multiple_of(256);
+    let row = (tw * 4).next_multiple_of(256);
     let readback = gpu.device.create_buffer(&wgpu::BufferDescriptor {
         label: None,
-        size: (row * sh) as u64,
+        size: (row * th) as u64,
         usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });
@@ -468,8 +562,9 @@ fn overlay_render_pass() {
         &gpu.queue,
         &mut encoder,
         &target.create_view(&Default::default()),
-        &binding,
-        0.6,
+        (tw as u32, th as u32),
+        binding,
+        opts,
     );
     encoder.copy_texture_to_buffer(
         target.as_image_copy(),
@@ -485,19 +580,7 @@ fn overlay_render_pass() {
     );
     gpu.queue.submit([encoder.finish()]);
     let raw = pollster::block_on(gpu.read_buffer(&readback)).unwrap();
-    let got: Vec<u8> = raw.chunks(row).flat_map(|r| r[..sw * 4].to_vec()).collect();
-    let palette: Vec<[u8; 3]> = classes.iter().map(|c| c.color).collect();
-    let want = cpu::overlay(&rgba, sw, sh, &class_map, nw, nh, &palette, Some(void), 0.6);
-    let worst = got
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (*a as i32 - *b as i32).abs())
-        .max()
-        .unwrap();
-    assert!(
-        worst <= 1,
-        "overlay differs from its twin by {worst} levels"
-    );
+    raw.chunks(row).flat_map(|r| r[..tw * 4].to_vec()).collect()
 }
 
 /// Temporal smoothing after a whole frame, three frames running, against its twin: the

@@ -13,6 +13,9 @@
 //   sourceSize()     {kind, width, height}: what is being segmented ("camera" | "video" | "image")
 //   recoveries       how many times a lost GPU device was re-created
 //   cameraOn()       whether the camera is held (it is released while the tab is hidden)
+//   classAt(u, v)    Promise of the class index shown at (u, v) of the canvas (0..1), or -1
+//   netSize()        [w, h] of the network input now (adaptive size changes it)
+//   mirrored()       whether the picture is drawn mirrored (a front camera)
 //   app              the wasm App (app.destroy_device() simulates a lost GPU)
 
 import init, * as bindings from "./enet-wgpu.js";
@@ -28,6 +31,9 @@ const hook = {
   state: "starting",
   recoveries: 0,
   cameraOn: () => !!stream,
+  classAt: (u, v) => app.class_at(u, v),
+  netSize: () => (app ? [...app.net_size()] : []),
+  mirrored: () => mirrored,
   frames: () => (app ? app.frames() : 0),
   classMap: (raw = false) => app.class_maps().then((m) => ({ width: m.width, height: m.height, data: raw ? m.raw : m.shown })),
   classMaps: () => app.class_maps(),
@@ -61,6 +67,10 @@ let cameras = [];
 let cameraIndex = 0;
 let wantSnapshot = false;
 let recreating = false;
+let mirrored = false;
+let classNames = []; // legend names by class index
+let lastFrameAt = 0; // when the camera last gave a frame (the no-picture watchdog)
+let cameraSince = 0;
 const fps = { frames: 0, since: performance.now(), value: 0 };
 
 function message(text, { error = false, actions = [] } = {}) {
@@ -101,19 +111,39 @@ function errorText(e) {
   return e && e.message ? e.message : String(e);
 }
 
+// The legend: one button per class, pressing it hides or shows that class's colour.
 function renderLegend() {
+  const classes = JSON.parse(app.legend());
+  classNames = classes.map((c) => c.name);
   const ul = $("legend");
   ul.replaceChildren(
-    ...JSON.parse(app.legend())
+    ...classes
+      .map((c, i) => ({ ...c, i }))
       .filter((c) => !c.void)
       .map((c) => {
         const li = document.createElement("li");
+        const b = document.createElement("button");
+        b.type = "button";
+        b.setAttribute("aria-pressed", "true");
+        b.title = `hide or show ${c.name}`;
         const sw = document.createElement("i");
         sw.style.background = `rgb(${c.color.join(",")})`;
-        li.append(sw, c.name);
+        b.append(sw, c.name);
+        b.onclick = () => {
+          const on = b.getAttribute("aria-pressed") !== "true";
+          b.setAttribute("aria-pressed", String(on));
+          app.set_class_visible(c.i, on);
+          redrawIfStill();
+        };
+        li.append(b);
         return li;
       }),
   );
+}
+
+// A paused or still picture is drawn again after a setting changes; live frames need not.
+function redrawIfStill() {
+  if (app && (paused || source === "image")) app.redraw();
 }
 
 function describe() {
@@ -207,8 +237,11 @@ async function createApp(bytes) {
   const next = await wasm.App.create(canvas, bytes, () => {
     if (app === next) recoverDevice();
   });
-  next.set_short_side(Number($("resolution").value));
+  applySize(next);
   next.set_opacity(Number($("opacity").value));
+  next.set_view($("view-mode").value);
+  next.set_mirror(mirrored);
+  next.set_timing_detail($("timing").open);
   next.set_smoothing($("smoothing").checked);
   next.set_smoothing_strength(Number($("strength").value));
   if (app) app.free();
@@ -216,6 +249,20 @@ async function createApp(bytes) {
   weights = bytes;
   renderLegend();
   describe();
+  layoutCanvas();
+}
+
+// The size menu: "auto" adapts the size to what the GPU keeps up with, a number pins that
+// shorter side.
+function applySize(target = app) {
+  const choice = $("resolution").value;
+  if (choice === "auto") {
+    target.set_short_side(target.adaptive() ? target.short_side() : 360);
+    target.set_adaptive(true);
+  } else {
+    target.set_adaptive(false);
+    target.set_short_side(Number(choice));
+  }
 }
 
 async function loadWeightsFile(file) {
@@ -261,10 +308,16 @@ async function startCamera(deviceId) {
     });
   });
   video.srcObject = stream;
-  await video.play();
+  cameraSince = performance.now();
+  // The source is the camera from here on: a camera that never sends a frame leaves play()
+  // waiting, and the watchdog (watchCamera) must see it.
   source = "camera";
+  await video.play();
+  const settings = track.getSettings();
   // A front (user-facing) camera is shown as a mirror, as people expect to see themselves.
-  canvas.classList.toggle("mirrored", track.getSettings().facingMode === "user");
+  setMirrored(settings.facingMode === "user");
+  if (app) app.set_target_fps(settings.frameRate || 30);
+  layoutCanvas();
   cameras = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === "videoinput");
   $("switch").disabled = cameras.length < 2;
 }
@@ -275,6 +328,7 @@ async function startSource() {
     message("");
     run();
   } catch (e) {
+    stopCamera();
     setState("no-camera");
     const denied = e && (e.name === "NotAllowedError" || e.name === "SecurityError");
     const text = denied
@@ -317,6 +371,7 @@ async function openMedia(file) {
     if (still) still.close();
     still = null;
     source = "video";
+    if (app) app.set_target_fps(30);
     message("");
     try {
       await video.play();
@@ -336,13 +391,19 @@ async function openMedia(file) {
     source = "image";
     message(picture.note);
   }
+  layoutCanvas();
   run();
 }
 
 function stopCamera() {
   if (stream) stream.getTracks().forEach((t) => t.stop());
   stream = null;
-  canvas.classList.remove("mirrored");
+  setMirrored(false);
+}
+
+function setMirrored(on) {
+  mirrored = on;
+  if (app) app.set_mirror(on);
 }
 
 // The camera is released while the tab is hidden (its light goes off, the battery rests)
@@ -436,11 +497,14 @@ function tick() {
   } catch (e) {
     if (app.is_lost()) return recoverDevice();
     // The same failure on every camera frame is reported once.
-    const text = `Segmentation failed: ${errorText(e)}`;
+    const what = source === "camera" ? "The camera's picture cannot be used" : "Segmentation failed";
+    const text = `${what}: ${errorText(e)}.`;
     if (hook.state !== "error" || $("message-text").textContent !== text) {
       console.error(e);
       setState("error");
-      message(text, { error: true });
+      const actions = [filePicker("Open image or video…", "image/*,video/*", openMedia)];
+      if (source === "camera" && cameras.length > 1) actions.unshift(button("Switch camera", switchCamera));
+      message(text, { error: true, actions });
     }
     return;
   }
@@ -454,7 +518,11 @@ function tick() {
     fps.frames = 0;
     fps.since = now;
     const g = app.gpu_ms();
-    stats.textContent = `${fps.value.toFixed(1)} FPS · GPU ${g == null ? "n/a" : g.toFixed(2) + " ms"} · skipped ${app.skipped()}`;
+    const [nw, nh] = app.net_size();
+    stats.textContent =
+      `${fps.value.toFixed(1)} FPS · ${nw}×${nh}${app.adaptive() ? " auto" : ""} · ` +
+      `GPU ${g == null ? "n/a" : g.toFixed(2) + " ms"} · skipped ${app.skipped()}`;
+    labelAuto();
   }
   if (hook.state !== "running") {
     setState("running");
@@ -484,11 +552,20 @@ function refreshStill() {
 function relabelSizes() {
   if (!wasm) return;
   const { width, height } = hook.sourceSize();
+  labelAuto();
   for (const o of $("resolution").options) {
+    if (o.value === "auto") continue;
     const side = Number(o.value);
     const [w, h] = width && height ? wasm.network_size(width, height, side) : wasm.network_size(4, 3, side);
     o.textContent = `${w}×${h}`;
   }
+}
+
+// The Auto choice is labelled with the size it runs at now.
+function labelAuto() {
+  const auto = $("resolution").options[0];
+  const size = app && app.adaptive() ? app.net_size() : [];
+  auto.textContent = size.length ? `Auto · ${size[0]}×${size[1]}` : "Auto";
 }
 
 let loopStarted = false;
@@ -505,6 +582,7 @@ function run() {
   // arrives while the GPU is busy is skipped (App.busy), never queued.
   if ("requestVideoFrameCallback" in HTMLVideoElement.prototype) {
     const onFrame = () => {
+      lastFrameAt = performance.now();
       if (source !== "image") tick();
       video.requestVideoFrameCallback(onFrame);
     };
@@ -514,6 +592,7 @@ function run() {
     const onAnim = () => {
       if (source !== "image" && video.currentTime !== last) {
         last = video.currentTime;
+        lastFrameAt = performance.now();
         tick();
       }
       requestAnimationFrame(onAnim);
@@ -534,6 +613,160 @@ function takeSnapshot() {
   }, "image/png");
 }
 
+async function switchCamera() {
+  if (cameras.length < 2) return;
+  cameraIndex = (cameraIndex + 1) % cameras.length;
+  try {
+    await startCamera(cameras[cameraIndex].deviceId);
+    message("");
+    run();
+  } catch (e) {
+    message(`That camera could not start: ${errorText(e)}`, { error: true });
+  }
+}
+
+// The canvas is laid out at the largest size the stage allows with the picture's aspect
+// (twice as wide side by side), and drawn at that size times devicePixelRatio: sharp on
+// phones, no larger than what is shown.
+let laidOut = "";
+function layoutCanvas() {
+  if (!app || !source) return;
+  const { width: sw, height: sh } = hook.sourceSize();
+  if (!sw || !sh) return;
+  const aspect = (($("view-mode").value === "side" ? 2 : 1) * sw) / sh;
+  const stage = $("stage");
+  const widthOnly = getComputedStyle(document.body).getPropertyValue("--fit").trim() === "width";
+  const room = stage.clientWidth;
+  const w = Math.max(1, Math.floor(widthOnly ? room : Math.min(room, stage.clientHeight * aspect)));
+  const h = Math.max(1, Math.round(w / aspect));
+  const dpr = window.devicePixelRatio || 1;
+  const key = `${w} ${h} ${dpr}`;
+  if (key === laidOut) return;
+  laidOut = key;
+  canvas.style.width = `${w}px`;
+  canvas.style.height = `${h}px`;
+  app.resize(Math.round(w * dpr), Math.round(h * dpr));
+  redrawIfStill();
+}
+
+// Point at (or tap) the picture: the class shown there, by name, next to the pointer.
+function wireProbe() {
+  const tip = $("probe");
+  let asking = false;
+  let hideTimer = 0;
+  const ask = async (e) => {
+    if (!app || asking || !hook.frames()) return;
+    const r = canvas.getBoundingClientRect();
+    const u = (e.clientX - r.left) / r.width;
+    const v = (e.clientY - r.top) / r.height;
+    asking = true;
+    let c = -1;
+    try {
+      c = await app.class_at(u, v);
+    } catch (_) {
+      /* a lost device: nothing to say */
+    }
+    asking = false;
+    if (c < 0 || c >= classNames.length) return;
+    const s = $("stage").getBoundingClientRect();
+    tip.textContent = classNames[c];
+    tip.style.left = `${e.clientX - s.left}px`;
+    tip.style.top = `${e.clientY - s.top}px`;
+    tip.hidden = false;
+    clearTimeout(hideTimer);
+    // A tap has no "leave": its answer goes away by itself.
+    if (e.pointerType !== "mouse") hideTimer = setTimeout(() => (tip.hidden = true), 2500);
+  };
+  canvas.addEventListener("pointermove", (e) => e.pointerType === "mouse" && ask(e));
+  canvas.addEventListener("pointerdown", ask);
+  canvas.addEventListener("pointerleave", (e) => e.pointerType === "mouse" && (tip.hidden = true));
+}
+
+// The timing panel: the frame's GPU time and its slowest dispatches, while it is open.
+function renderTimings() {
+  const panel = $("timing");
+  if (!app || !panel.open) return;
+  const body = $("timing-body");
+  const t = JSON.parse(app.timings());
+  if (!t.available) {
+    body.textContent =
+      "Unavailable: this browser or GPU offers no WebGPU timestamp queries (the timestamp-query feature).";
+    return;
+  }
+  if (!t.stages.length) {
+    body.textContent = "measuring…";
+    return;
+  }
+  const total = t.stages.reduce((a, s) => a + s.ms, 0);
+  const slowest = [...t.stages].sort((a, b) => b.ms - a.ms).slice(0, 8);
+  const row = (name, ms, cls = "") => {
+    const tr = document.createElement("tr");
+    if (cls) tr.className = cls;
+    const a = document.createElement("td");
+    a.className = "name";
+    a.textContent = name;
+    a.title = name;
+    const b = document.createElement("td");
+    b.className = "ms";
+    b.textContent = `${ms.toFixed(3)} ms`;
+    tr.append(a, b);
+    return tr;
+  };
+  const table = document.createElement("table");
+  table.append(
+    row(`total, ${t.stages.length} dispatches`, total, "total"),
+    ...slowest.map((s) => row(s.label, s.ms)),
+  );
+  const note = document.createElement("div");
+  note.textContent = "timed one dispatch at a time, a few frames a second";
+  note.style.opacity = ".7";
+  body.replaceChildren(table, note);
+}
+
+// A camera that gives no picture (taken by another app, covered by the system, or broken)
+// is reported after a few seconds, and the report goes once frames come.
+const STALL_MS = 5000;
+let stallShown = false;
+function watchCamera() {
+  if (source !== "camera" || !stream || paused || document.hidden || !app) return;
+  const quiet = performance.now() - Math.max(lastFrameAt, cameraSince);
+  if (quiet > STALL_MS && !stallShown) {
+    stallShown = true;
+    setState("no-camera");
+    message(
+      `The camera gives no picture: no frame for ${Math.round(quiet / 1000)} s. Another app may be using it, ` +
+        "or the system may have paused it. You can segment an image or a video file instead.",
+      {
+        error: true,
+        actions: [button("Try the camera again", startSource), filePicker("Open image or video…", "image/*,video/*", openMedia)],
+      },
+    );
+  } else if (quiet <= STALL_MS && stallShown) {
+    stallShown = false;
+    message("");
+    setState("running");
+  }
+}
+
+// A camera permission withdrawn while the page runs (site settings) is said as such.
+async function watchPermission() {
+  if (!navigator.permissions) return;
+  try {
+    const p = await navigator.permissions.query({ name: "camera" });
+    p.addEventListener("change", () => {
+      if (p.state !== "denied" || source !== "camera") return;
+      stopCamera();
+      setState("no-camera");
+      message("Camera permission was withdrawn. Allow the camera for this site to go on, or segment an image or a video file.", {
+        error: true,
+        actions: [button("Try the camera again", startSource), filePicker("Open image or video…", "image/*,video/*", openMedia)],
+      });
+    });
+  } catch (_) {
+    /* browsers that cannot tell: the track's "ended" event still says the camera stopped */
+  }
+}
+
 function wireControls() {
   $("pause").onclick = () => {
     paused = !paused;
@@ -551,15 +784,7 @@ function wireControls() {
       wantSnapshot = true;
     }
   };
-  $("switch").onclick = async () => {
-    if (cameras.length < 2) return;
-    cameraIndex = (cameraIndex + 1) % cameras.length;
-    try {
-      await startCamera(cameras[cameraIndex].deviceId);
-    } catch (e) {
-      message(`That camera could not start: ${errorText(e)}`, { error: true });
-    }
-  };
+  $("switch").onclick = switchCamera;
   $("resolution").onchange = () => {
     try {
       localStorage.setItem(SIZE_KEY, $("resolution").value);
@@ -567,9 +792,22 @@ function wireControls() {
       /* storage disabled: the choice lasts for this visit */
     }
     if (!app) return;
-    app.set_short_side(Number($("resolution").value));
+    applySize();
+    labelAuto();
     if (source === "image") refreshStill();
   };
+  $("view-mode").onchange = () => {
+    if (!app) return;
+    app.set_view($("view-mode").value);
+    layoutCanvas();
+    redrawIfStill();
+  };
+  $("timing").addEventListener("toggle", () => app && app.set_timing_detail($("timing").open));
+  setInterval(renderTimings, 400);
+  setInterval(watchCamera, 1000);
+  wireProbe();
+  new ResizeObserver(() => layoutCanvas()).observe($("stage"));
+  addEventListener("resize", () => layoutCanvas());
   $("smoothing").onchange = () => {
     $("strength").disabled = !$("smoothing").checked;
     if (app) app.set_smoothing($("smoothing").checked);
@@ -578,7 +816,7 @@ function wireControls() {
   $("opacity").oninput = () => {
     if (!app) return;
     app.set_opacity(Number($("opacity").value));
-    if (paused || source === "image") app.redraw();
+    redrawIfStill();
   };
   $("fullscreen").onclick = () => {
     if (document.fullscreenElement) document.exitFullscreen();
@@ -587,7 +825,10 @@ function wireControls() {
   $("weights").onchange = (e) => e.target.files[0] && loadWeightsFile(e.target.files[0]);
   $("media").onchange = (e) => e.target.files[0] && openMedia(e.target.files[0]);
   // A phone turned on its side changes the camera's frame size: rename the size choices.
-  video.addEventListener("resize", relabelSizes);
+  video.addEventListener("resize", () => {
+    relabelSizes();
+    layoutCanvas();
+  });
   document.addEventListener("visibilitychange", onVisibility);
   // Drag and drop: weights files load as the model, images and videos become the source.
   addEventListener("dragover", (e) => {
@@ -621,6 +862,7 @@ function restoreSettings() {
 async function main() {
   restoreSettings();
   wireControls();
+  watchPermission();
   // Offline use failing is worth a word, not an error: the page works while online.
   registerOffline((text) => hook.ready.then(() => $("message").hidden && message(text, { actions: [button("OK", () => message(""))] })));
   const adapter = navigator.gpu && (await navigator.gpu.requestAdapter().catch(() => null));

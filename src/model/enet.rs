@@ -95,6 +95,7 @@ pub fn build_graph(
         layout,
         src,
         g: Graph::new(3),
+        last_conv: String::new(),
     };
     b.network(classes)?;
     Ok(b.g)
@@ -118,6 +119,8 @@ struct Builder<'a> {
     layout: Layout,
     src: &'a mut dyn ParamSource,
     g: Graph,
+    /// The weights loaded last ([`Builder::conv`]): the name of the op that uses them.
+    last_conv: String,
 }
 
 impl Builder<'_> {
@@ -211,6 +214,7 @@ impl Builder<'_> {
             pool_shift: shift[13..].to_vec(),
             pool_slope: slope[13..].to_vec(),
         });
+        self.g.name_last("initial");
         Ok(output)
     }
 
@@ -231,6 +235,7 @@ impl Builder<'_> {
             output: pooled,
             indices,
         });
+        self.g.name_last(format!("{name}.pool"));
         let c = self.conv(
             &format!("{name}.proj"),
             cin,
@@ -395,6 +400,7 @@ impl Builder<'_> {
             like,
             output: unpooled,
         });
+        self.g.name_last(format!("{name}.unpool"));
         let c = self.conv(
             &format!("{name}.proj"),
             cin,
@@ -448,6 +454,8 @@ impl Builder<'_> {
             conv,
             residual,
         });
+        let name = std::mem::take(&mut self.last_conv);
+        self.g.name_last(name);
         output
     }
 
@@ -463,6 +471,7 @@ impl Builder<'_> {
         bn: bool,
         act: Act,
     ) -> Result<Conv, ModelError> {
+        self.last_conv = name.to_string();
         let [kh, kw] = geom.kernel;
         let weight = if geom.transposed {
             // PyTorch keeps transposed weights as [cin][cout][kh][kw].
@@ -555,6 +564,25 @@ fn fold(conv: &mut Conv, scale: &[f32], shift: &[f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every op carries its layer's name (the timing panel and `enet bench` show them).
+    #[test]
+    fn every_op_is_named_by_its_layer() {
+        for layout in [Layout::Paper, Layout::PytorchEnet] {
+            let g = crate::model::weights::synthetic_graph(layout, 12);
+            assert_eq!(g.names.len(), g.ops.len(), "{layout:?}");
+            assert!(g.names.iter().all(|n| !n.is_empty()), "{layout:?}");
+            assert_eq!(g.name(0), Some("initial"));
+            assert_eq!(g.name(1), Some("bottleneck1_0.pool"));
+            assert!(g.names.iter().any(|n| n == "bottleneck4_0.unpool"));
+            assert!(
+                g.names.iter().any(|n| n == "bottleneck2_1.conv"),
+                "{:?}",
+                g.names
+            );
+            assert_eq!(g.name(g.ops.len() - 1), Some("fullconv"));
+        }
+    }
 
     fn count(layout: Layout) -> usize {
         expected_params(layout, 12)

@@ -203,6 +203,9 @@ pub struct Graph {
     pub tensors: Vec<TensorDef>,
     pub ops: Vec<Op>,
     pub output: TensorId,
+    /// Layer names of the ops by index (the weights' names, e.g. `bottleneck2_1.main`), for
+    /// timings and messages; ops without one may be missing.
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -225,7 +228,24 @@ impl Graph {
             }],
             ops: Vec::new(),
             output: 0,
+            names: Vec::new(),
         }
+    }
+
+    /// Names the last op pushed.
+    pub fn name_last(&mut self, name: impl Into<String>) {
+        self.names.resize(self.ops.len(), String::new());
+        if let Some(last) = self.names.last_mut() {
+            *last = name.into();
+        }
+    }
+
+    /// Op `i`'s layer name, if it has one.
+    pub fn name(&self, i: usize) -> Option<&str> {
+        self.names
+            .get(i)
+            .map(String::as_str)
+            .filter(|n| !n.is_empty())
     }
 
     pub fn tensor(&mut self, channels: usize, dtype: DType) -> TensorId {

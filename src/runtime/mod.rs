@@ -7,7 +7,7 @@ mod plan;
 pub mod smooth;
 
 pub use engine::Engine;
-pub use overlay::{Overlay, OverlayBinding};
+pub use overlay::{DrawOptions, Overlay, OverlayBinding, View};
 pub use plan::{FrameOptions, Plan, StageTiming, Timing};
 pub use smooth::{SmoothBinding, Smoother};
 
@@ -29,6 +29,8 @@ pub enum EngineError {
     Model(#[from] ModelError),
     #[error("network input size {w}x{h}: {reason}")]
     Size { w: usize, h: usize, reason: String },
+    #[error("a {w}x{h} frame cannot be segmented: {reason}")]
+    Source { w: usize, h: usize, reason: String },
     #[error("image of {got} bytes does not match {w}x{h} RGBA8 ({want} bytes)")]
     ImageBytes {
         w: usize,

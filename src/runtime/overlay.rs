@@ -1,19 +1,43 @@
-//! The last stage: the class map composited over the source frame by a render pass.
+//! The last stage: the class map composited over the source frame by a render pass, into a
+//! target of any size (the canvas at the screen's pixel density), in one of three views.
 
 use wgpu::util::DeviceExt;
 
 use super::Plan;
+pub use crate::kernels::cpu::View;
 use crate::model::ClassInfo;
+
+/// How a frame is drawn; the page's controls.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DrawOptions {
+    /// Class colour opacity in [`View::Overlay`], 0 to 1.
+    pub alpha: f32,
+    pub view: View,
+    /// Flip left-right (a front camera, shown as a mirror).
+    pub mirror: bool,
+}
+
+impl Default for DrawOptions {
+    fn default() -> Self {
+        DrawOptions {
+            alpha: 0.5,
+            view: View::Overlay,
+            mirror: false,
+        }
+    }
+}
 
 /// Render pipeline and the small buffers it reads; one per output format.
 pub struct Overlay {
     pipeline: wgpu::RenderPipeline,
     params: wgpu::Buffer,
     palette: wgpu::Buffer,
-    num_classes: u32,
+    sampler: wgpu::Sampler,
+    /// Class colours (alpha 0: hidden), as written to `palette`.
+    colors: Vec<[f32; 4]>,
     void_class: u32,
     /// Parameters last written, so an unchanged frame writes nothing.
-    written: std::cell::Cell<[u32; 8]>,
+    written: std::cell::Cell<[u32; 12]>,
 }
 
 /// Bindings for one plan (its frame texture and class map); made when the plan changes.
@@ -56,7 +80,7 @@ impl Overlay {
         });
         let params = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("overlay parameters"),
-            size: 32,
+            size: 48,
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
@@ -65,13 +89,21 @@ impl Overlay {
             contents: &[0u8; PALETTE_LEN * 16],
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
         });
+        // Linear: a frame drawn larger or smaller than its own size stays smooth.
+        let sampler = device.create_sampler(&wgpu::SamplerDescriptor {
+            label: Some("overlay frame"),
+            mag_filter: wgpu::FilterMode::Linear,
+            min_filter: wgpu::FilterMode::Linear,
+            ..Default::default()
+        });
         Overlay {
             pipeline,
             params,
             palette,
-            num_classes: 0,
+            sampler,
+            colors: Vec::new(),
             void_class: u32::MAX,
-            written: std::cell::Cell::new([0; 8]),
+            written: std::cell::Cell::new([0; 12]),
         }
     }
 
@@ -90,8 +122,23 @@ impl Overlay {
             })
             .collect();
         queue.write_buffer(&self.palette, 0, bytemuck::cast_slice(&colors));
-        self.num_classes = colors.len() as u32;
+        self.colors = colors;
         self.void_class = void.map_or(u32::MAX, |v| v as u32);
+    }
+
+    /// Shows or hides one class's colour (hidden classes look like void). Returns false for
+    /// a class the model does not have.
+    pub fn set_class_visible(&mut self, queue: &wgpu::Queue, class: usize, visible: bool) -> bool {
+        let Some(color) = self.colors.get_mut(class) else {
+            return false;
+        };
+        color[3] = if visible { 1.0 } else { 0.0 };
+        queue.write_buffer(
+            &self.palette,
+            (class * 16) as u64,
+            bytemuck::cast_slice(&color[..]),
+        );
+        true
     }
 
     /// Bindings for `plan`'s frame and `classes`, a class map of the plan's network size
@@ -123,6 +170,10 @@ impl Overlay {
                     binding: 3,
                     resource: self.palette.as_entire_binding(),
                 },
+                wgpu::BindGroupEntry {
+                    binding: 4,
+                    resource: wgpu::BindingResource::Sampler(&self.sampler),
+                },
             ],
         });
         let (sw, sh) = plan.source_size();
@@ -133,24 +184,35 @@ impl Overlay {
         }
     }
 
-    /// Writes the parameters (a queue write, no allocation) and records the render pass.
+    /// Writes the parameters (a queue write, no allocation) and records the render pass into
+    /// `target`, a texture of `target_size`.
     pub fn encode(
         &self,
         queue: &wgpu::Queue,
         encoder: &mut wgpu::CommandEncoder,
         target: &wgpu::TextureView,
+        target_size: (u32, u32),
         binding: &OverlayBinding,
-        alpha: f32,
+        opts: DrawOptions,
     ) {
         let [sw, sh, nw, nh] = binding.sizes;
+        let view = match opts.view {
+            View::Overlay => 0,
+            View::Mask => 1,
+            View::SideBySide => 2,
+        };
         let words = [
             sw,
             sh,
             nw,
             nh,
-            alpha.clamp(0.0, 1.0).to_bits(),
+            target_size.0.max(1),
+            target_size.1.max(1),
+            view,
+            opts.mirror as u32,
+            opts.alpha.clamp(0.0, 1.0).to_bits(),
             self.void_class,
-            self.num_classes,
+            self.colors.len() as u32,
             0,
         ];
         if self.written.get() != words {

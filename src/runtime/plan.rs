@@ -27,6 +27,15 @@ pub struct FrameOptions {
     pub timing: Timing,
 }
 
+/// A dispatch's name: the layer it computes and its kernel (`bottleneck2_1.main conv2d`), or
+/// the op's index for graphs without names.
+fn op_label(graph: &crate::model::graph::Graph, i: usize, kernel: &str) -> String {
+    match graph.name(i) {
+        Some(name) => format!("{name} {kernel}"),
+        None => format!("{i}:{kernel}"),
+    }
+}
+
 /// GPU time of one dispatch.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StageTiming {
@@ -266,7 +275,7 @@ impl Plan {
                 } => {
                     let (si, so) = (shapes[*input], shapes[*output]);
                     pending.push(Pending {
-                        label: format!("{i}:initial_block"),
+                        label: op_label(graph, i, "initial_block"),
                         pipeline: p.initial.clone(),
                         params: params_bytes(&[
                             u(si.h),
@@ -321,7 +330,7 @@ impl Plan {
                         _ => &p.conv2d,
                     };
                     pending.push(Pending {
-                        label: format!("{i}:{kind}"),
+                        label: op_label(graph, i, kind),
                         pipeline: pipeline.clone(),
                         params: params_bytes(&[
                             u(si.c),
@@ -373,7 +382,7 @@ impl Plan {
                         _ => ("max_unpool", &p.max_unpool, [*input, *indices, *output]),
                     };
                     pending.push(Pending {
-                        label: format!("{i}:{name}"),
+                        label: op_label(graph, i, name),
                         pipeline: pipeline.clone(),
                         params: params_bytes(&[
                             u(si.c),

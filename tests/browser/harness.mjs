@@ -76,17 +76,21 @@ export async function serve(dist, { missing = [], fallback = "404", replace = {}
   return { base: `http://127.0.0.1:${server.address().port}/`, close: () => server.close(), requests };
 }
 
-/** Network input height for the next pages of this browser profile (the page remembers it). */
+/** Network input height (or "auto") for the next pages of this browser profile (the page
+ * remembers it). */
 export async function rememberSize(ctx, height) {
   await ctx.addInitScript((h) => localStorage.setItem("enet.resolution", String(h)), height);
 }
 
-/** A fresh Chromium profile; every request the page makes, and its console, are recorded. */
-export async function launch(tmp, flags) {
+/** A fresh Chromium profile; every request the page makes, and its console, are recorded.
+ * `options`: Playwright context options (a device to emulate: viewport, deviceScaleFactor,
+ * isMobile, hasTouch, userAgent). */
+export async function launch(tmp, flags, options = {}) {
   const ctx = await chromium.launchPersistentContext(mkdtempSync(join(tmp, "profile-")), {
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
     args: [...BASE_FLAGS, ...flags],
+    ...options,
   });
   const page = ctx.pages()[0] || (await ctx.newPage());
   const requests = [];

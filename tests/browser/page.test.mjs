@@ -6,12 +6,13 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
+import { devices } from "playwright-core";
 import { WEBGPU_FLAGS, cameraFlags, launch, referenceDir, rememberSize, serve } from "./harness.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -25,6 +26,9 @@ const frame = join(reference, "val-decoded/0016E5_07959.png");
 const weights = join(root, "assets/enet-camvid.safetensors");
 const peer = join(tmp, "peer.safetensors");
 const camera = join(tmp, "camera.y4m");
+const portraitCamera = join(tmp, "portrait.y4m");
+// Screenshots of the page as a phone and a laptop land here (a temporary folder by default).
+const shots = process.env.ENET_SCREENSHOTS || join(tmp, "screenshots");
 // The network runs small in the browser: SwiftShader computes on the CPU.
 const SIZE = [320, 240];
 
@@ -36,6 +40,7 @@ before(async () => {
   for (const f of [join(dist, "index.html"), enet, helper, frame]) assert.ok(existsSync(f), `${f} is missing`);
   execFileSync(enet, ["import", "--layout", "pytorch-enet", join(reference, "peer-enet-camvid.safetensors"), "-o", peer]);
   execFileSync(helper, ["y4m", camera, String(SIZE[0]), String(SIZE[1]), "90", frame]);
+  execFileSync(helper, ["y4m", portraitCamera, String(SIZE[1]), String(SIZE[0]), "90", frame]);
   server = await serve(dist);
   base = server.base;
 });
@@ -86,18 +91,20 @@ async function pageMatchesNative(page, label) {
 }
 
 /**
- * Runs `body({ page, requests })` on a fresh browser whose page (at `url`, by default the
- * test server's) starts on its own with the built-in model at network height 240. With
- * `wait` (the default) the body starts once the page is running. The page's console is
+ * Runs `body({ page, requests, ctx })` on a fresh browser whose page (at `url`, by default the
+ * test server's) starts on its own with the built-in model at network height `size` (240; or
+ * "auto"), as `device` (Playwright context options) when given, after `init` ({script, arg},
+ * an init script). With `wait` (the default) the body starts once the page is running. The page's console is
  * printed when the body fails; the browser always closes.
  */
-async function withPage(flags, body, { wait = true, url = base } = {}) {
-  const { ctx, page, requests, logs } = await launch(tmp, flags);
+async function withPage(flags, body, { wait = true, url = base, size = SIZE[1], device = {}, init = null } = {}) {
+  const { ctx, page, requests, logs } = await launch(tmp, flags, device);
   try {
-    await rememberSize(ctx, SIZE[1]);
+    await rememberSize(ctx, size);
+    if (init) await ctx.addInitScript(init.script, init.arg);
     await page.goto(url);
     if (wait) await page.waitForFunction(() => window.enet.state === "running", null, RUNNING);
-    await body({ page, requests });
+    await body({ page, requests, ctx });
   } catch (e) {
     console.log(logs.join("\n"));
     throw e;
@@ -503,4 +510,404 @@ test("a hidden tab releases the camera and gets it back when shown", { timeout: 
     await setHidden(false);
     await page.waitForFunction((k) => window.enet.cameraOn() && window.enet.frames() > k, n, RUNNING);
     assert.equal(await page.evaluate(() => window.enet.state), "running");
+  }));
+
+/** Decodes PNG bytes in the page: {width, height, data} (RGBA). */
+async function decodePng(page, bytes) {
+  return page.evaluate(async (b64) => {
+    const raw = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const bmp = await createImageBitmap(new Blob([raw], { type: "image/png" }));
+    const c = new OffscreenCanvas(bmp.width, bmp.height).getContext("2d");
+    c.drawImage(bmp, 0, 0);
+    const d = c.getImageData(0, 0, bmp.width, bmp.height);
+    return { width: d.width, height: d.height, data: Array.from(d.data) };
+  }, Buffer.from(bytes).toString("base64"));
+}
+
+/** Twin of the overlay shader's class lookup: class-map index of picture pixel `o` of `n`. */
+const nearest = (o, n, m) => Math.min(Math.floor(((2 * o + 1) * m) / (2 * n)), m - 1);
+
+/** Share of `pic`'s pixels in columns [x0, x0 + pw) that show the mask colour of their class. */
+function maskAgreement(pic, x0, pw, map, legend, hidden = new Set()) {
+  let same = 0;
+  let all = 0;
+  for (let y = 0; y < pic.height; y++) {
+    const cy = nearest(y, pic.height, map.height);
+    for (let x = 0; x < pw; x++) {
+      const c = map.data[cy * map.width + nearest(x, pw, map.width)];
+      const want = legend[c] && !legend[c].void && !hidden.has(c) ? legend[c].color : [0, 0, 0];
+      const i = (y * pic.width + x0 + x) * 4;
+      all++;
+      if (want.every((v, k) => Math.abs(v - pic.data[i + k]) <= 3)) same++;
+    }
+  }
+  return same / all;
+}
+
+/** Waits for the still picture's own segmented frame at the test size. */
+async function showStill(page) {
+  await page.setInputFiles("#media", frame);
+  await page.waitForFunction(() => window.enet.sourceSize().kind === "image", null, RUNNING);
+  const n = await frames(page);
+  await page.evaluate(() => document.getElementById("resolution").dispatchEvent(new Event("change")));
+  await moreFrames(page, n);
+}
+
+test("looking closer: mask and side-by-side views, class toggles, pointing at a pixel, the snapshot of what is shown", { timeout: 400000 }, () =>
+  withPage(CAMERA, async ({ page }) => {
+    await showStill(page);
+    const legend = await page.evaluate(() => JSON.parse(window.enet.app.legend()));
+    const map = await pageClassMap(page, false);
+    const canvasPicture = async () => decodePng(page, await page.locator("#view").screenshot());
+
+    await page.selectOption("#view-mode", "mask");
+    let pic = await canvasPicture();
+    let agree = maskAgreement(pic, 0, pic.width, map, legend);
+    console.log(`mask view ${pic.width}x${pic.height}: ${(agree * 100).toFixed(2)} % of pixels show their class colour`);
+    assert.ok(agree >= 0.98, `mask view agreement ${agree}`);
+
+    // Hide the most common class: its pixels turn black, the others stay.
+    const counts = new Map();
+    for (const c of map.data) counts.set(c, (counts.get(c) || 0) + 1);
+    const [top] = [...counts.entries()].filter(([c]) => !legend[c].void).sort((a, b) => b[1] - a[1])[0];
+    await page.getByRole("button", { name: legend[top].name, exact: true }).click();
+    assert.equal(await page.getAttribute(`#legend li:nth-child(${legend.filter((c, i) => !c.void && i <= top).length}) button`, "aria-pressed"), "false");
+    pic = await canvasPicture();
+    agree = maskAgreement(pic, 0, pic.width, map, legend, new Set([top]));
+    console.log(`${legend[top].name} hidden: ${(agree * 100).toFixed(2)} % of pixels as expected`);
+    assert.ok(agree >= 0.98, `hidden class agreement ${agree}`);
+    await page.getByRole("button", { name: legend[top].name, exact: true }).click();
+
+    // Pointing at a pixel names its class: the middle of a uniform 7x7 patch of each of
+    // three classes.
+    const box = await page.locator("#view").boundingBox();
+    const named = [];
+    for (const c of [...counts.keys()].filter((c) => !legend[c].void).slice(0, 3)) {
+      let spot = null;
+      for (let y = 3; y < map.height - 3 && !spot; y += 2)
+        for (let x = 3; x < map.width - 3 && !spot; x += 2) {
+          let uniform = true;
+          for (let dy = -3; dy <= 3 && uniform; dy++) for (let dx = -3; dx <= 3 && uniform; dx++) uniform = map.data[(y + dy) * map.width + x + dx] === c;
+          if (uniform) spot = [x, y];
+        }
+      if (!spot) continue;
+      await page.mouse.move(box.x + ((spot[0] + 0.5) / map.width) * box.width, box.y + ((spot[1] + 0.5) / map.height) * box.height);
+      await page.waitForFunction((name) => !document.getElementById("probe").hidden && document.getElementById("probe").textContent === name, legend[c].name, { timeout: 20000 });
+      named.push(legend[c].name);
+    }
+    console.log(`pointing named: ${named.join(", ")}`);
+    assert.ok(named.length >= 2, "at least two classes were pointed at");
+
+    // The snapshot is what is shown: the same pixels as the canvas on screen (the mask view,
+    // which the legend does not cover here).
+    const snapshot = async () => {
+      const [download] = await Promise.all([page.waitForEvent("download"), page.click("#snapshot")]);
+      return decodePng(page, readFileSync(await download.path()));
+    };
+    pic = await canvasPicture();
+    const shot = await snapshot();
+    assert.ok(Math.abs(shot.width - pic.width) <= 1 && Math.abs(shot.height - pic.height) <= 1, `snapshot ${shot.width}x${shot.height}, canvas ${pic.width}x${pic.height}`);
+    let close = 0;
+    for (let y = 0; y < shot.height; y++)
+      for (let x = 0; x < shot.width; x++) {
+        const [i, j] = [(y * shot.width + x) * 4, (Math.min(y, pic.height - 1) * pic.width + Math.min(x, pic.width - 1)) * 4];
+        if ([0, 1, 2].every((k) => Math.abs(shot.data[i + k] - pic.data[j + k]) <= 3)) close++;
+      }
+    const same = close / (shot.width * shot.height);
+    console.log(`snapshot ${shot.width}x${shot.height}: ${(same * 100).toFixed(2)} % of pixels as on screen`);
+    assert.ok(same >= 0.98, `snapshot agreement ${same}`);
+
+    // Side by side: twice as wide, the frame on the left, the mask on the right (read from a
+    // snapshot: the legend covers part of a canvas this wide).
+    await page.selectOption("#view-mode", "side");
+    const side = await page.locator("#view").boundingBox();
+    assert.ok(Math.abs(side.width / side.height - (2 * 480) / 360) < 0.03, `side-by-side aspect ${side.width / side.height}`);
+    pic = await snapshot();
+    const half = Math.floor(pic.width / 2);
+    agree = maskAgreement(pic, half, half, map, legend);
+    console.log(`side by side ${pic.width}x${pic.height}: right half ${(agree * 100).toFixed(2)} % mask colours`);
+    assert.ok(agree >= 0.98, `side-by-side mask agreement ${agree}`);
+    assert.ok(maskAgreement(pic, 0, half, map, legend) < 0.5, "the left half is the picture, not the mask");
+  }));
+
+const hideTimestamps = {
+  // An adapter without timestamp queries (most phones): the feature is hidden from the page.
+  script: () => {
+    const get = Object.getOwnPropertyDescriptor(GPUAdapter.prototype, "features").get;
+    Object.defineProperty(GPUAdapter.prototype, "features", {
+      get() {
+        const f = new Set(get.call(this));
+        f.delete("timestamp-query");
+        return f;
+      },
+    });
+  },
+};
+
+test("the GPU time panel: total and slowest dispatches, updated while open; says so without timestamps", { timeout: 400000 }, async () => {
+  await withPage(CAMERA, async ({ page }) => {
+    assert.equal(JSON.parse(await page.evaluate(() => window.enet.app.describe())).timestamps, true);
+    await page.click("#timing summary");
+    await page.waitForSelector("#timing table", { timeout: 60000 });
+    const read = () => page.$$eval("#timing tr", (rows) => rows.map((r) => [...r.cells].map((c) => c.textContent)));
+    const rows = await read();
+    console.log(`timing panel:\n${rows.map((r) => "  " + r.join("  ")).join("\n")}`);
+    const [total, ...slowest] = rows;
+    const n = Number(total[0].match(/total, (\d+) dispatches/)[1]);
+    const totalMs = parseFloat(total[1]);
+    assert.ok(n >= 90, `${n} dispatches`);
+    assert.ok(totalMs > 0);
+    assert.equal(slowest.length, 8);
+    const ms = slowest.map((r) => parseFloat(r[1]));
+    assert.deepEqual(ms, [...ms].sort((a, b) => b - a), "slowest first");
+    assert.ok(ms.reduce((a, b) => a + b, 0) <= totalMs * 1.0001);
+    // Updated a few times a second while frames run.
+    const age0 = JSON.parse(await page.evaluate(() => window.enet.app.timings())).stages_age_ms;
+    await page.waitForTimeout(3000);
+    const age1 = JSON.parse(await page.evaluate(() => window.enet.app.timings())).stages_age_ms;
+    assert.ok(age1 < 3000, `timings ${age1} ms old (were ${age0} ms)`);
+    // Closed, the frames go back to one timestamp pair.
+    await page.click("#timing summary");
+    assert.equal(await page.evaluate(() => document.getElementById("timing").open), false);
+  });
+  await withPage(
+    CAMERA,
+    async ({ page }) => {
+      await page.click("#timing summary");
+      await page.waitForFunction(() => /Unavailable/.test(document.getElementById("timing-body").textContent), null, { timeout: 20000 });
+      console.log(`without timestamps: ${await page.textContent("#timing-body")}`);
+      assert.match(await page.textContent("#stats"), /GPU n\/a/);
+    },
+    { init: hideTimestamps },
+  );
+});
+
+test("adaptive size: steps down when frames are slow, back up when there is room, and a chosen size pins it", { timeout: 400000 }, () =>
+  withPage(
+    CAMERA,
+    async ({ page }) => {
+      const side = () => page.evaluate(() => Math.min(...window.enet.netSize()));
+      assert.equal(await page.inputValue("#resolution"), "auto");
+      // SwiftShader cannot keep up with a 30 fps camera at any size: down it goes.
+      const start = await side();
+      await page.waitForFunction((s) => Math.min(...window.enet.netSize()) < s, start, { timeout: 120000 });
+      await page.waitForFunction(() => / auto /.test(document.getElementById("stats").textContent), null, { timeout: 20000 });
+      const [w, h] = await page.evaluate(() => window.enet.netSize());
+      const label = await page.textContent('#resolution option[value="auto"]');
+      console.log(`adaptive: ${start} -> ${Math.min(w, h)}; menu says "${label}"; stats "${await page.textContent("#stats")}"`);
+      // A frame time of 20 s leaves room even here: up it goes.
+      const low = await side();
+      await page.evaluate(() => window.enet.app.set_target_fps(0.05));
+      await page.waitForFunction((s) => Math.min(...window.enet.netSize()) > s, low, { timeout: 120000 });
+      console.log(`adaptive with a 20 s frame time: ${low} -> ${await side()}`);
+      // Pinned: the size stays however slow the frames.
+      await page.evaluate(() => window.enet.app.set_target_fps(1000));
+      await page.selectOption("#resolution", "192");
+      const n = await frames(page);
+      await moreFrames(page, n + 8);
+      assert.deepEqual(await page.evaluate(() => window.enet.netSize()), [256, 192]);
+      assert.equal(await page.evaluate(() => window.enet.app.adaptive()), false);
+      assert.doesNotMatch(await page.textContent("#stats"), / auto /);
+    },
+    { size: "auto" },
+  ));
+
+/** An init script whose camera is a generated track: frames of `w` x `h` (none when
+ * `frames` is false), and a camera permission the test can withdraw (`__revokeCamera()`). */
+const fakeCamera = {
+  script: ({ w, h, frames }) => {
+    navigator.mediaDevices.getUserMedia = async () => {
+      const track = new MediaStreamTrackGenerator({ kind: "video" });
+      const writer = track.writable.getWriter();
+      if (frames) {
+        const canvas = new OffscreenCanvas(w, h);
+        const g = canvas.getContext("2d");
+        let t = 0;
+        const push = () => {
+          if (track.readyState === "ended") return;
+          g.fillStyle = `rgb(${(t * 7) % 255}, 120, 80)`;
+          g.fillRect(0, 0, w, h);
+          writer.write(new VideoFrame(canvas, { timestamp: t++ * 33333 })).catch(() => {});
+          setTimeout(push, 100);
+        };
+        push();
+      }
+      return new MediaStream([track]);
+    };
+    const status = new EventTarget();
+    status.state = "granted";
+    const query = navigator.permissions.query.bind(navigator.permissions);
+    navigator.permissions.query = (d) => (d && d.name === "camera" ? Promise.resolve(status) : query(d));
+    window.__revokeCamera = () => {
+      status.state = "denied";
+      status.dispatchEvent(new Event("change"));
+    };
+  },
+};
+
+/** The page's message box offers a file picker, and a picture opened with it runs. */
+async function fileInsteadWorks(page) {
+  await page.setInputFiles("#message-actions input[type=file]", frame);
+  await page.waitForFunction(() => window.enet.sourceSize().kind === "image" && window.enet.state === "running", null, RUNNING);
+  await page.waitForFunction(() => window.enet.netSize()[0] === 320, null, RUNNING);
+}
+
+test("odd cameras: 1x1 and 4000x16 frames, a camera with no frames, a withdrawn permission: a message, and a file still works", { timeout: 400000 }, async () => {
+  for (const [w, h] of [
+    [1, 1],
+    [4000, 16],
+  ]) {
+    await withPage(
+      WEBGPU_FLAGS,
+      async ({ page }) => {
+        await page.waitForFunction(() => window.enet.state === "error", null, RUNNING);
+        const text = await page.textContent("#message-text");
+        console.log(`${w}x${h} camera: ${text}`);
+        assert.match(text, new RegExp(`camera's picture cannot be used: a ${w}x${h} frame cannot be segmented: `));
+        await fileInsteadWorks(page);
+      },
+      { wait: false, init: { script: fakeCamera.script, arg: { w, h, frames: true } } },
+    );
+  }
+  await withPage(
+    WEBGPU_FLAGS,
+    async ({ page }) => {
+      await page.waitForFunction(() => window.enet.state === "no-camera", null, { timeout: 60000 });
+      const text = await page.textContent("#message-text");
+      console.log(`camera without frames: ${text}`);
+      assert.match(text, /camera gives no picture/);
+      await fileInsteadWorks(page);
+    },
+    { wait: false, init: { script: fakeCamera.script, arg: { w: 320, h: 240, frames: false } } },
+  );
+  await withPage(
+    WEBGPU_FLAGS,
+    async ({ page }) => {
+      await page.evaluate(() => window.__revokeCamera());
+      await page.waitForFunction(() => window.enet.state === "no-camera", null, { timeout: 20000 });
+      const text = await page.textContent("#message-text");
+      console.log(`permission withdrawn: ${text}`);
+      assert.match(text, /Camera permission was withdrawn/);
+      assert.equal(await page.evaluate(() => window.enet.cameraOn()), false);
+      await fileInsteadWorks(page);
+    },
+    { init: { script: fakeCamera.script, arg: { w: 320, h: 240, frames: true } } },
+  );
+});
+
+const device = (name) => {
+  const { defaultBrowserType, ...options } = devices[name];
+  return options;
+};
+
+/** Where things are on the page, in CSS pixels of the document (scrolled views included). */
+async function layout(page) {
+  return page.evaluate(() => {
+    const box = (el) => {
+      const b = el.getBoundingClientRect();
+      return { left: b.left + scrollX, top: b.top + scrollY, width: b.width, height: b.height };
+    };
+    const canvas = document.getElementById("view");
+    const stage = document.getElementById("stage");
+    return {
+      vw: innerWidth,
+      vh: innerHeight,
+      dpr: devicePixelRatio,
+      scrollWidth: document.documentElement.scrollWidth,
+      canvas: box(canvas),
+      stage: box(stage),
+      backing: [canvas.width, canvas.height],
+      legend: [...document.querySelectorAll("#legend button")].map((b) => ({
+        text: b.textContent,
+        font: parseFloat(getComputedStyle(b).fontSize),
+        ...box(b),
+      })),
+    };
+  });
+}
+
+/** Each control, scrolled into view, lies inside the viewport and is what a tap there hits;
+ * on a touch screen each is at least 24 px tall. */
+async function controlsReachable(page, touch) {
+  const controls = "footer button, footer select, footer label.file, footer label:has(input[type=checkbox]), footer input[type=range], #timing summary";
+  const results = await page.$$eval(controls, (els) =>
+    els.map((el) => {
+      el.scrollIntoView({ block: "center", inline: "center" });
+      const b = el.getBoundingClientRect();
+      const hit = document.elementFromPoint(b.left + b.width / 2, b.top + b.height / 2);
+      return {
+        name: el.id || el.getAttribute("aria-label") || el.textContent.trim().slice(0, 20),
+        inside: b.left >= 0 && b.top >= 0 && b.right <= innerWidth + 0.5 && b.bottom <= innerHeight + 0.5,
+        hit: !!hit && (hit === el || el.contains(hit) || hit.contains(el)),
+        height: b.height,
+      };
+    }),
+  );
+  assert.ok(results.length >= 10, `${results.length} controls`);
+  for (const r of results) {
+    assert.ok(r.inside, `${r.name} is outside the viewport`);
+    assert.ok(r.hit, `${r.name} is covered`);
+    if (touch) assert.ok(r.height >= 24, `${r.name} is ${r.height} px tall`);
+  }
+  await page.evaluate(() => scrollTo(0, 0));
+  return results.length;
+}
+
+async function deviceCase(name, options, cameraFile, check) {
+  await withPage(
+    [...WEBGPU_FLAGS, ...cameraFlags(cameraFile)],
+    async ({ page }) => {
+      const l = await layout(page);
+      console.log(
+        `${name}: viewport ${l.vw}x${l.vh} at ${l.dpr}x; canvas ${l.canvas.width.toFixed(0)}x${l.canvas.height.toFixed(0)} css at ` +
+          `(${l.canvas.left.toFixed(0)}, ${l.canvas.top.toFixed(0)}), drawn at ${l.backing.join("x")}; legend ${l.legend.length} classes at ${l.legend[0].font} px`,
+      );
+      assert.ok(l.scrollWidth <= l.vw, `horizontal scrolling: ${l.scrollWidth} > ${l.vw}`);
+      // Drawn at the screen's pixel density.
+      assert.ok(Math.abs(l.backing[0] - l.canvas.width * l.dpr) <= 1.5, `canvas drawn at ${l.backing[0]} for ${l.canvas.width} css px`);
+      assert.ok(Math.abs(l.backing[1] - l.canvas.height * l.dpr) <= 1.5);
+      // The legend is readable: text of 11 px or more, each entry on screen, none overlapping.
+      for (const e of l.legend) {
+        assert.ok(e.font >= 11, `legend ${e.text} at ${e.font} px`);
+        assert.ok(e.left >= 0 && e.left + e.width <= l.vw + 0.5, `legend ${e.text} off screen`);
+      }
+      for (let i = 0; i < l.legend.length; i++)
+        for (let j = i + 1; j < l.legend.length; j++) {
+          const [a, b] = [l.legend[i], l.legend[j]];
+          const overlap = a.left < b.left + b.width - 0.5 && b.left < a.left + a.width - 0.5 && a.top < b.top + b.height - 0.5 && b.top < a.top + a.height - 0.5;
+          assert.ok(!overlap, `legend ${a.text} overlaps ${b.text}`);
+        }
+      await check(page, l);
+      const n = await controlsReachable(page, options.hasTouch);
+      mkdirSync(shots, { recursive: true });
+      const file = join(shots, `${name.replace(/\W+/g, "-")}.png`);
+      await page.screenshot({ path: file, fullPage: true });
+      console.log(`${name}: ${n} controls reachable; screenshot ${file}`);
+    },
+    { device: options },
+  );
+}
+
+test("as a phone in portrait: a portrait camera runs portrait, fills the width, matches the native engine; controls reachable", { timeout: 300000 }, () =>
+  deviceCase("phone portrait", device("Pixel 7"), portraitCamera, async (page, l) => {
+    assert.ok(l.canvas.width >= l.vw - 1, `the picture is ${l.canvas.width} of ${l.vw} px wide`);
+    assert.ok(l.canvas.height > l.canvas.width, "portrait picture");
+    const { map } = await pageMatchesNative(page, "portrait camera");
+    assert.deepEqual([map.width, map.height], [SIZE[1], SIZE[0]]);
+  }));
+
+test("as a phone in landscape: the picture fills the height, controls in a column beside it", { timeout: 300000 }, () =>
+  deviceCase("phone landscape", device("Pixel 7 landscape"), camera, async (page, l) => {
+    assert.ok(l.canvas.height >= l.vh - 1, `the picture is ${l.canvas.height} of ${l.vh} px tall`);
+    assert.ok(l.canvas.left + l.canvas.width <= l.vw);
+    const footer = await page.locator("footer").boundingBox();
+    assert.ok(footer.x >= l.canvas.left + l.canvas.width - 1, "the controls sit beside the picture");
+  }));
+
+test("as a laptop: the picture fills the stage's width or height, all of it on screen", { timeout: 300000 }, () =>
+  deviceCase("laptop", device("Desktop Chrome HiDPI"), camera, async (page, l) => {
+    const fillsWidth = l.canvas.width >= l.stage.width - 1;
+    const fillsHeight = l.canvas.height >= l.stage.height - 1;
+    assert.ok(fillsWidth || fillsHeight, `canvas ${l.canvas.width}x${l.canvas.height} in a ${l.stage.width}x${l.stage.height} stage`);
+    assert.ok(l.canvas.top + l.canvas.height <= l.vh, "all of the picture is on screen");
   }));
