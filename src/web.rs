@@ -171,7 +171,10 @@ impl App {
             })
             .await
             .map_err(|_| JsError::new("WebGPU is present but no GPU adapter was offered"))?;
-        let gpu = Gpu::from_adapter(adapter).await.map_err(js_err)?;
+        // WebGPU's default limits are all the page needs (its largest network is 960x720).
+        let gpu = Gpu::from_adapter_with(adapter, crate::runtime::Limits::Default)
+            .await
+            .map_err(js_err)?;
         let lost = Arc::new(AtomicBool::new(false));
         {
             let lost = lost.clone();

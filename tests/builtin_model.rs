@@ -122,3 +122,35 @@ fn builtin_model_matches_pytorch() {
         assert!(same >= 0.999, "{}: argmax agreement {same}", names[i]);
     }
 }
+
+/// The whole network on a device with WebGPU's default limits (what the page asks for):
+/// every kernel fits them, and the classes still match PyTorch's.
+#[test]
+fn runs_within_webgpu_default_limits() {
+    let adapter = pollster::block_on(
+        enet_wgpu::runtime::instance(enet_wgpu::runtime::backend_choices()[0])
+            .request_adapter(&Default::default()),
+    )
+    .expect("an adapter");
+    let gpu = pollster::block_on(enet_wgpu::Gpu::from_adapter_with(
+        adapter,
+        enet_wgpu::runtime::Limits::Default,
+    ))
+    .expect("a device with the default limits");
+    assert_eq!(
+        gpu.device.limits().max_storage_buffer_binding_size,
+        wgpu::Limits::default().max_storage_buffer_binding_size
+    );
+    let model = builtin();
+    let fixture = std::fs::read(FIXTURE).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&fixture).unwrap();
+    let argmax = st.tensor("argmax").unwrap();
+    let mut seg = Segmenter::new(&gpu, &model).unwrap();
+    let path = &val_frames()[1];
+    let (rgba, w, h) = load_png_rgba(path);
+    let map = pollster::block_on(seg.segment(&rgba, w, h, (w, h))).unwrap();
+    let want = &argmax.data()[w * h..2 * w * h];
+    let same = map.data.iter().zip(want).filter(|(a, b)| a == b).count() as f64 / (w * h) as f64;
+    eprintln!("default limits: argmax agreement {same:.5}");
+    assert!(same >= 0.999, "argmax agreement {same}");
+}

@@ -275,7 +275,23 @@ fn bench_reports_json() {
     }
     assert_eq!(v["size"], "64x48");
     assert!(v["ms_per_frame"].as_f64().unwrap() > 0.0);
-    assert!(v["dispatches_per_frame"].as_u64().unwrap() >= 90);
+    // 93 ops, preprocessing and argmax; 13 bottlenecks in one dispatch instead of three and
+    // 6 in two (runtime::fuse).
+    assert_eq!(v["dispatches_per_frame"], 63);
+    assert_eq!(v["fused"], true);
+    let o = enet(&[
+        "bench",
+        "--synthetic",
+        "paper",
+        "--size",
+        "64x48",
+        "--frames",
+        "1",
+        "--json",
+        "--unfused",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["dispatches_per_frame"], 95);
 }
 
 #[test]

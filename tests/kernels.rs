@@ -152,6 +152,85 @@ fn conv_transpose2d_3x3_stride_2_output_padding() {
     );
 }
 
+/// A whole bottleneck (projection, main convolution, expansion with the residual) as the
+/// fused kernel runs it, against the three convolutions' twins: staged in workgroup memory
+/// (dilations 1 and 2, asymmetric kernels) and in two dispatches (dilation 4 and more), on
+/// frames that tiles do not divide.
+fn check_bottleneck(seed: u64, ch: usize, mid: usize, (w, h): (usize, usize), geom: ConvGeom) {
+    let mut rng = SplitMix(seed);
+    let mut g = Graph::new(ch);
+    let input = random_tensor(&mut rng, Shape { c: ch, h, w });
+    let a = g.tensor(mid, DType::F32);
+    let b = g.tensor(mid, DType::F32);
+    let out = g.tensor(ch, DType::F32);
+    g.ops.push(Op::Conv {
+        input: 0,
+        output: a,
+        conv: random_conv(&mut rng, ch, mid, ConvGeom::new(1, 1)),
+        residual: None,
+    });
+    g.ops.push(Op::Conv {
+        input: a,
+        output: b,
+        conv: random_conv(&mut rng, mid, mid, geom),
+        residual: None,
+    });
+    g.ops.push(Op::Conv {
+        input: b,
+        output: out,
+        conv: random_conv(&mut rng, mid, ch, ConvGeom::new(1, 1)),
+        residual: Some(Residual {
+            tensor: 0,
+            slope: (0..ch).map(|_| rng.uniform(0.0, 0.5)).collect(),
+        }),
+    });
+    g.output = out;
+    let steps = enet_wgpu::runtime::fuse::steps(&g);
+    assert!(
+        steps
+            .iter()
+            .any(|s| matches!(s, enet_wgpu::runtime::fuse::Step::Bottleneck(_))),
+        "{steps:?}"
+    );
+    let want = cpu::run(&g, input.clone());
+    let got = run_gpu(&g, &input, &[out]);
+    let what = format!("bottleneck {ch}/{mid} {w}x{h} {geom:?} {steps:?}");
+    assert_close(&got[0], &want.data, 1e-4, &what);
+}
+
+#[test]
+fn fused_bottleneck_staged() {
+    check_bottleneck(30, 64, 16, (21, 13), ConvGeom::new(3, 3).pad(1, 1));
+    check_bottleneck(31, 128, 32, (19, 11), ConvGeom::new(3, 3).pad(1, 1));
+    check_bottleneck(
+        32,
+        128,
+        32,
+        (17, 9),
+        ConvGeom::new(3, 3).pad(2, 2).dilation(2),
+    );
+    check_bottleneck(33, 16, 4, (13, 7), ConvGeom::new(3, 3).pad(1, 1));
+    check_bottleneck(34, 24, 12, (9, 10), ConvGeom::new(5, 1).pad(2, 0));
+}
+
+#[test]
+fn fused_bottleneck_in_two_dispatches() {
+    check_bottleneck(
+        35,
+        128,
+        32,
+        (23, 14),
+        ConvGeom::new(3, 3).pad(4, 4).dilation(4),
+    );
+    check_bottleneck(
+        36,
+        128,
+        32,
+        (20, 12),
+        ConvGeom::new(3, 3).pad(16, 16).dilation(16),
+    );
+}
+
 fn check_initial(seed: u64, pool_kernel: usize, pool_pad: usize, (w, h): (usize, usize)) {
     let mut rng = SplitMix(seed);
     let mut g = Graph::new(3);

@@ -22,12 +22,34 @@ fn every_shader_parses_validates_and_fits_default_limits() {
             .expect("entry point main");
         assert_eq!(entry.stage, naga::ShaderStage::Compute, "{}", k.name);
         let [x, y, z] = entry.workgroup_size;
+        // The fused bottleneck maps its 64 invocations onto a tile itself.
+        let want = if k.name == kernels::BOTTLENECK.name {
+            [enet_wgpu::runtime::fuse::THREADS as u32, 1]
+        } else {
+            kernels::WORKGROUP
+        };
         assert_eq!(
             [x, y],
-            kernels::WORKGROUP,
+            want,
             "{}: workgroup size matches the runtime's dispatch math",
             k.name
         );
+        let mut layouter = naga::proc::Layouter::default();
+        layouter.update(module.to_ctx()).unwrap();
+        let shared: u32 = module
+            .global_variables
+            .iter()
+            .filter(|(_, g)| g.space == naga::AddressSpace::WorkGroup)
+            .map(|(_, g)| layouter[g.ty].size)
+            .sum();
+        assert!(
+            shared <= limits.max_compute_workgroup_storage_size,
+            "{}: {shared} bytes of workgroup memory",
+            k.name
+        );
+        if k.name == kernels::BOTTLENECK.name {
+            assert_eq!(shared as usize, enet_wgpu::runtime::fuse::TILE_VEC4 * 16);
+        }
         assert!(
             x * y * z <= limits.max_compute_invocations_per_workgroup,
             "{}",

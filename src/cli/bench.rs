@@ -28,7 +28,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
         anyhow::bail!("--frames must be at least 1");
     }
     let gpu = gpu()?;
-    let engine = Engine::new(&gpu, &model.graph, model.normalization)?;
+    let mut engine = Engine::new(&gpu, &model.graph, model.normalization)?;
+    engine.set_fusion(!a.unfused);
     let (w, h) = a.size;
     let plan = engine.plan((w, h), (w, h))?;
     // A fixed synthetic frame: speed does not depend on the picture.
@@ -97,6 +98,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             "fps": 1e3 / wall_ms,
             "gpu_ms_per_frame": gpu_frame,
             "dispatches_per_frame": plan.dispatch_count(),
+            "fused": !a.unfused,
             "multiply_adds": model.graph.multiply_adds(h, w)?,
             "gpu_memory_bytes": plan.memory_bytes(),
             "per_kernel_ms": per_kernel.iter().map(|(l, v)| serde_json::json!({"dispatch": l, "ms": v})).collect::<Vec<_>>(),
@@ -114,7 +116,11 @@ pub fn run(a: BenchArgs) -> Result<()> {
             }
             None => println!("GPU ms per frame     n/a (the adapter has no timestamp queries)"),
         }
-        println!("dispatches per frame {}", plan.dispatch_count());
+        println!(
+            "dispatches per frame {}{}",
+            plan.dispatch_count(),
+            if a.unfused { " (unfused)" } else { "" }
+        );
         println!(
             "GPU memory (plan)    {:.1} MiB",
             plan.memory_bytes() as f64 / (1 << 20) as f64

@@ -125,6 +125,9 @@ pub struct BenchArgs {
     /// Also time each dispatch (one timestamped pass each).
     #[arg(long)]
     per_kernel: bool,
+    /// Run every op as its own dispatch (no fused bottlenecks), to compare.
+    #[arg(long)]
+    unfused: bool,
     #[arg(long)]
     json: bool,
 }

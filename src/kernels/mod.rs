@@ -51,6 +51,10 @@ pub const MAX_UNPOOL: KernelSource = KernelSource {
     name: "max_unpool",
     wgsl: shader!("max_unpool.wgsl"),
 };
+pub const BOTTLENECK: KernelSource = KernelSource {
+    name: "bottleneck",
+    wgsl: shader!("bottleneck.wgsl"),
+};
 pub const ARGMAX: KernelSource = KernelSource {
     name: "argmax",
     wgsl: shader!("argmax.wgsl"),
@@ -62,7 +66,7 @@ pub const SMOOTH: KernelSource = KernelSource {
 };
 
 /// Every kernel the runtime uses.
-pub const ALL: [KernelSource; 9] = [
+pub const ALL: [KernelSource; 10] = [
     PREPROCESS,
     INITIAL,
     CONV2D,
@@ -70,6 +74,7 @@ pub const ALL: [KernelSource; 9] = [
     CONV_TRANSPOSE2D,
     MAXPOOL,
     MAX_UNPOOL,
+    BOTTLENECK,
     ARGMAX,
     SMOOTH,
 ];

@@ -25,6 +25,7 @@ pub(crate) struct Pipelines {
     pub conv_transpose2d: wgpu::ComputePipeline,
     pub maxpool: wgpu::ComputePipeline,
     pub max_unpool: wgpu::ComputePipeline,
+    pub bottleneck: wgpu::ComputePipeline,
     pub argmax: wgpu::ComputePipeline,
 }
 
@@ -52,6 +53,7 @@ impl Pipelines {
             conv_transpose2d: make(kernels::CONV_TRANSPOSE2D),
             maxpool: make(kernels::MAXPOOL),
             max_unpool: make(kernels::MAX_UNPOOL),
+            bottleneck: make(kernels::BOTTLENECK),
             argmax: make(kernels::ARGMAX),
         }
     }
@@ -68,6 +70,8 @@ pub struct Engine {
     pub(crate) weights: wgpu::Buffer,
     pub(crate) aux: wgpu::Buffer,
     pub(crate) offsets: Vec<OpOffsets>,
+    /// Whether plans fuse bottlenecks ([`super::fuse`]); on unless turned off to compare.
+    pub(crate) fusion: bool,
 }
 
 /// Output-channel groups of 4 a convolution is packed into: the conv shaders compute four
@@ -194,6 +198,7 @@ impl Engine {
             weights,
             aux,
             offsets,
+            fusion: true,
         })
     }
 
@@ -203,6 +208,12 @@ impl Engine {
 
     pub fn graph(&self) -> &Graph {
         &self.graph
+    }
+
+    /// Turns bottleneck fusion off (or on again) for plans made from now on: the same
+    /// network one op per dispatch, to compare speed and results.
+    pub fn set_fusion(&mut self, on: bool) {
+        self.fusion = on;
     }
 
     /// Buffers and bind groups for a network input of `net` (w, h) fed from source frames of

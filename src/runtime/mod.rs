@@ -2,6 +2,7 @@
 //! frame as one command encoder and one submission.
 
 mod engine;
+pub mod fuse;
 pub mod overlay;
 mod plan;
 pub mod smooth;
@@ -109,6 +110,38 @@ pub fn instance(backends: wgpu::Backends) -> wgpu::Instance {
     wgpu::Instance::new(desc)
 }
 
+/// Which device limits the engine asks for. Every kernel runs within WebGPU's defaults (256
+/// invocations and 16 KiB of workgroup memory per workgroup, at most 6 storage buffers per
+/// stage); only the size of one activation buffer grows with the frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limits {
+    /// WebGPU's defaults: a 128 MiB storage binding holds the activations of frames up to
+    /// about 2 megapixels (1920x1080). What the page asks for.
+    Default,
+    /// The defaults with the adapter's largest buffers and storage bindings, for larger
+    /// pictures (the CLI segments up to 2048 pixels a side at native size).
+    LargeFrames,
+}
+
+impl Limits {
+    pub fn for_adapter(self, adapter: &wgpu::Adapter) -> wgpu::Limits {
+        let defaults = wgpu::Limits::default();
+        match self {
+            Limits::Default => defaults,
+            Limits::LargeFrames => {
+                let a = adapter.limits();
+                wgpu::Limits {
+                    max_buffer_size: a.max_buffer_size.max(defaults.max_buffer_size),
+                    max_storage_buffer_binding_size: a
+                        .max_storage_buffer_binding_size
+                        .max(defaults.max_storage_buffer_binding_size),
+                    ..defaults
+                }
+            }
+        }
+    }
+}
+
 /// A device and queue, with the adapter they came from.
 #[derive(Clone, Debug)]
 pub struct Gpu {
@@ -118,8 +151,8 @@ pub struct Gpu {
 }
 
 impl Gpu {
-    /// The default adapter (high performance), with timestamp queries when offered and the
-    /// adapter's own limits (large frames need more than WebGPU's defaults).
+    /// The default adapter (high performance), with timestamp queries when offered and
+    /// [`Limits::LargeFrames`].
     pub async fn new() -> Result<Gpu, EngineError> {
         for backends in backend_choices() {
             let adapter = instance(backends)
@@ -135,13 +168,23 @@ impl Gpu {
         Err(EngineError::NoAdapter)
     }
 
+    /// A device on `adapter` with [`Limits::LargeFrames`] (the CLI's pictures).
     pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Gpu, EngineError> {
+        Gpu::from_adapter_with(adapter, Limits::LargeFrames).await
+    }
+
+    /// A device on `adapter` with the limits `limits` asks for, and timestamp queries when
+    /// offered.
+    pub async fn from_adapter_with(
+        adapter: wgpu::Adapter,
+        limits: Limits,
+    ) -> Result<Gpu, EngineError> {
         let wanted = wgpu::Features::TIMESTAMP_QUERY;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("enet"),
                 required_features: adapter.features() & wanted,
-                required_limits: adapter.limits(),
+                required_limits: limits.for_adapter(&adapter),
                 ..Default::default()
             })
             .await

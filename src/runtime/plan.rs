@@ -76,6 +76,98 @@ pub struct Plan {
     last_timing: std::cell::Cell<Timing>,
 }
 
+/// A dispatch before its bind group exists: what it runs, with which parameters and
+/// bindings, over which grid.
+struct Pending {
+    label: String,
+    pipeline: wgpu::ComputePipeline,
+    params: Vec<u8>,
+    /// Bindings after the uniform, in binding order.
+    resources: Vec<Res>,
+    groups: [u32; 3],
+}
+
+enum Res {
+    Tensor(TensorId),
+    Weights,
+    Aux,
+    Source,
+    Classes,
+}
+
+/// A fused bottleneck's dispatch (`shaders/bottleneck.wgsl`, see [`super::fuse`]).
+fn bottleneck_dispatch(
+    engine: &Engine,
+    shapes: &[Shape],
+    b: super::fuse::Bottleneck,
+    pipeline: &wgpu::ComputePipeline,
+) -> Pending {
+    let graph = &engine.graph;
+    let (
+        Op::Conv {
+            input: x,
+            output: projected,
+            conv: proj,
+            ..
+        },
+        Op::Conv { conv: main, .. },
+        Op::Conv { output: out, .. },
+    ) = (&graph.ops[b.proj], &graph.ops[b.main], &graph.ops[b.expand])
+    else {
+        unreachable!("only convolutions are fused")
+    };
+    let s = shapes[*x];
+    let g = main.geom;
+    let (tile, halo, staged) = match b.tile {
+        Some(t) => (t, super::fuse::Bottleneck::halo(graph, b.main, t), 1),
+        None => ([8, 8], [0, 0], 0),
+    };
+    let [po, mo, eo] = [b.proj, b.main, b.expand].map(|i| engine.offsets[i]);
+    let u = |v: usize| v as u32;
+    let block = graph.name(b.main).map_or(b.main.to_string(), |n| {
+        n.rsplit_once('.').map_or(n, |(a, _)| a).to_string()
+    });
+    Pending {
+        label: format!("{block} bottleneck"),
+        pipeline: pipeline.clone(),
+        params: params_bytes(&[
+            u(proj.cin),
+            u(proj.cout),
+            u(s.h),
+            u(s.w),
+            u(g.kernel[0]),
+            u(g.kernel[1]),
+            u(g.pad[0]),
+            u(g.pad[1]),
+            u(g.dilation[0]),
+            u(g.dilation[1]),
+            po.weights,
+            po.aux,
+            mo.weights,
+            mo.aux,
+            eo.weights,
+            eo.aux,
+            u(super::engine::conv_groups(proj.cout)),
+            u(super::engine::conv_groups(proj.cin)),
+            staged,
+            0,
+            u(tile[0]),
+            u(tile[1]),
+            u(halo[0]),
+            u(halo[1]),
+        ]),
+        resources: vec![
+            Res::Weights,
+            Res::Aux,
+            Res::Tensor(*x),
+            // Read only without staging; any readable tensor fills the binding otherwise.
+            Res::Tensor(if staged == 1 { *x } else { *projected }),
+            Res::Tensor(*out),
+        ],
+        groups: [u(s.w.div_ceil(tile[0])), u(s.h.div_ceil(tile[1])), 1],
+    }
+}
+
 fn params_bytes(words: &[u32]) -> Vec<u8> {
     bytemuck::cast_slice(words).to_vec()
 }
@@ -131,8 +223,14 @@ impl Plan {
             )));
         }
 
+        // Which ops run fused (a pure decision over the graph).
+        let steps = if engine.fusion {
+            super::fuse::steps(graph)
+        } else {
+            super::fuse::unfused(graph)
+        };
         // Liveness-based buffer sharing: a buffer is reused once its tensor's last reader ran.
-        let last = graph.last_use();
+        let last = super::fuse::last_use(graph, &steps);
         let mut sizes: Vec<u64> = Vec::new();
         let mut free: Vec<usize> = Vec::new();
         let mut tensor_buffer = vec![usize::MAX; shapes.len()];
@@ -224,21 +322,6 @@ impl Plan {
                 u(z),
             ]
         };
-        struct Pending {
-            label: String,
-            pipeline: wgpu::ComputePipeline,
-            params: Vec<u8>,
-            /// Bindings after the uniform, in binding order.
-            resources: Vec<Res>,
-            groups: [u32; 3],
-        }
-        enum Res {
-            Tensor(TensorId),
-            Weights,
-            Aux,
-            Source,
-            Classes,
-        }
         let mut pending: Vec<Pending> = Vec::new();
         let mean = |i: usize| n.mean[i].to_bits();
         let std = |i: usize| n.std[i].to_bits();
@@ -262,7 +345,15 @@ impl Plan {
             resources: vec![Res::Source, Res::Tensor(0)],
             groups: wg(w, h, 1),
         });
-        for (i, op) in graph.ops.iter().enumerate() {
+        for step in &steps {
+            let i = match *step {
+                super::fuse::Step::Op(i) => i,
+                super::fuse::Step::Bottleneck(b) => {
+                    pending.push(bottleneck_dispatch(engine, &shapes, b, &p.bottleneck));
+                    continue;
+                }
+            };
+            let op = &graph.ops[i];
             let off = engine.offsets[i];
             match op {
                 Op::Initial {
