@@ -1,6 +1,10 @@
 //! Everything that lives as long as a model: pipelines and the packed weights.
 
+use std::collections::{HashMap, HashSet};
+
 use wgpu::util::DeviceExt;
+
+use super::fuse::{self, BlockShape, Step};
 
 use super::plan::Plan;
 use super::{EngineError, Gpu};
@@ -25,7 +29,6 @@ pub(crate) struct Pipelines {
     pub conv_transpose2d: wgpu::ComputePipeline,
     pub maxpool: wgpu::ComputePipeline,
     pub max_unpool: wgpu::ComputePipeline,
-    pub bottleneck: wgpu::ComputePipeline,
     pub argmax: wgpu::ComputePipeline,
 }
 
@@ -53,7 +56,6 @@ impl Pipelines {
             conv_transpose2d: make(kernels::CONV_TRANSPOSE2D),
             maxpool: make(kernels::MAXPOOL),
             max_unpool: make(kernels::MAX_UNPOOL),
-            bottleneck: make(kernels::BOTTLENECK),
             argmax: make(kernels::ARGMAX),
         }
     }
@@ -72,6 +74,49 @@ pub struct Engine {
     pub(crate) offsets: Vec<OpOffsets>,
     /// Whether plans fuse bottlenecks ([`super::fuse`]); on unless turned off to compare.
     pub(crate) fusion: bool,
+    /// The fused-bottleneck pipelines, one per kind of block in the graph.
+    pub(crate) bottlenecks: HashMap<BlockShape, wgpu::ComputePipeline>,
+}
+
+/// One pipeline of `shaders/bottleneck.wgsl` per kind of block the graph fuses (the block's
+/// shapes are pipeline constants, so its loops unroll).
+fn bottleneck_pipelines(
+    device: &wgpu::Device,
+    graph: &Graph,
+) -> HashMap<BlockShape, wgpu::ComputePipeline> {
+    let shapes: HashSet<BlockShape> = fuse::steps(graph)
+        .into_iter()
+        .filter_map(|s| match s {
+            Step::Bottleneck(b) => Some(b.shape(graph)),
+            Step::Op(_) => None,
+        })
+        .collect();
+    if shapes.is_empty() {
+        return HashMap::new();
+    }
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(kernels::BOTTLENECK.name),
+        source: wgpu::ShaderSource::Wgsl(kernels::BOTTLENECK.wgsl.into()),
+    });
+    shapes
+        .into_iter()
+        .map(|shape| {
+            let constants = shape.constants();
+            let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(kernels::BOTTLENECK.name),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &constants,
+                    // Every entry of the tile is written before it is read.
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
+            (shape, pipeline)
+        })
+        .collect()
 }
 
 /// Output-channel groups of 4 a convolution is packed into: the conv shaders compute four
@@ -199,6 +244,7 @@ impl Engine {
             aux,
             offsets,
             fusion: true,
+            bottlenecks: bottleneck_pipelines(&gpu.device, graph),
         })
     }
 

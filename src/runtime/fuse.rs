@@ -28,17 +28,64 @@ pub struct Bottleneck {
     pub tile: Option<[usize; 2]>,
 }
 
+/// What a fused bottleneck's pipeline is specialised for (its pipeline constants): one
+/// pipeline per kind of block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BlockShape {
+    pub ch: usize,
+    pub mid: usize,
+    pub kernel: [usize; 2],
+    pub dilation: [usize; 2],
+    /// The staged tile, or None for the two-dispatch form.
+    pub tile: Option<[usize; 2]>,
+}
+
+impl BlockShape {
+    /// The output tile a workgroup computes.
+    pub fn tile(&self) -> [usize; 2] {
+        self.tile.unwrap_or([8, 8])
+    }
+
+    /// The pipeline-overridable constants of `shaders/bottleneck.wgsl`.
+    pub fn constants(&self) -> Vec<(&'static str, f64)> {
+        let t = self.tile();
+        let halo_w = t[0] + (self.kernel[1] - 1) * self.dilation[1];
+        let halo_h = t[1] + (self.kernel[0] - 1) * self.dilation[0];
+        [
+            ("CH", self.ch),
+            ("MID", self.mid),
+            ("K_H", self.kernel[0]),
+            ("K_W", self.kernel[1]),
+            ("DIL_H", self.dilation[0]),
+            ("DIL_W", self.dilation[1]),
+            ("TILE_W", t[0]),
+            ("TILE_H", t[1]),
+            ("HALO_W", halo_w),
+            ("HALO_H", halo_h),
+            ("STAGED", self.tile.is_some() as usize),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, v as f64))
+        .collect()
+    }
+}
+
 impl Bottleneck {
-    /// The halo'd tile `[w, h]` of projected pixels a workgroup stages.
-    pub fn halo(graph: &Graph, main: usize, tile: [usize; 2]) -> [usize; 2] {
-        let Op::Conv { conv, .. } = &graph.ops[main] else {
+    /// The kind of block, for its pipeline.
+    pub fn shape(&self, graph: &Graph) -> BlockShape {
+        let Op::Conv { conv, .. } = &graph.ops[self.main] else {
             unreachable!("a bottleneck's main op is a convolution")
         };
-        let g = conv.geom;
-        [
-            tile[0] + (g.kernel[1] - 1) * g.dilation[1],
-            tile[1] + (g.kernel[0] - 1) * g.dilation[0],
-        ]
+        let Op::Conv { conv: proj, .. } = &graph.ops[self.proj] else {
+            unreachable!("a bottleneck's projection is a convolution")
+        };
+        BlockShape {
+            ch: proj.cin,
+            mid: proj.cout,
+            kernel: conv.geom.kernel,
+            dilation: conv.geom.dilation,
+            tile: self.tile,
+        }
     }
 }
 

@@ -100,8 +100,7 @@ fn bottleneck_dispatch(
     engine: &Engine,
     shapes: &[Shape],
     b: super::fuse::Bottleneck,
-    pipeline: &wgpu::ComputePipeline,
-) -> Pending {
+) -> Result<Pending, EngineError> {
     let graph = &engine.graph;
     let (
         Op::Conv {
@@ -116,31 +115,27 @@ fn bottleneck_dispatch(
     else {
         unreachable!("only convolutions are fused")
     };
+    let block = b.shape(graph);
+    let pipeline = engine
+        .bottlenecks
+        .get(&block)
+        .ok_or_else(|| EngineError::Gpu(format!("no pipeline for the bottleneck {block:?}")))?;
     let s = shapes[*x];
     let g = main.geom;
-    let (tile, halo, staged) = match b.tile {
-        Some(t) => (t, super::fuse::Bottleneck::halo(graph, b.main, t), 1),
-        None => ([8, 8], [0, 0], 0),
-    };
+    let tile = block.tile();
     let [po, mo, eo] = [b.proj, b.main, b.expand].map(|i| engine.offsets[i]);
     let u = |v: usize| v as u32;
-    let block = graph.name(b.main).map_or(b.main.to_string(), |n| {
+    let name = graph.name(b.main).map_or(b.main.to_string(), |n| {
         n.rsplit_once('.').map_or(n, |(a, _)| a).to_string()
     });
-    Pending {
-        label: format!("{block} bottleneck"),
+    Ok(Pending {
+        label: format!("{name} bottleneck"),
         pipeline: pipeline.clone(),
         params: params_bytes(&[
-            u(proj.cin),
-            u(proj.cout),
             u(s.h),
             u(s.w),
-            u(g.kernel[0]),
-            u(g.kernel[1]),
             u(g.pad[0]),
             u(g.pad[1]),
-            u(g.dilation[0]),
-            u(g.dilation[1]),
             po.weights,
             po.aux,
             mo.weights,
@@ -149,23 +144,17 @@ fn bottleneck_dispatch(
             eo.aux,
             u(super::engine::conv_groups(proj.cout)),
             u(super::engine::conv_groups(proj.cin)),
-            staged,
-            0,
-            u(tile[0]),
-            u(tile[1]),
-            u(halo[0]),
-            u(halo[1]),
         ]),
         resources: vec![
             Res::Weights,
             Res::Aux,
             Res::Tensor(*x),
             // Read only without staging; any readable tensor fills the binding otherwise.
-            Res::Tensor(if staged == 1 { *x } else { *projected }),
+            Res::Tensor(if block.tile.is_some() { *x } else { *projected }),
             Res::Tensor(*out),
         ],
         groups: [u(s.w.div_ceil(tile[0])), u(s.h.div_ceil(tile[1])), 1],
-    }
+    })
 }
 
 fn params_bytes(words: &[u32]) -> Vec<u8> {
@@ -349,7 +338,7 @@ impl Plan {
             let i = match *step {
                 super::fuse::Step::Op(i) => i,
                 super::fuse::Step::Bottleneck(b) => {
-                    pending.push(bottleneck_dispatch(engine, &shapes, b, &p.bottleneck));
+                    pending.push(bottleneck_dispatch(engine, &shapes, b)?);
                     continue;
                 }
             };
