@@ -1,19 +1,21 @@
 // A whole ENet bottleneck in one dispatch: 1x1 projection -> main convolution (3x3, dilated
-// or not, or 5x1 / 1x5) -> 1x1 expansion -> + residual (the block's input) -> PReLU, each
-// with its folded BatchNorm bias and activation slope, as the three separate convolutions
-// compute them.
+// or not, or 5x1 / 1x5) -> 1x1 expansion -> + residual -> PReLU, each with its folded
+// BatchNorm bias and activation slope, as the separate convolutions compute them.
 //
 // A workgroup owns a tile of output pixels (TILE_W x TILE_H, at most 64, one invocation
 // each). STAGED: it first projects the tile and its halo into workgroup memory (all 64
-// invocations share that work), so the projection never goes to memory. Otherwise (large
-// dilations, whose halo does not fit in 16 KiB) the projection was computed by its own
-// dispatch and is read from `mid`. The main convolution's outputs stay in registers for the
+// invocations share that work), so the projection never goes to memory. Otherwise this is a
+// bottleneck's tail: the main convolution reads its input from `mid`, written by the
+// dispatches before (the projection of a block whose dilation is too large for its halo to
+// fit in 16 KiB, the first convolution of an asymmetric block, the strided projection of a
+// downsampling block). The residual has RES_C <= CH channels (zero-padded). The main convolution's outputs stay in registers for the
 // expansion. The shapes are pipeline constants, one pipeline per kind of block, so every
 // loop has a constant trip count and unrolls. Weights and per-channel values are packed as
 // for the conv kernels (conv_common.wgsl): vec4 over groups of 4 output channels.
 
 override CH: u32;
 override MID: u32;
+override RES_C: u32;
 override K_H: u32;
 override K_W: u32;
 override DIL_H: u32;
@@ -35,7 +37,8 @@ struct BottleneckParams {
 @group(0) @binding(2) var<storage, read> aux: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> input: array<f32>;
 @group(0) @binding(4) var<storage, read> mid: array<f32>;
-@group(0) @binding(5) var<storage, read_write> output: array<f32>;
+@group(0) @binding(5) var<storage, read> residual: array<f32>;
+@group(0) @binding(6) var<storage, read_write> output: array<f32>;
 
 // 16 KiB: WebGPU's default workgroup memory. Laid out [channel group][halo pixel].
 var<workgroup> tile: array<vec4<f32>, 1024>;
@@ -141,8 +144,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         var r = vec4<f32>(0.0);
         for (var j = 0u; j < 4u; j++) {
             let co = g * 4u + j;
-            if (co < CH) {
-                r[j] = input[co * plane + pixel];
+            if (co < RES_C) {
+                r[j] = residual[co * plane + pixel];
             }
         }
         v = prelu4(v + r, aux[p.exp_aux + 2u * p.exp_groups + g]);

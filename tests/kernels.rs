@@ -198,6 +198,104 @@ fn check_bottleneck(seed: u64, ch: usize, mid: usize, (w, h): (usize, usize), ge
     assert_close(&got[0], &want.data, 1e-4, &what);
 }
 
+/// Bottleneck tails (main convolution, expansion, residual in one dispatch after the ops
+/// before them): an asymmetric block, and a downsampling block whose residual (the pooled
+/// input) has fewer channels than the output.
+#[test]
+fn fused_bottleneck_tails() {
+    let conv = |g: &mut Graph,
+                rng: &mut SplitMix,
+                input: usize,
+                cout: usize,
+                geom: ConvGeom,
+                residual: Option<usize>| {
+        let cin = g.tensors[input].channels;
+        let output = g.tensor(cout, DType::F32);
+        let residual = residual.map(|tensor| Residual {
+            tensor,
+            slope: (0..cout).map(|_| rng.uniform(0.0, 0.5)).collect(),
+        });
+        g.ops.push(Op::Conv {
+            input,
+            output,
+            conv: random_conv(rng, cin, cout, geom),
+            residual,
+        });
+        output
+    };
+    let check = |g: Graph, input: Tensor, tails: usize, what: &str| {
+        let steps = enet_wgpu::runtime::fuse::steps(&g);
+        let n = steps
+            .iter()
+            .filter(
+                |s| matches!(s, enet_wgpu::runtime::fuse::Step::Bottleneck(b) if b.proj.is_none()),
+            )
+            .count();
+        assert_eq!(n, tails, "{what}: {steps:?}");
+        let want = cpu::run(&g, input.clone());
+        let got = run_gpu(&g, &input, &[g.output]);
+        assert_close(&got[0], &want.data, 1e-4, what);
+    };
+    let mut rng = SplitMix(40);
+    for (ch, mid, (w, h)) in [(64, 16, (19, 13)), (128, 32, (11, 9))] {
+        let mut g = Graph::new(ch);
+        let input = random_tensor(&mut rng, Shape { c: ch, h, w });
+        let a = conv(&mut g, &mut rng, 0, mid, ConvGeom::new(1, 1), None);
+        let b = conv(
+            &mut g,
+            &mut rng,
+            a,
+            mid,
+            ConvGeom::new(5, 1).pad(2, 0),
+            None,
+        );
+        let c = conv(
+            &mut g,
+            &mut rng,
+            b,
+            mid,
+            ConvGeom::new(1, 5).pad(0, 2),
+            None,
+        );
+        g.output = conv(&mut g, &mut rng, c, ch, ConvGeom::new(1, 1), Some(0));
+        check(g, input, 1, &format!("asymmetric block {ch}/{mid} {w}x{h}"));
+    }
+    for (cin, cout, mid, (w, h)) in [(16, 64, 16, (26, 18)), (64, 128, 32, (14, 10))] {
+        let mut g = Graph::new(cin);
+        let input = random_tensor(&mut rng, Shape { c: cin, h, w });
+        let pooled = g.tensor(cin, DType::F32);
+        let indices = g.tensor(cin, DType::U32);
+        g.ops.push(Op::MaxPool {
+            input: 0,
+            output: pooled,
+            indices,
+        });
+        let a = conv(
+            &mut g,
+            &mut rng,
+            0,
+            mid,
+            ConvGeom::new(2, 2).stride(2),
+            None,
+        );
+        let b = conv(
+            &mut g,
+            &mut rng,
+            a,
+            mid,
+            ConvGeom::new(3, 3).pad(1, 1),
+            None,
+        );
+        g.output = conv(&mut g, &mut rng, b, cout, ConvGeom::new(1, 1), Some(pooled));
+        check(
+            g,
+            input,
+            1,
+            &format!("downsampling block {cin}->{cout}/{mid} {w}x{h}"),
+        );
+    }
+}
+
 #[test]
 fn fused_bottleneck_staged() {
     check_bottleneck(30, 64, 16, (21, 13), ConvGeom::new(3, 3).pad(1, 1));

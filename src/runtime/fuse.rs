@@ -4,8 +4,10 @@
 //! A bottleneck (1x1 projection -> main convolution -> 1x1 expansion + residual + PReLU, as
 //! three [`Op::Conv`]s) runs as one dispatch of `shaders/bottleneck.wgsl` when the projection
 //! of a tile of outputs with its halo fits in WebGPU's default 16 KiB of workgroup memory
-//! (regular and dilation-2 blocks), and in two where it does not (dilations of 4 and more:
-//! the projection as its own 1x1 dispatch, then main, expansion and residual together).
+//! (regular and dilation-2 blocks). Otherwise its tail (main convolution, expansion, residual,
+//! PReLU) is one dispatch after the ops before it: the projection of a block with a large
+//! dilation, the projection and first convolution of an asymmetric block, the pooling and
+//! strided projection of a downsampling block.
 
 use crate::model::graph::{Graph, Op};
 
@@ -18,11 +20,12 @@ pub const MAX_MID: usize = 32;
 /// A tile smaller than this leaves most of the workgroup idle: two dispatches then.
 const MIN_TILE: usize = 32;
 
-/// One fused bottleneck: its three ops, and the output tile `[w, h]` of the one-dispatch
-/// form (None: two dispatches, the projection first).
+/// One fused dispatch: a whole bottleneck (`proj` and the output tile `[w, h]` staged in
+/// workgroup memory) or its tail (no `proj`, no tile: the main convolution reads its input
+/// from memory).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Bottleneck {
-    pub proj: usize,
+    pub proj: Option<usize>,
     pub main: usize,
     pub expand: usize,
     pub tile: Option<[usize; 2]>,
@@ -34,6 +37,8 @@ pub struct Bottleneck {
 pub struct BlockShape {
     pub ch: usize,
     pub mid: usize,
+    /// Channels of the residual (fewer than `ch` in a downsampling block: zero-padded).
+    pub res_c: usize,
     pub kernel: [usize; 2],
     pub dilation: [usize; 2],
     /// The staged tile, or None for the two-dispatch form.
@@ -54,6 +59,7 @@ impl BlockShape {
         [
             ("CH", self.ch),
             ("MID", self.mid),
+            ("RES_C", self.res_c),
             ("K_H", self.kernel[0]),
             ("K_W", self.kernel[1]),
             ("DIL_H", self.dilation[0]),
@@ -73,15 +79,21 @@ impl BlockShape {
 impl Bottleneck {
     /// The kind of block, for its pipeline.
     pub fn shape(&self, graph: &Graph) -> BlockShape {
-        let Op::Conv { conv, .. } = &graph.ops[self.main] else {
-            unreachable!("a bottleneck's main op is a convolution")
-        };
-        let Op::Conv { conv: proj, .. } = &graph.ops[self.proj] else {
-            unreachable!("a bottleneck's projection is a convolution")
+        let (
+            Op::Conv { conv, .. },
+            Op::Conv {
+                conv: expand,
+                residual: Some(res),
+                ..
+            },
+        ) = (&graph.ops[self.main], &graph.ops[self.expand])
+        else {
+            unreachable!("a bottleneck's main op is a convolution, its last has a residual")
         };
         BlockShape {
-            ch: proj.cin,
-            mid: proj.cout,
+            ch: expand.cout,
+            mid: conv.cin,
+            res_c: graph.tensors[res.tensor].channels,
             kernel: conv.geom.kernel,
             dilation: conv.geom.dilation,
             tile: self.tile,
@@ -113,59 +125,89 @@ fn staged_tile(mid: usize, kernel: [usize; 2], dilation: [usize; 2]) -> Option<[
         })
 }
 
-/// Ops `i`, `i + 1`, `i + 2` as a bottleneck, if they are one: a 1x1 projection, a stride-1
-/// "same" convolution, a 1x1 expansion back to the block's input channels with the block's
-/// input as residual, the intermediate tensors read by nothing else.
-fn bottleneck_at(graph: &Graph, i: usize, readers: &[usize]) -> Option<Bottleneck> {
-    let [a, b, c] = [
-        graph.ops.get(i)?,
-        graph.ops.get(i + 1)?,
-        graph.ops.get(i + 2)?,
-    ];
+/// A stride-1 convolution whose output has its input's size.
+fn same(conv: &crate::model::graph::Conv) -> bool {
+    let g = conv.geom;
+    g.stride == [1, 1]
+        && !g.transposed
+        && g.pad[0] * 2 == (g.kernel[0] - 1) * g.dilation[0]
+        && g.pad[1] * 2 == (g.kernel[1] - 1) * g.dilation[1]
+}
+
+/// Ops `i` and `i + 1` as a bottleneck's tail, if they are one: a "same" convolution of at
+/// most [`MAX_MID`] channels in and out, then a 1x1 expansion of its output with a residual
+/// (of at most as many channels), the convolution's output read by nothing else.
+fn tail_at(graph: &Graph, i: usize, readers: &[usize]) -> Option<Bottleneck> {
     let (
         Op::Conv {
-            input: x,
-            output: pa,
-            conv: proj,
-            residual: None,
-        },
-        Op::Conv {
-            input: ib,
             output: pb,
             conv: main,
             residual: None,
+            ..
         },
-        Op::Conv {
+        op @ Op::Conv {
             input: ic,
             conv: expand,
             residual: Some(res),
             ..
         },
-    ) = (a, b, c)
+    ) = (graph.ops.get(i)?, graph.ops.get(i + 1)?)
     else {
         return None;
     };
-    let g = main.geom;
-    let same = g.stride == [1, 1]
-        && !g.transposed
-        && g.pad[0] * 2 == (g.kernel[0] - 1) * g.dilation[0]
-        && g.pad[1] * 2 == (g.kernel[1] - 1) * g.dilation[1];
-    let pointwise = |o: &Op| o.kind() == "conv1x1";
-    let chained = ib == pa && ic == pb && readers[*pa] == 1 && readers[*pb] == 1;
-    let fits = proj.cout == main.cin
-        && main.cout == main.cin
+    let fits = main.cout == main.cin
         && main.cout <= MAX_MID
         && expand.cin == main.cout
+        && graph.tensors[res.tensor].channels <= expand.cout;
+    (same(main) && fits && op.kind() == "conv1x1" && ic == pb && readers[*pb] == 1).then_some(
+        Bottleneck {
+            proj: None,
+            main: i,
+            expand: i + 1,
+            tile: None,
+        },
+    )
+}
+
+/// Ops `i`, `i + 1`, `i + 2` as a whole bottleneck whose projection fits a staged tile, if
+/// they are one: a 1x1 projection, then a tail whose residual is the block's input.
+fn bottleneck_at(graph: &Graph, i: usize, readers: &[usize]) -> Option<Bottleneck> {
+    let op @ Op::Conv {
+        input: x,
+        output: pa,
+        conv: proj,
+        residual: None,
+    } = graph.ops.get(i)?
+    else {
+        return None;
+    };
+    let tail = tail_at(graph, i + 1, readers)?;
+    let (
+        Op::Conv {
+            input: ib,
+            conv: main,
+            ..
+        },
+        Op::Conv {
+            residual: Some(res),
+            conv: expand,
+            ..
+        },
+    ) = (&graph.ops[i + 1], &graph.ops[i + 2])
+    else {
+        return None;
+    };
+    let block = op.kind() == "conv1x1"
+        && ib == pa
+        && readers[*pa] == 1
+        && proj.cout == main.cin
         && expand.cout == proj.cin
         && res.tensor == *x;
-    if !(same && chained && fits && pointwise(a) && pointwise(c)) {
-        return None;
-    }
-    Some(Bottleneck {
-        proj: i,
-        main: i + 1,
-        expand: i + 2,
-        tile: staged_tile(main.cout, g.kernel, g.dilation),
+    let tile = staged_tile(main.cout, main.geom.kernel, main.geom.dilation)?;
+    block.then_some(Bottleneck {
+        proj: Some(i),
+        tile: Some(tile),
+        ..tail
     })
 }
 
@@ -181,18 +223,15 @@ pub fn steps(graph: &Graph) -> Vec<Step> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < graph.ops.len() {
-        match bottleneck_at(graph, i, &readers) {
-            Some(b) => {
-                if b.tile.is_none() {
-                    out.push(Step::Op(b.proj));
-                }
-                out.push(Step::Bottleneck(b));
-                i += 3;
-            }
-            None => {
-                out.push(Step::Op(i));
-                i += 1;
-            }
+        if let Some(b) = bottleneck_at(graph, i, &readers) {
+            out.push(Step::Bottleneck(b));
+            i += 3;
+        } else if let Some(t) = tail_at(graph, i, &readers) {
+            out.push(Step::Bottleneck(t));
+            i += 2;
+        } else {
+            out.push(Step::Op(i));
+            i += 1;
         }
     }
     out
@@ -209,15 +248,16 @@ pub fn dispatch_count(steps: &[Step]) -> usize {
 }
 
 /// The op after which each tensor is no longer read, with fusion taken into account: a
-/// two-dispatch bottleneck reads its projection in the fused dispatch, so that tensor lives
-/// until then (its buffer must not be the fused dispatch's output).
+/// tail reads its main convolution's input in the fused dispatch (at the expansion), so that
+/// tensor lives until then (its buffer must not be the fused dispatch's output).
 pub fn last_use(graph: &Graph, steps: &[Step]) -> Vec<Option<usize>> {
     let mut last = graph.last_use();
     for s in steps {
         if let Step::Bottleneck(b) = s
-            && let Op::Conv { output, .. } = &graph.ops[b.proj]
+            && b.proj.is_none()
+            && let Op::Conv { input, .. } = &graph.ops[b.main]
         {
-            last[*output] = Some(b.expand);
+            last[*input] = Some(b.expand);
         }
     }
     last
@@ -244,27 +284,46 @@ mod tests {
             let name = |b: &Bottleneck| g.name(b.main).unwrap().to_string();
             let one: Vec<String> = fused
                 .iter()
-                .filter(|b| b.tile.is_some())
+                .filter(|b| b.proj.is_some())
                 .map(|b| name(b))
                 .collect();
-            let two: Vec<String> = fused
+            let tails: Vec<String> = fused
                 .iter()
-                .filter(|b| b.tile.is_none())
+                .filter(|b| b.proj.is_none())
                 .map(|b| name(b))
                 .collect();
-            // Regular and dilation-2 blocks in one dispatch; dilations 4, 8, 16 in two. The
-            // asymmetric blocks (two main convolutions) and the down- and upsampling blocks
-            // are not bottlenecks of this form.
+            // Regular and dilation-2 blocks in one dispatch. Tails after the ops before them:
+            // dilations 4, 8, 16 (after the projection), the asymmetric blocks (after the
+            // projection and the first of their two convolutions) and the downsampling blocks
+            // (after the pooling and the strided projection). The upsampling blocks (a
+            // transposed convolution) are not fused.
             assert_eq!(one.len(), 13, "{layout:?}: {one:?}");
-            assert_eq!(two.len(), 6, "{layout:?}: {two:?}");
+            assert_eq!(tails.len(), 6 + 4 + 2, "{layout:?}: {tails:?}");
             for s in ["2", "3"] {
                 assert!(one.contains(&format!("bottleneck{s}_2.conv")), "{one:?}");
-                assert!(two.contains(&format!("bottleneck{s}_8.conv")), "{two:?}");
+                for b in ["4", "6", "8"] {
+                    assert!(
+                        tails.contains(&format!("bottleneck{s}_{b}.conv")),
+                        "{tails:?}"
+                    );
+                }
+                for b in ["3", "7"] {
+                    assert!(
+                        tails.contains(&format!("bottleneck{s}_{b}.conv2")),
+                        "{tails:?}"
+                    );
+                }
+            }
+            for s in ["1", "2"] {
+                assert!(
+                    tails.contains(&format!("bottleneck{s}_0.conv")),
+                    "{tails:?}"
+                );
             }
             assert!(one.contains(&"bottleneck1_1.conv".to_string()));
             assert!(one.contains(&"bottleneck5_1.conv".to_string()));
             let ops = g.ops.len();
-            assert_eq!(dispatch_count(&steps), ops + 2 - 2 * 13 - 6, "{layout:?}");
+            assert_eq!(dispatch_count(&steps), ops + 2 - 2 * 13 - 12, "{layout:?}");
             // Every op is emitted exactly once.
             let mut seen = vec![0; ops];
             for s in &steps {
@@ -273,8 +332,8 @@ mod tests {
                     Step::Bottleneck(b) => {
                         seen[b.main] += 1;
                         seen[b.expand] += 1;
-                        if b.tile.is_some() {
-                            seen[b.proj] += 1;
+                        if let Some(p) = b.proj {
+                            seen[p] += 1;
                         }
                     }
                 }
@@ -307,11 +366,11 @@ mod tests {
         let mut g = synthetic_graph(Layout::Paper, 12);
         let Some(Step::Bottleneck(b)) = steps(&g)
             .into_iter()
-            .find(|s| matches!(s, Step::Bottleneck(_)))
+            .find(|s| matches!(s, Step::Bottleneck(b) if b.proj.is_some()))
         else {
             panic!("no bottleneck")
         };
-        let Op::Conv { output, .. } = g.ops[b.proj] else {
+        let Op::Conv { output, .. } = g.ops[b.proj.unwrap()] else {
             unreachable!()
         };
         // Make the final op also read the projection (as a residual): it must stay its own op.

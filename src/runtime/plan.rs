@@ -104,53 +104,72 @@ fn bottleneck_dispatch(
     let graph = &engine.graph;
     let (
         Op::Conv {
-            input: x,
-            output: projected,
-            conv: proj,
+            input: main_in,
+            conv: main,
             ..
         },
-        Op::Conv { conv: main, .. },
-        Op::Conv { output: out, .. },
-    ) = (&graph.ops[b.proj], &graph.ops[b.main], &graph.ops[b.expand])
+        Op::Conv {
+            output: out,
+            residual: Some(res),
+            ..
+        },
+    ) = (&graph.ops[b.main], &graph.ops[b.expand])
     else {
-        unreachable!("only convolutions are fused")
+        unreachable!("fuse::steps fuses convolutions ending with a residual")
+    };
+    // Staged: the projection's input, projected in the kernel; a tail reads the main
+    // convolution's input from memory.
+    let (input, proj_offsets) = match b.proj {
+        Some(p) => match &graph.ops[p] {
+            Op::Conv { input, .. } => (*input, engine.offsets[p]),
+            _ => unreachable!("a projection is a convolution"),
+        },
+        None => (res.tensor, Default::default()),
     };
     let block = b.shape(graph);
     let pipeline = engine
         .bottlenecks
         .get(&block)
         .ok_or_else(|| EngineError::Gpu(format!("no pipeline for the bottleneck {block:?}")))?;
-    let s = shapes[*x];
+    let s = shapes[*out];
     let g = main.geom;
     let tile = block.tile();
-    let [po, mo, eo] = [b.proj, b.main, b.expand].map(|i| engine.offsets[i]);
+    let [mo, eo] = [b.main, b.expand].map(|i| engine.offsets[i]);
     let u = |v: usize| v as u32;
     let name = graph.name(b.main).map_or(b.main.to_string(), |n| {
         n.rsplit_once('.').map_or(n, |(a, _)| a).to_string()
     });
     Ok(Pending {
-        label: format!("{name} bottleneck"),
+        label: format!(
+            "{name} {}",
+            if b.proj.is_some() {
+                "bottleneck"
+            } else {
+                "bottleneck_tail"
+            }
+        ),
         pipeline: pipeline.clone(),
         params: params_bytes(&[
             u(s.h),
             u(s.w),
             u(g.pad[0]),
             u(g.pad[1]),
-            po.weights,
-            po.aux,
+            proj_offsets.weights,
+            proj_offsets.aux,
             mo.weights,
             mo.aux,
             eo.weights,
             eo.aux,
-            u(super::engine::conv_groups(proj.cout)),
-            u(super::engine::conv_groups(proj.cin)),
+            u(super::engine::conv_groups(block.mid)),
+            u(super::engine::conv_groups(block.ch)),
         ]),
+        // Each binding the kernel does not read in this form gets a tensor it may read.
         resources: vec![
             Res::Weights,
             Res::Aux,
-            Res::Tensor(*x),
-            // Read only without staging; any readable tensor fills the binding otherwise.
-            Res::Tensor(if block.tile.is_some() { *x } else { *projected }),
+            Res::Tensor(input),
+            Res::Tensor(if b.proj.is_some() { input } else { *main_in }),
+            Res::Tensor(res.tensor),
             Res::Tensor(*out),
         ],
         groups: [u(s.w.div_ceil(tile[0])), u(s.h.div_ceil(tile[1])), 1],
