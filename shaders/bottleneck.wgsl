@@ -3,8 +3,10 @@
 // BatchNorm bias and activation slope, as the separate convolutions compute them.
 //
 // A workgroup owns a tile of output pixels (TILE_W x TILE_H, at most 64, one invocation
-// each). STAGED: it first projects the tile and its halo into workgroup memory (all 64
-// invocations share that work), so the projection never goes to memory. Otherwise this is a
+// each), STEP_W x STEP_H apart: contiguous, or a dilation apart for a large dilation, whose
+// taps are then neighbours in the tile (tile-space dilation TD). STAGED: it first projects
+// the tile and its halo into workgroup memory (all 64 invocations share that work), so the
+// projection never goes to memory. Otherwise this is a
 // bottleneck's tail: the main convolution reads its input from `mid`, written by the
 // dispatches before (the projection of a block whose dilation is too large for its halo to
 // fit in 16 KiB, the first convolution of an asymmetric block, the strided projection of a
@@ -22,6 +24,10 @@ override DIL_H: u32;
 override DIL_W: u32;
 override TILE_W: u32;
 override TILE_H: u32;
+override STEP_W: u32;
+override STEP_H: u32;
+override TD_W: u32;
+override TD_H: u32;
 override HALO_W: u32;
 override HALO_H: u32;
 override STAGED: bool;
@@ -50,16 +56,17 @@ fn prelu4(v: vec4<f32>, slope: vec4<f32>) -> vec4<f32> {
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let plane = p.h * p.w;
-    let x0 = wid.x * TILE_W;
-    let y0 = wid.y * TILE_H;
+    // The tile's first pixel: interleaved tile grids, one per residue of the step.
+    let x0 = wid.x % STEP_W + (wid.x / STEP_W) * TILE_W * STEP_W;
+    let y0 = wid.y % STEP_H + (wid.y / STEP_H) * TILE_H * STEP_H;
     let mg = (MID + 3u) / 4u;
     let halo = HALO_W * HALO_H;
     if (STAGED) {
         for (var item = lid; item < mg * halo; item += 64u) {
             let g = item / halo;
             let q = item % halo;
-            let iy = i32(y0 + q / HALO_W) - i32(p.pad_h);
-            let ix = i32(x0 + q % HALO_W) - i32(p.pad_w);
+            let iy = i32(y0 + (q / HALO_W) * STEP_H) - i32(p.pad_h);
+            let ix = i32(x0 + (q % HALO_W) * STEP_W) - i32(p.pad_w);
             // Outside the picture the main convolution reads zeros (its padding).
             var v = vec4<f32>(0.0);
             if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
@@ -77,8 +84,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     let tx = lid % TILE_W;
     let ty = lid / TILE_W;
-    let ox = x0 + tx;
-    let oy = y0 + ty;
+    let ox = x0 + tx * STEP_W;
+    let oy = y0 + ty * STEP_H;
     if (ty >= TILE_H || ox >= p.w || oy >= p.h) {
         return;
     }
@@ -95,7 +102,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             for (var kx = 0u; kx < K_W; kx++) {
                 var v = vec4<f32>(0.0);
                 if (STAGED) {
-                    v = tile[cg * halo + (ty + ky * DIL_H) * HALO_W + tx + kx * DIL_W];
+                    v = tile[cg * halo + (ty + ky * TD_H) * HALO_W + tx + kx * TD_W];
                 } else {
                     let iy = i32(oy + ky * DIL_H) - i32(p.pad_h);
                     let ix = i32(ox + kx * DIL_W) - i32(p.pad_w);

@@ -153,9 +153,9 @@ fn conv_transpose2d_3x3_stride_2_output_padding() {
 }
 
 /// A whole bottleneck (projection, main convolution, expansion with the residual) as the
-/// fused kernel runs it, against the three convolutions' twins: staged in workgroup memory
-/// (dilations 1 and 2, asymmetric kernels) and in two dispatches (dilation 4 and more), on
-/// frames that tiles do not divide.
+/// fused kernel runs it, against the three convolutions' twins: staged in workgroup memory in
+/// contiguous tiles (dilations 1 and 2, asymmetric kernels) and in tiles of pixels a dilation
+/// apart (dilation 4 and more), on frames that tiles do not divide.
 fn check_bottleneck(seed: u64, ch: usize, mid: usize, (w, h): (usize, usize), geom: ConvGeom) {
     let mut rng = SplitMix(seed);
     let mut g = Graph::new(ch);
@@ -312,7 +312,7 @@ fn fused_bottleneck_staged() {
 }
 
 #[test]
-fn fused_bottleneck_in_two_dispatches() {
+fn fused_bottleneck_large_dilations_in_strided_tiles() {
     check_bottleneck(
         35,
         128,

@@ -28,7 +28,16 @@ pub struct Bottleneck {
     pub proj: Option<usize>,
     pub main: usize,
     pub expand: usize,
-    pub tile: Option<[usize; 2]>,
+    pub tile: Option<Tile>,
+}
+
+/// A workgroup's output pixels: `size` `[w, h]` of them, `step` apart. A dilated convolution
+/// whose contiguous halo would not fit takes pixels a dilation apart: in that tile its taps are
+/// neighbours, so its halo is one pixel wide whatever the dilation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Tile {
+    pub size: [usize; 2],
+    pub step: [usize; 2],
 }
 
 /// What a fused bottleneck's pipeline is specialised for (its pipeline constants): one
@@ -41,21 +50,34 @@ pub struct BlockShape {
     pub res_c: usize,
     pub kernel: [usize; 2],
     pub dilation: [usize; 2],
-    /// The staged tile, or None for the two-dispatch form.
-    pub tile: Option<[usize; 2]>,
+    /// The staged tile, or None for a tail.
+    pub tile: Option<Tile>,
 }
 
 impl BlockShape {
-    /// The output tile a workgroup computes.
-    pub fn tile(&self) -> [usize; 2] {
-        self.tile.unwrap_or([8, 8])
+    /// The output tile a workgroup computes (a tail: 8x8 contiguous pixels).
+    pub fn tile(&self) -> Tile {
+        self.tile.unwrap_or(Tile {
+            size: [8, 8],
+            step: [1, 1],
+        })
+    }
+
+    /// Workgroups over an output of `w` x `h`: per row and column of the tile grid, `step`
+    /// interleaved sets.
+    pub fn grid(&self, w: usize, h: usize) -> [usize; 2] {
+        let t = self.tile();
+        [
+            t.step[0] * w.div_ceil(t.step[0]).div_ceil(t.size[0]),
+            t.step[1] * h.div_ceil(t.step[1]).div_ceil(t.size[1]),
+        ]
     }
 
     /// The pipeline-overridable constants of `shaders/bottleneck.wgsl`.
     pub fn constants(&self) -> Vec<(&'static str, f64)> {
         let t = self.tile();
-        let halo_w = t[0] + (self.kernel[1] - 1) * self.dilation[1];
-        let halo_h = t[1] + (self.kernel[0] - 1) * self.dilation[0];
+        // The convolution's dilation in tile pixels.
+        let td = [self.dilation[0] / t.step[1], self.dilation[1] / t.step[0]];
         [
             ("CH", self.ch),
             ("MID", self.mid),
@@ -64,10 +86,14 @@ impl BlockShape {
             ("K_W", self.kernel[1]),
             ("DIL_H", self.dilation[0]),
             ("DIL_W", self.dilation[1]),
-            ("TILE_W", t[0]),
-            ("TILE_H", t[1]),
-            ("HALO_W", halo_w),
-            ("HALO_H", halo_h),
+            ("TILE_W", t.size[0]),
+            ("TILE_H", t.size[1]),
+            ("STEP_W", t.step[0]),
+            ("STEP_H", t.step[1]),
+            ("TD_W", td[1]),
+            ("TD_H", td[0]),
+            ("HALO_W", t.size[0] + (self.kernel[1] - 1) * td[1]),
+            ("HALO_H", t.size[1] + (self.kernel[0] - 1) * td[0]),
             ("STAGED", self.tile.is_some() as usize),
         ]
         .into_iter()
@@ -111,18 +137,27 @@ pub enum Step {
     Bottleneck(Bottleneck),
 }
 
-/// The largest tile (`[w, h]`, at most [`THREADS`] pixels, at least [`MIN_TILE`]) whose
-/// halo'd projection of `mid` channels fits in [`TILE_VEC4`].
-fn staged_tile(mid: usize, kernel: [usize; 2], dilation: [usize; 2]) -> Option<[usize; 2]> {
+/// The largest tile (at most [`THREADS`] pixels, at least [`MIN_TILE`]) whose halo'd
+/// projection of `mid` channels fits in [`TILE_VEC4`]: contiguous pixels where that fits,
+/// otherwise pixels a dilation apart.
+fn staged_tile(mid: usize, kernel: [usize; 2], dilation: [usize; 2]) -> Option<Tile> {
     let groups = mid.div_ceil(4);
-    [[8, 8], [16, 4], [8, 4], [4, 8]]
-        .into_iter()
-        .filter(|t| t[0] * t[1] >= MIN_TILE)
-        .find(|t| {
-            let hw = t[0] + (kernel[1] - 1) * dilation[1];
-            let hh = t[1] + (kernel[0] - 1) * dilation[0];
-            groups * hw * hh <= TILE_VEC4
+    let sizes = [[8, 8], [16, 4], [8, 4], [4, 8]];
+    let fits = |t: &[usize; 2], d: [usize; 2]| {
+        let hw = t[0] + (kernel[1] - 1) * d[1];
+        let hh = t[1] + (kernel[0] - 1) * d[0];
+        t[0] * t[1] >= MIN_TILE && groups * hw * hh <= TILE_VEC4
+    };
+    let contiguous = sizes
+        .iter()
+        .find(|t| fits(t, dilation))
+        .map(|&size| Tile { size, step: [1, 1] });
+    contiguous.or_else(|| {
+        sizes.iter().find(|t| fits(t, [1, 1])).map(|&size| Tile {
+            size,
+            step: [dilation[1], dilation[0]],
         })
+    })
 }
 
 /// A stride-1 convolution whose output has its input's size.
@@ -292,20 +327,15 @@ mod tests {
                 .filter(|b| b.proj.is_none())
                 .map(|b| name(b))
                 .collect();
-            // Regular and dilation-2 blocks in one dispatch. Tails after the ops before them:
-            // dilations 4, 8, 16 (after the projection), the asymmetric blocks (after the
-            // projection and the first of their two convolutions) and the downsampling blocks
-            // (after the pooling and the strided projection). The upsampling blocks (a
-            // transposed convolution) are not fused.
-            assert_eq!(one.len(), 13, "{layout:?}: {one:?}");
-            assert_eq!(tails.len(), 6 + 4 + 2, "{layout:?}: {tails:?}");
+            // Regular and dilated blocks in one dispatch. Tails after the ops before them:
+            // the asymmetric blocks (after the projection and the first of their two
+            // convolutions) and the downsampling blocks (after the pooling and the strided
+            // projection). The upsampling blocks (a transposed convolution) are not fused.
+            assert_eq!(one.len(), 19, "{layout:?}: {one:?}");
+            assert_eq!(tails.len(), 4 + 2, "{layout:?}: {tails:?}");
             for s in ["2", "3"] {
-                assert!(one.contains(&format!("bottleneck{s}_2.conv")), "{one:?}");
-                for b in ["4", "6", "8"] {
-                    assert!(
-                        tails.contains(&format!("bottleneck{s}_{b}.conv")),
-                        "{tails:?}"
-                    );
+                for b in ["1", "2", "4", "5", "6", "8"] {
+                    assert!(one.contains(&format!("bottleneck{s}_{b}.conv")), "{one:?}");
                 }
                 for b in ["3", "7"] {
                     assert!(
@@ -323,7 +353,7 @@ mod tests {
             assert!(one.contains(&"bottleneck1_1.conv".to_string()));
             assert!(one.contains(&"bottleneck5_1.conv".to_string()));
             let ops = g.ops.len();
-            assert_eq!(dispatch_count(&steps), ops + 2 - 2 * 13 - 12, "{layout:?}");
+            assert_eq!(dispatch_count(&steps), ops + 2 - 2 * 19 - 6, "{layout:?}");
             // Every op is emitted exactly once.
             let mut seen = vec![0; ops];
             for s in &steps {
@@ -344,20 +374,56 @@ mod tests {
 
     #[test]
     fn staged_tiles_fit_workgroup_memory() {
-        // 32 channels: 3x3 at dilation 1 in 8x8 tiles, dilation 2 in 8x4, none beyond.
-        assert_eq!(staged_tile(32, [3, 3], [1, 1]), Some([8, 8]));
-        assert_eq!(staged_tile(32, [3, 3], [2, 2]), Some([8, 4]));
-        assert_eq!(staged_tile(32, [3, 3], [4, 4]), None);
-        assert_eq!(staged_tile(16, [3, 3], [4, 4]), Some([8, 8]));
-        assert_eq!(staged_tile(32, [5, 1], [1, 1]), Some([8, 8]));
+        let tile = |size, step| Some(Tile { size, step });
+        // 32 channels: 3x3 at dilation 1 in contiguous 8x8 tiles, dilation 2 in 8x4; larger
+        // dilations in 8x8 tiles of pixels a dilation apart.
+        assert_eq!(staged_tile(32, [3, 3], [1, 1]), tile([8, 8], [1, 1]));
+        assert_eq!(staged_tile(32, [3, 3], [2, 2]), tile([8, 4], [1, 1]));
+        assert_eq!(staged_tile(32, [3, 3], [4, 4]), tile([8, 8], [4, 4]));
+        assert_eq!(staged_tile(32, [3, 3], [16, 16]), tile([8, 8], [16, 16]));
+        assert_eq!(staged_tile(16, [3, 3], [4, 4]), tile([8, 8], [1, 1]));
+        assert_eq!(staged_tile(32, [5, 1], [1, 1]), tile([8, 8], [1, 1]));
         for mid in [4, 8, 16, 32] {
             for d in [1, 2, 4, 8, 16] {
-                if let Some(t) = staged_tile(mid, [3, 3], [d, d]) {
-                    let halo = (t[0] + 2 * d) * (t[1] + 2 * d);
-                    assert!(mid.div_ceil(4) * halo <= TILE_VEC4);
-                    assert!(t[0] * t[1] <= THREADS);
+                let t = staged_tile(mid, [3, 3], [d, d]).expect("every 3x3 block stages");
+                let td = d / t.step[0];
+                let halo = (t.size[0] + 2 * td) * (t.size[1] + 2 * td);
+                assert!(mid.div_ceil(4) * halo <= TILE_VEC4);
+                assert!(t.size[0] * t.size[1] <= THREADS);
+            }
+        }
+    }
+
+    #[test]
+    fn strided_tiles_cover_every_pixel_once() {
+        for (w, h, step) in [(60, 45, 16), (20, 13, 4), (9, 7, 2), (64, 48, 1)] {
+            let shape = BlockShape {
+                ch: 128,
+                mid: 32,
+                res_c: 128,
+                kernel: [3, 3],
+                dilation: [step, step],
+                tile: Some(Tile {
+                    size: [8, 8],
+                    step: [step, step],
+                }),
+            };
+            let [gx, gy] = shape.grid(w, h);
+            // The shader's mapping of workgroup and invocation to output pixel.
+            let mut seen = vec![0; w * h];
+            for wy in 0..gy {
+                for wx in 0..gx {
+                    let x0 = wx % step + (wx / step) * 8 * step;
+                    let y0 = wy % step + (wy / step) * 8 * step;
+                    for t in 0..64 {
+                        let (ox, oy) = (x0 + (t % 8) * step, y0 + (t / 8) * step);
+                        if ox < w && oy < h {
+                            seen[oy * w + ox] += 1;
+                        }
+                    }
                 }
             }
+            assert!(seen.iter().all(|&n| n == 1), "{w}x{h} step {step}");
         }
     }
 

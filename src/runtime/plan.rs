@@ -133,7 +133,6 @@ fn bottleneck_dispatch(
         .ok_or_else(|| EngineError::Gpu(format!("no pipeline for the bottleneck {block:?}")))?;
     let s = shapes[*out];
     let g = main.geom;
-    let tile = block.tile();
     let [mo, eo] = [b.main, b.expand].map(|i| engine.offsets[i]);
     let u = |v: usize| v as u32;
     let name = graph.name(b.main).map_or(b.main.to_string(), |n| {
@@ -172,7 +171,10 @@ fn bottleneck_dispatch(
             Res::Tensor(res.tensor),
             Res::Tensor(*out),
         ],
-        groups: [u(s.w.div_ceil(tile[0])), u(s.h.div_ceil(tile[1])), 1],
+        groups: {
+            let [gx, gy] = block.grid(s.w, s.h);
+            [u(gx), u(gy), 1]
+        },
     })
 }
 
