@@ -1,4 +1,6 @@
-//! Everything that lives as long as a model: pipelines and the packed weights.
+//! Everything that lives as long as a model: pipelines and the packed weights. Plans for
+//! input sizes are made from it in `plan.rs` (which uses this module; this one does not use
+//! that).
 
 use std::collections::{HashMap, HashSet};
 
@@ -6,7 +8,6 @@ use wgpu::util::DeviceExt;
 
 use super::fuse::{self, BlockShape, Step};
 
-use super::plan::Plan;
 use super::{EngineError, Gpu};
 use crate::kernels::{self, KernelSource};
 use crate::model::Normalization;
@@ -260,11 +261,5 @@ impl Engine {
     /// network one op per dispatch, to compare speed and results.
     pub fn set_fusion(&mut self, on: bool) {
         self.fusion = on;
-    }
-
-    /// Buffers and bind groups for a network input of `net` (w, h) fed from source frames of
-    /// `source` (w, h).
-    pub fn plan(&self, net: (usize, usize), source: (usize, usize)) -> Result<Plan, EngineError> {
-        Plan::new(self, net, source)
     }
 }

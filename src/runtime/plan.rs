@@ -76,6 +76,14 @@ pub struct Plan {
     last_timing: std::cell::Cell<Timing>,
 }
 
+impl Engine {
+    /// Buffers and bind groups for a network input of `net` (w, h) fed from source frames of
+    /// `source` (w, h).
+    pub fn plan(&self, net: (usize, usize), source: (usize, usize)) -> Result<Plan, EngineError> {
+        Plan::new(self, net, source)
+    }
+}
+
 /// A dispatch before its bind group exists: what it runs, with which parameters and
 /// bindings, over which grid.
 struct Pending {
