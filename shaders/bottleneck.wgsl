@@ -10,8 +10,11 @@
 // bottleneck's tail: the main convolution reads its input from `mid`, written by the
 // dispatches before (the projection of a block whose dilation is too large for its halo to
 // fit in 16 KiB, the first convolution of an asymmetric block, the strided projection of a
-// downsampling block). The residual has RES_C <= CH channels (zero-padded). The main convolution's outputs stay in registers for the
-// expansion. The shapes are pipeline constants, one pipeline per kind of block, so every
+// downsampling block). The residual has RES_C <= CH channels (zero-padded); POOL: it is the
+// 2x2 max-pool of the `residual` binding (a downsampling block's input, res_h x res_w),
+// pooled here, the pool's indices written to `indices` for the decoder's unpooling. The main
+// convolution's outputs stay in registers for the expansion; without EXPAND they are the
+// output (an asymmetric block's projection and first convolution). The shapes are pipeline constants, one pipeline per kind of block, so every
 // loop has a constant trip count and unrolls. Weights and per-channel values are packed as
 // for the conv kernels (conv_common.wgsl): vec4 over groups of 4 output channels.
 
@@ -31,11 +34,14 @@ override TD_H: u32;
 override HALO_W: u32;
 override HALO_H: u32;
 override STAGED: bool;
+override EXPAND: bool;
+override POOL: bool;
 
 struct BottleneckParams {
     h: u32, w: u32, pad_h: u32, pad_w: u32,
     proj_w: u32, proj_aux: u32, main_w: u32, main_aux: u32,
     exp_w: u32, exp_aux: u32, mid_groups: u32, exp_groups: u32,
+    res_h: u32, res_w: u32, _pad0: u32, _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: BottleneckParams;
@@ -45,12 +51,32 @@ struct BottleneckParams {
 @group(0) @binding(4) var<storage, read> mid: array<f32>;
 @group(0) @binding(5) var<storage, read> residual: array<f32>;
 @group(0) @binding(6) var<storage, read_write> output: array<f32>;
+@group(0) @binding(7) var<storage, read_write> indices: array<u32>;
 
 // 16 KiB: WebGPU's default workgroup memory. Laid out [channel group][halo pixel].
 var<workgroup> tile: array<vec4<f32>, 1024>;
 
 fn prelu4(v: vec4<f32>, slope: vec4<f32>) -> vec4<f32> {
     return select(v * slope, v, v >= vec4<f32>(0.0));
+}
+
+// The 2x2 max of channel `c` of the residual binding at output pixel (ox, oy), its index
+// (y * res_w + x) written out: the first maximum in row-major order on ties, NaN propagating,
+// as maxpool.wgsl and PyTorch.
+fn pool(c: u32, ox: u32, oy: u32, pixel: u32) -> f32 {
+    let base = c * p.res_h * p.res_w;
+    var best_i = (oy * 2u) * p.res_w + ox * 2u;
+    var best = residual[base + best_i];
+    for (var t = 1u; t < 4u; t++) {
+        let i = (oy * 2u + t / 2u) * p.res_w + ox * 2u + t % 2u;
+        let v = residual[base + i];
+        if (v > best || v != v) {
+            best = v;
+            best_i = i;
+        }
+    }
+    indices[c * p.h * p.w + pixel] = best_i;
+    return best;
 }
 
 @compute @workgroup_size(64, 1, 1)
@@ -127,9 +153,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var go = 0u; go < mg; go++) {
         m[go] = prelu4(m[go], aux[p.main_aux + p.mid_groups + go]);
     }
+    let pixel = oy * p.w + ox;
+    if (!EXPAND) {
+        for (var go = 0u; go < mg; go++) {
+            for (var j = 0u; j < 4u; j++) {
+                if (go * 4u + j < MID) {
+                    output[(go * 4u + j) * plane + pixel] = m[go][j];
+                }
+            }
+        }
+        return;
+    }
 
     // Expansion back to the block's channels, the residual, the block's PReLU.
-    let pixel = oy * p.w + ox;
     for (var g = 0u; g < (CH + 3u) / 4u; g++) {
         var acc = aux[p.exp_aux + g];
         let wb = p.exp_w + g * MID;
@@ -152,7 +188,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var j = 0u; j < 4u; j++) {
             let co = g * 4u + j;
             if (co < RES_C) {
-                r[j] = residual[co * plane + pixel];
+                if (POOL) {
+                    r[j] = pool(co, ox, oy, pixel);
+                } else {
+                    r[j] = residual[co * plane + pixel];
+                }
             }
         }
         v = prelu4(v + r, aux[p.exp_aux + 2u * p.exp_groups + g]);

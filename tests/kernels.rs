@@ -296,6 +296,114 @@ fn fused_bottleneck_tails() {
     }
 }
 
+/// An encoder-decoder in miniature: a downsampling block whose tail pools (the residual and
+/// the indices), then an upsampling block unpooling with those indices, in one dispatch
+/// each; against the separate ops' twins, for both transposed convolutions ENet uses, on
+/// sizes the 8x8 output tiles do not divide.
+#[test]
+fn fused_downsampling_and_upsampling_blocks() {
+    let conv = |g: &mut Graph,
+                rng: &mut SplitMix,
+                input: usize,
+                cout: usize,
+                geom: ConvGeom,
+                residual: Option<usize>| {
+        let cin = g.tensors[input].channels;
+        let output = g.tensor(cout, DType::F32);
+        let residual = residual.map(|tensor| Residual {
+            tensor,
+            slope: (0..cout).map(|_| rng.uniform(0.0, 0.5)).collect(),
+        });
+        g.ops.push(Op::Conv {
+            input,
+            output,
+            conv: random_conv(rng, cin, cout, geom),
+            residual,
+        });
+        output
+    };
+    let mut rng = SplitMix(41);
+    let cases = [
+        (
+            16,
+            64,
+            16,
+            (26, 18),
+            ConvGeom::new(2, 2).stride(2).transposed(0),
+        ),
+        (
+            64,
+            128,
+            32,
+            (20, 14),
+            ConvGeom::new(3, 3).stride(2).pad(1, 1).transposed(1),
+        ),
+        (
+            16,
+            64,
+            4,
+            (34, 10),
+            ConvGeom::new(3, 3).stride(2).pad(1, 1).transposed(1),
+        ),
+    ];
+    for (c, c2, mid, (w, h), tgeom) in cases {
+        let mut g = Graph::new(c);
+        let input = random_tensor(&mut rng, Shape { c, h, w });
+        let pooled = g.tensor(c, DType::F32);
+        let indices = g.tensor(c, DType::U32);
+        g.ops.push(Op::MaxPool {
+            input: 0,
+            output: pooled,
+            indices,
+        });
+        let a = conv(
+            &mut g,
+            &mut rng,
+            0,
+            mid,
+            ConvGeom::new(2, 2).stride(2),
+            None,
+        );
+        let b = conv(
+            &mut g,
+            &mut rng,
+            a,
+            mid,
+            ConvGeom::new(3, 3).pad(1, 1),
+            None,
+        );
+        let y = conv(&mut g, &mut rng, b, c2, ConvGeom::new(1, 1), Some(pooled));
+        let m = conv(&mut g, &mut rng, y, c, ConvGeom::new(1, 1), None);
+        let unpooled = g.tensor(c, DType::F32);
+        g.ops.push(Op::Unpool {
+            input: m,
+            indices,
+            like: 0,
+            output: unpooled,
+        });
+        let p = conv(&mut g, &mut rng, y, mid, ConvGeom::new(1, 1), None);
+        let t = conv(&mut g, &mut rng, p, mid, tgeom, None);
+        g.output = conv(&mut g, &mut rng, t, c, ConvGeom::new(1, 1), Some(unpooled));
+        let steps = enet_wgpu::runtime::fuse::steps(&g);
+        use enet_wgpu::runtime::fuse::Step;
+        let what = format!("{c}->{c2}->{c} through {mid}, {w}x{h}, {tgeom:?}: {steps:?}");
+        assert!(
+            steps
+                .iter()
+                .any(|s| matches!(s, Step::Bottleneck(b) if b.pool.is_some())),
+            "{what}"
+        );
+        assert!(
+            steps.iter().any(|s| matches!(s, Step::Upsample(_))),
+            "{what}"
+        );
+        assert_eq!(steps.len(), 3, "{what}");
+        let want = cpu::run(&g, input.clone());
+        let got = run_gpu(&g, &input, &[g.output]);
+        assert_close(&got[0], &want.data, 1e-4, &what);
+    }
+}
+
 #[test]
 fn fused_bottleneck_staged() {
     check_bottleneck(30, 64, 16, (21, 13), ConvGeom::new(3, 3).pad(1, 1));

@@ -23,7 +23,7 @@ fn every_shader_parses_validates_and_fits_default_limits() {
         assert_eq!(entry.stage, naga::ShaderStage::Compute, "{}", k.name);
         let [x, y, z] = entry.workgroup_size;
         // The fused bottleneck maps its 64 invocations onto a tile itself.
-        let want = if k.name == kernels::BOTTLENECK.name {
+        let want = if k.name == kernels::BOTTLENECK.name || k.name == kernels::UPSAMPLE.name {
             [enet_wgpu::runtime::fuse::THREADS as u32, 1]
         } else {
             kernels::WORKGROUP
@@ -49,6 +49,9 @@ fn every_shader_parses_validates_and_fits_default_limits() {
         );
         if k.name == kernels::BOTTLENECK.name {
             assert_eq!(shared as usize, enet_wgpu::runtime::fuse::TILE_VEC4 * 16);
+        }
+        if k.name == kernels::UPSAMPLE.name {
+            assert_eq!(shared as usize, enet_wgpu::runtime::fuse::UP_TILE_VEC4 * 16);
         }
         assert!(
             x * y * z <= limits.max_compute_invocations_per_workgroup,

@@ -55,6 +55,10 @@ pub const BOTTLENECK: KernelSource = KernelSource {
     name: "bottleneck",
     wgsl: shader!("bottleneck.wgsl"),
 };
+pub const UPSAMPLE: KernelSource = KernelSource {
+    name: "upsample",
+    wgsl: shader!("upsample.wgsl"),
+};
 pub const ARGMAX: KernelSource = KernelSource {
     name: "argmax",
     wgsl: shader!("argmax.wgsl"),
@@ -66,7 +70,7 @@ pub const SMOOTH: KernelSource = KernelSource {
 };
 
 /// Every kernel the runtime uses.
-pub const ALL: [KernelSource; 10] = [
+pub const ALL: [KernelSource; 11] = [
     PREPROCESS,
     INITIAL,
     CONV2D,
@@ -75,6 +79,7 @@ pub const ALL: [KernelSource; 10] = [
     MAXPOOL,
     MAX_UNPOOL,
     BOTTLENECK,
+    UPSAMPLE,
     ARGMAX,
     SMOOTH,
 ];

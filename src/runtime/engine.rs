@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use wgpu::util::DeviceExt;
 
-use super::fuse::{self, BlockShape, Step};
+use super::fuse::{self, BlockShape, Step, UpShape};
 
 use super::{EngineError, Gpu};
 use crate::kernels::{self, KernelSource};
@@ -77,34 +77,31 @@ pub struct Engine {
     pub(crate) fusion: bool,
     /// The fused-bottleneck pipelines, one per kind of block in the graph.
     pub(crate) bottlenecks: HashMap<BlockShape, wgpu::ComputePipeline>,
+    /// The fused upsampling pipelines, one per kind of upsampling block.
+    pub(crate) upsamples: HashMap<UpShape, wgpu::ComputePipeline>,
 }
 
-/// One pipeline of `shaders/bottleneck.wgsl` per kind of block the graph fuses (the block's
-/// shapes are pipeline constants, so its loops unroll).
-fn bottleneck_pipelines(
+/// One pipeline of `kernel` per shape: the shapes are pipeline constants, so the kernel's
+/// loops unroll.
+fn specialised<S: std::hash::Hash + Eq>(
     device: &wgpu::Device,
-    graph: &Graph,
-) -> HashMap<BlockShape, wgpu::ComputePipeline> {
-    let shapes: HashSet<BlockShape> = fuse::steps(graph)
-        .into_iter()
-        .filter_map(|s| match s {
-            Step::Bottleneck(b) => Some(b.shape(graph)),
-            Step::Op(_) => None,
-        })
-        .collect();
+    kernel: KernelSource,
+    shapes: HashSet<S>,
+    constants: impl Fn(&S) -> Vec<(&'static str, f64)>,
+) -> HashMap<S, wgpu::ComputePipeline> {
     if shapes.is_empty() {
         return HashMap::new();
     }
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some(kernels::BOTTLENECK.name),
-        source: wgpu::ShaderSource::Wgsl(kernels::BOTTLENECK.wgsl.into()),
+        label: Some(kernel.name),
+        source: wgpu::ShaderSource::Wgsl(kernel.wgsl.into()),
     });
     shapes
         .into_iter()
         .map(|shape| {
-            let constants = shape.constants();
+            let constants = constants(&shape);
             let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(kernels::BOTTLENECK.name),
+                label: Some(kernel.name),
                 layout: None,
                 module: &module,
                 entry_point: Some("main"),
@@ -118,6 +115,37 @@ fn bottleneck_pipelines(
             (shape, pipeline)
         })
         .collect()
+}
+
+/// The fused pipelines of `shaders/bottleneck.wgsl` and `shaders/upsample.wgsl`, one per
+/// kind of block the graph fuses.
+#[allow(clippy::type_complexity)]
+fn fused_pipelines(
+    device: &wgpu::Device,
+    graph: &Graph,
+) -> (
+    HashMap<BlockShape, wgpu::ComputePipeline>,
+    HashMap<UpShape, wgpu::ComputePipeline>,
+) {
+    let steps = fuse::steps(graph);
+    let blocks: HashSet<BlockShape> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Bottleneck(b) => Some(b.shape(graph)),
+            _ => None,
+        })
+        .collect();
+    let ups: HashSet<UpShape> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Upsample(u) => Some(u.shape(graph)),
+            _ => None,
+        })
+        .collect();
+    (
+        specialised(device, kernels::BOTTLENECK, blocks, BlockShape::constants),
+        specialised(device, kernels::UPSAMPLE, ups, UpShape::constants),
+    )
 }
 
 /// Output-channel groups of 4 a convolution is packed into: the conv shaders compute four
@@ -236,6 +264,7 @@ impl Engine {
         };
         let weights = upload("weights", &weights);
         let aux = upload("aux", &aux);
+        let (bottlenecks, upsamples) = fused_pipelines(&gpu.device, graph);
         Ok(Engine {
             gpu: gpu.clone(),
             graph: graph.clone(),
@@ -245,7 +274,8 @@ impl Engine {
             aux,
             offsets,
             fusion: true,
-            bottlenecks: bottleneck_pipelines(&gpu.device, graph),
+            bottlenecks,
+            upsamples,
         })
     }
 

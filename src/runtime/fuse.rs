@@ -7,7 +7,11 @@
 //! (regular and dilation-2 blocks). Otherwise its tail (main convolution, expansion, residual,
 //! PReLU) is one dispatch after the ops before it: the projection of a block with a large
 //! dilation, the projection and first convolution of an asymmetric block, the pooling and
-//! strided projection of a downsampling block.
+//! strided projection of a downsampling block. A downsampling block's max-pool (the residual
+//! and the indices the decoder unpools with) runs in its tail; an asymmetric block's
+//! projection is staged for its first convolution (two dispatches for the block). An
+//! upsampling block (1x1 main + max-unpool, 1x1 projection -> transposed convolution -> 1x1
+//! expansion + residual) is one dispatch of `shaders/upsample.wgsl`.
 
 use crate::model::graph::{Graph, Op};
 
@@ -21,14 +25,101 @@ pub const MAX_MID: usize = 32;
 const MIN_TILE: usize = 32;
 
 /// One fused dispatch: a whole bottleneck (`proj` and the output tile `[w, h]` staged in
-/// workgroup memory) or its tail (no `proj`, no tile: the main convolution reads its input
-/// from memory).
+/// workgroup memory), its tail (no `proj`, no tile: the main convolution reads its input
+/// from memory), or a staged projection and main convolution without expansion (the first
+/// half of an asymmetric block). A tail whose residual is a max-pool's output computes that
+/// pool (`pool`), indices included.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Bottleneck {
     pub proj: Option<usize>,
     pub main: usize,
-    pub expand: usize,
+    pub expand: Option<usize>,
+    pub pool: Option<usize>,
     pub tile: Option<Tile>,
+}
+
+impl Bottleneck {
+    /// The last op the dispatch computes: its output is that op's.
+    pub fn last(&self) -> usize {
+        self.expand.unwrap_or(self.main)
+    }
+}
+
+/// An upsampling block in one dispatch: the main branch (1x1 convolution, max-unpool with
+/// the encoder's indices) and the convolutions (1x1 projection, transposed convolution of
+/// stride 2, 1x1 expansion with the unpooled main branch as residual).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Upsample {
+    pub main: usize,
+    pub unpool: usize,
+    pub proj: usize,
+    pub tconv: usize,
+    pub expand: usize,
+}
+
+/// Output pixels of an upsampling workgroup: 8x8, from 4x4 pixels of the block's input.
+pub const UP_TILE: usize = 8;
+/// Workgroup memory of `shaders/upsample.wgsl`, in vec4s (8 KiB).
+pub const UP_TILE_VEC4: usize = 512;
+
+/// What an upsampling block's pipeline is specialised for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct UpShape {
+    pub cin: usize,
+    pub ch: usize,
+    pub mid: usize,
+    /// The transposed convolution's (square) kernel and padding; its stride is 2.
+    pub kernel: usize,
+    pub pad: usize,
+}
+
+impl UpShape {
+    /// Input pixels per side whose projection a tile's transposed convolution reads.
+    pub fn low_tile(&self) -> usize {
+        (UP_TILE - 1 + self.pad) / 2 + 1
+    }
+
+    /// Workgroup memory the tile needs, in vec4s: the projection over [`UpShape::low_tile`]
+    /// squared pixels and the main branch over the 4x4 pixels the tile unpools.
+    pub fn staged_vec4(&self) -> usize {
+        let half = UP_TILE / 2;
+        self.mid.div_ceil(4) * self.low_tile().pow(2) + self.ch.div_ceil(4) * half * half
+    }
+
+    pub fn grid(&self, w: usize, h: usize) -> [usize; 2] {
+        [w.div_ceil(UP_TILE), h.div_ceil(UP_TILE)]
+    }
+
+    pub fn constants(&self) -> Vec<(&'static str, f64)> {
+        [
+            ("CIN", self.cin),
+            ("CH", self.ch),
+            ("MID", self.mid),
+            ("K", self.kernel),
+            ("PAD", self.pad),
+            ("LT", self.low_tile()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, v as f64))
+        .collect()
+    }
+}
+
+impl Upsample {
+    pub fn shape(&self, graph: &Graph) -> UpShape {
+        let (Op::Conv { conv: main, .. }, Op::Conv { conv: tconv, .. }) =
+            (&graph.ops[self.main], &graph.ops[self.tconv])
+        else {
+            unreachable!("an upsampling block's main and transposed ops are convolutions")
+        };
+        UpShape {
+            cin: main.cin,
+            ch: main.cout,
+            mid: tconv.cin,
+            kernel: tconv.geom.kernel[0],
+            pad: tconv.geom.pad[0],
+        }
+    }
 }
 
 /// A workgroup's output pixels: `size` `[w, h]` of them, `step` apart. A dilated convolution
@@ -52,6 +143,10 @@ pub struct BlockShape {
     pub dilation: [usize; 2],
     /// The staged tile, or None for a tail.
     pub tile: Option<Tile>,
+    /// Whether the main convolution's output is expanded (false: it is the output).
+    pub expand: bool,
+    /// Whether the residual is the 2x2 max-pool of the `residual` binding.
+    pub pool: bool,
 }
 
 impl BlockShape {
@@ -95,6 +190,8 @@ impl BlockShape {
             ("HALO_W", t.size[0] + (self.kernel[1] - 1) * td[1]),
             ("HALO_H", t.size[1] + (self.kernel[0] - 1) * td[0]),
             ("STAGED", self.tile.is_some() as usize),
+            ("EXPAND", self.expand as usize),
+            ("POOL", self.pool as usize),
         ]
         .into_iter()
         .map(|(k, v)| (k, v as f64))
@@ -105,24 +202,40 @@ impl BlockShape {
 impl Bottleneck {
     /// The kind of block, for its pipeline.
     pub fn shape(&self, graph: &Graph) -> BlockShape {
-        let (
-            Op::Conv { conv, .. },
-            Op::Conv {
-                conv: expand,
-                residual: Some(res),
-                ..
-            },
-        ) = (&graph.ops[self.main], &graph.ops[self.expand])
-        else {
-            unreachable!("a bottleneck's main op is a convolution, its last has a residual")
+        let Op::Conv { conv, .. } = &graph.ops[self.main] else {
+            unreachable!("a bottleneck's main op is a convolution")
+        };
+        let (ch, res_c) = match (self.expand, self.proj) {
+            (Some(e), _) => {
+                let Op::Conv {
+                    conv: expand,
+                    residual: Some(res),
+                    ..
+                } = &graph.ops[e]
+                else {
+                    unreachable!("a bottleneck's expansion has a residual")
+                };
+                (expand.cout, graph.tensors[res.tensor].channels)
+            }
+            // Projection and main convolution only: the block's channels are the
+            // projection's input.
+            (None, Some(p)) => {
+                let Op::Conv { conv: proj, .. } = &graph.ops[p] else {
+                    unreachable!("a projection is a convolution")
+                };
+                (proj.cin, 0)
+            }
+            (None, None) => unreachable!("a fused step has a projection or an expansion"),
         };
         BlockShape {
-            ch: expand.cout,
+            ch,
             mid: conv.cin,
-            res_c: graph.tensors[res.tensor].channels,
+            res_c,
             kernel: conv.geom.kernel,
             dilation: conv.geom.dilation,
             tile: self.tile,
+            expand: self.expand.is_some(),
+            pool: self.pool.is_some(),
         }
     }
 }
@@ -135,6 +248,63 @@ pub enum Step {
     /// A bottleneck: one dispatch, or (without a tile) the fused part after the projection's
     /// own `Step::Op`.
     Bottleneck(Bottleneck),
+    /// An upsampling block: one dispatch.
+    Upsample(Upsample),
+}
+
+impl Step {
+    /// The graph ops the step computes.
+    pub fn ops(&self) -> Vec<usize> {
+        match *self {
+            Step::Op(i) => vec![i],
+            Step::Bottleneck(b) => [b.pool, b.proj, Some(b.main), b.expand]
+                .into_iter()
+                .flatten()
+                .collect(),
+            Step::Upsample(u) => vec![u.main, u.unpool, u.proj, u.tconv, u.expand],
+        }
+    }
+
+    /// The op whose output the step writes (a pool fused into a tail also writes its
+    /// indices).
+    pub fn last(&self) -> usize {
+        match *self {
+            Step::Op(i) => i,
+            Step::Bottleneck(b) => b.last(),
+            Step::Upsample(u) => u.expand,
+        }
+    }
+
+    /// The tensors the step's dispatch reads from memory.
+    pub fn reads(&self, graph: &Graph) -> Vec<usize> {
+        let produced: Vec<usize> = self
+            .ops()
+            .iter()
+            .flat_map(|&i| graph.ops[i].outputs())
+            .collect();
+        // (A tail's main convolution reads the output of an op before it.)
+        let mut reads: Vec<usize> = self
+            .ops()
+            .iter()
+            .flat_map(|&i| graph.ops[i].inputs())
+            .filter(|t| !produced.contains(t))
+            .collect();
+        reads.sort_unstable();
+        reads.dedup();
+        reads
+    }
+
+    /// The tensors the step's dispatch writes: its last op's output, and a fused pool's
+    /// indices.
+    pub fn writes(&self, graph: &Graph) -> Vec<usize> {
+        let mut w = graph.ops[self.last()].outputs();
+        if let Step::Bottleneck(Bottleneck { pool: Some(p), .. }) = *self
+            && let Op::MaxPool { indices, .. } = graph.ops[p]
+        {
+            w.push(indices);
+        }
+        w
+    }
 }
 
 /// The largest tile (at most [`THREADS`] pixels, at least [`MIN_TILE`]) whose halo'd
@@ -198,7 +368,8 @@ fn tail_at(graph: &Graph, i: usize, readers: &[usize]) -> Option<Bottleneck> {
         Bottleneck {
             proj: None,
             main: i,
-            expand: i + 1,
+            expand: Some(i + 1),
+            pool: None,
             tile: None,
         },
     )
@@ -246,6 +417,117 @@ fn bottleneck_at(graph: &Graph, i: usize, readers: &[usize]) -> Option<Bottlenec
     })
 }
 
+/// Ops `i` and `i + 1` as a staged projection and main convolution, if they are: a 1x1
+/// projection read by nothing else, then a "same" convolution of at most [`MAX_MID`]
+/// channels that does not begin a tail (the first half of an asymmetric block).
+fn staged_pair_at(graph: &Graph, i: usize, readers: &[usize]) -> Option<Bottleneck> {
+    let (
+        op @ Op::Conv {
+            output: pa,
+            conv: proj,
+            residual: None,
+            ..
+        },
+        Op::Conv {
+            input: ib,
+            conv: main,
+            residual: None,
+            ..
+        },
+    ) = (graph.ops.get(i)?, graph.ops.get(i + 1)?)
+    else {
+        return None;
+    };
+    let pair = op.kind() == "conv1x1"
+        && ib == pa
+        && readers[*pa] == 1
+        && same(main)
+        && main.cin == proj.cout
+        && main.cout == main.cin
+        && main.cout <= MAX_MID
+        && tail_at(graph, i + 1, readers).is_none();
+    let tile = staged_tile(main.cout, main.geom.kernel, main.geom.dilation)?;
+    pair.then_some(Bottleneck {
+        proj: Some(i),
+        main: i + 1,
+        expand: None,
+        pool: None,
+        tile: Some(tile),
+    })
+}
+
+/// Ops `i` to `i + 4` as an upsampling block, if they are one: a 1x1 main convolution
+/// unpooled, a 1x1 projection of the same input, a transposed convolution of stride 2 (2x2,
+/// or 3x3 with padding 1) and a 1x1 expansion whose residual is the unpooled main branch;
+/// every intermediate read once, the staged tile within [`UP_TILE_VEC4`].
+fn upsample_at(graph: &Graph, i: usize, readers: &[usize]) -> Option<Upsample> {
+    let ops = graph.ops.get(i..i + 5)?;
+    let [
+        m @ Op::Conv {
+            input: x,
+            output: a,
+            conv: main,
+            residual: None,
+        },
+        Op::Unpool {
+            input: ua,
+            output: b,
+            ..
+        },
+        pr @ Op::Conv {
+            input: px,
+            output: c,
+            conv: proj,
+            residual: None,
+        },
+        Op::Conv {
+            input: tc,
+            output: d,
+            conv: tconv,
+            residual: None,
+        },
+        e @ Op::Conv {
+            input: ed,
+            conv: expand,
+            residual: Some(res),
+            ..
+        },
+    ] = ops
+    else {
+        return None;
+    };
+    let g = tconv.geom;
+    let geometry = g.transposed
+        && g.stride == [2, 2]
+        && g.dilation == [1, 1]
+        && g.kernel[0] == g.kernel[1]
+        && g.pad[0] == g.pad[1]
+        && matches!((g.kernel[0], g.pad[0]), (2, 0) | (3, 1));
+    let wiring = m.kind() == "conv1x1"
+        && pr.kind() == "conv1x1"
+        && e.kind() == "conv1x1"
+        && ua == a
+        && px == x
+        && tc == c
+        && ed == d
+        && res.tensor == *b
+        && [*a, *b, *c, *d].iter().all(|&t| readers[t] == 1);
+    let channels = proj.cout == tconv.cin
+        && tconv.cout == tconv.cin
+        && tconv.cin <= MAX_MID
+        && tconv.cin % 4 == 0
+        && expand.cin == tconv.cout
+        && expand.cout == main.cout;
+    let up = Upsample {
+        main: i,
+        unpool: i + 1,
+        proj: i + 2,
+        tconv: i + 3,
+        expand: i + 4,
+    };
+    (geometry && wiring && channels && up.shape(graph).staged_vec4() <= UP_TILE_VEC4).then_some(up)
+}
+
 /// The graph's ops as the steps the lowering emits.
 pub fn steps(graph: &Graph) -> Vec<Step> {
     let mut readers = vec![0usize; graph.tensors.len()];
@@ -258,9 +540,15 @@ pub fn steps(graph: &Graph) -> Vec<Step> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < graph.ops.len() {
-        if let Some(b) = bottleneck_at(graph, i, &readers) {
+        if let Some(u) = upsample_at(graph, i, &readers) {
+            out.push(Step::Upsample(u));
+            i += 5;
+        } else if let Some(b) = bottleneck_at(graph, i, &readers) {
             out.push(Step::Bottleneck(b));
             i += 3;
+        } else if let Some(b) = staged_pair_at(graph, i, &readers) {
+            out.push(Step::Bottleneck(b));
+            i += 2;
         } else if let Some(t) = tail_at(graph, i, &readers) {
             out.push(Step::Bottleneck(t));
             i += 2;
@@ -269,7 +557,38 @@ pub fn steps(graph: &Graph) -> Vec<Step> {
             i += 1;
         }
     }
+    fold_pools(graph, &mut out, &readers);
     out
+}
+
+/// A tail whose residual is a 2x2 max-pool's output read by nothing else computes that pool
+/// itself (the pool's own step goes): the residual from the pool's input, the indices
+/// written beside the block's output.
+fn fold_pools(graph: &Graph, steps: &mut Vec<Step>, readers: &[usize]) {
+    let mut folded = Vec::new();
+    for s in steps.iter_mut() {
+        let Step::Bottleneck(b) = s else { continue };
+        let Some(e) = b.expand else { continue };
+        let Op::Conv {
+            residual: Some(res),
+            ..
+        } = &graph.ops[e]
+        else {
+            continue;
+        };
+        let pool = graph
+            .ops
+            .iter()
+            .position(|op| matches!(op, Op::MaxPool { output, .. } if *output == res.tensor));
+        if let Some(k) = pool
+            && b.proj.is_none()
+            && readers[res.tensor] == 1
+        {
+            b.pool = Some(k);
+            folded.push(k);
+        }
+    }
+    steps.retain(|s| !matches!(s, Step::Op(k) if folded.contains(k)));
 }
 
 /// Every op as its own dispatch (fusion off).
@@ -283,19 +602,29 @@ pub fn dispatch_count(steps: &[Step]) -> usize {
 }
 
 /// The op after which each tensor is no longer read, with fusion taken into account: a
-/// tail reads its main convolution's input in the fused dispatch (at the expansion), so that
-/// tensor lives until then (its buffer must not be the fused dispatch's output).
+/// fused dispatch reads its inputs when it computes its last op, so they live until then
+/// (their buffers must not be the fused dispatch's output).
 pub fn last_use(graph: &Graph, steps: &[Step]) -> Vec<Option<usize>> {
     let mut last = graph.last_use();
     for s in steps {
-        if let Step::Bottleneck(b) = s
-            && b.proj.is_none()
-            && let Op::Conv { input, .. } = &graph.ops[b.main]
-        {
-            last[*input] = Some(b.expand);
+        for t in s.reads(graph) {
+            last[t] = last[t].max(Some(s.last()));
         }
     }
     last
+}
+
+/// Which tensors a dispatch writes (the rest live only inside fused dispatches and need no
+/// memory): the input, and what each step writes.
+pub fn written(graph: &Graph, steps: &[Step]) -> Vec<bool> {
+    let mut w = vec![false; graph.tensors.len()];
+    w[0] = true;
+    for s in steps {
+        for t in s.writes(graph) {
+            w[t] = true;
+        }
+    }
+    w
 }
 
 #[cfg(test)]
@@ -317,58 +646,104 @@ mod tests {
                 })
                 .collect();
             let name = |b: &Bottleneck| g.name(b.main).unwrap().to_string();
-            let one: Vec<String> = fused
-                .iter()
-                .filter(|b| b.proj.is_some())
-                .map(|b| name(b))
-                .collect();
-            let tails: Vec<String> = fused
-                .iter()
-                .filter(|b| b.proj.is_none())
-                .map(|b| name(b))
-                .collect();
-            // Regular and dilated blocks in one dispatch. Tails after the ops before them:
-            // the asymmetric blocks (after the projection and the first of their two
-            // convolutions) and the downsampling blocks (after the pooling and the strided
-            // projection). The upsampling blocks (a transposed convolution) are not fused.
+            let names = |keep: &dyn Fn(&Bottleneck) -> bool| -> Vec<String> {
+                fused.iter().filter(|b| keep(b)).map(|b| name(b)).collect()
+            };
+            let one = names(&|b| b.proj.is_some() && b.expand.is_some());
+            let pairs = names(&|b| b.expand.is_none());
+            let tails = names(&|b| b.proj.is_none());
+            let pooled = names(&|b| b.pool.is_some());
+            // Regular and dilated blocks in one dispatch. The asymmetric blocks in two: the
+            // projection staged for the first of their two convolutions, then the tail. The
+            // downsampling blocks: the strided projection, then the tail, which pools.
             assert_eq!(one.len(), 19, "{layout:?}: {one:?}");
+            assert_eq!(pairs.len(), 4, "{layout:?}: {pairs:?}");
             assert_eq!(tails.len(), 4 + 2, "{layout:?}: {tails:?}");
             for s in ["2", "3"] {
                 for b in ["1", "2", "4", "5", "6", "8"] {
                     assert!(one.contains(&format!("bottleneck{s}_{b}.conv")), "{one:?}");
                 }
                 for b in ["3", "7"] {
-                    assert!(
-                        tails.contains(&format!("bottleneck{s}_{b}.conv2")),
-                        "{tails:?}"
-                    );
+                    assert!(pairs.contains(&format!("bottleneck{s}_{b}.conv1")));
+                    assert!(tails.contains(&format!("bottleneck{s}_{b}.conv2")));
                 }
             }
-            for s in ["1", "2"] {
-                assert!(
-                    tails.contains(&format!("bottleneck{s}_0.conv")),
-                    "{tails:?}"
-                );
-            }
+            assert_eq!(pooled, ["bottleneck1_0.conv", "bottleneck2_0.conv"]);
             assert!(one.contains(&"bottleneck1_1.conv".to_string()));
             assert!(one.contains(&"bottleneck5_1.conv".to_string()));
+            // Both upsampling blocks in one dispatch each.
+            let ups: Vec<&str> = steps
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Upsample(u) => g.name(u.tconv),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(ups, ["bottleneck4_0.tconv", "bottleneck5_0.tconv"]);
+            // What is left on its own: the initial block, the downsampling projections, the
+            // final transposed convolution.
+            let alone: Vec<&str> = steps
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Op(i) => g.name(*i),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(
+                alone,
+                [
+                    "initial",
+                    "bottleneck1_0.proj",
+                    "bottleneck2_0.proj",
+                    "fullconv"
+                ]
+            );
             let ops = g.ops.len();
-            assert_eq!(dispatch_count(&steps), ops + 2 - 2 * 19 - 6, "{layout:?}");
+            // 19 bottlenecks of 3 ops, 4 pairs and 6 tails of 2, 2 pools into tails, 2
+            // upsampling blocks of 5: all in one dispatch each.
+            assert_eq!(
+                dispatch_count(&steps),
+                ops + 2 - 2 * 19 - 4 - 6 - 2 - 4 * 2,
+                "{layout:?}"
+            );
+            assert!(dispatch_count(&steps) <= 40);
             // Every op is emitted exactly once.
             let mut seen = vec![0; ops];
             for s in &steps {
-                match s {
-                    Step::Op(i) => seen[*i] += 1,
-                    Step::Bottleneck(b) => {
-                        seen[b.main] += 1;
-                        seen[b.expand] += 1;
-                        if let Some(p) = b.proj {
-                            seen[p] += 1;
-                        }
-                    }
+                for i in s.ops() {
+                    seen[i] += 1;
                 }
             }
             assert!(seen.iter().all(|&n| n == 1), "{seen:?}");
+            // Only what a dispatch writes gets memory; a fused dispatch's inputs outlive it.
+            let written = written(&g, &steps);
+            let last = last_use(&g, &steps);
+            for s in &steps {
+                for t in s.reads(&g) {
+                    assert!(written[t], "{s:?} reads tensor {t}, which nothing writes");
+                    assert!(last[t] >= Some(s.last()));
+                }
+            }
+            let internal = written.iter().filter(|w| !**w).count();
+            assert_eq!(internal, 2 * 19 + 4 + 6 + 2 + 2 * 4, "{layout:?}");
+        }
+    }
+
+    #[test]
+    fn upsampling_tiles_fit_workgroup_memory() {
+        // PyTorch-ENet's 2x2 and the paper's 3x3 transposed convolutions, at the widest
+        // block (128 -> 64 channels through 32).
+        for (kernel, pad, low) in [(2, 0, 4), (3, 1, 5)] {
+            let s = UpShape {
+                cin: 128,
+                ch: 64,
+                mid: 32,
+                kernel,
+                pad,
+            };
+            assert_eq!(s.low_tile(), low);
+            assert!(s.staged_vec4() <= UP_TILE_VEC4, "{s:?}");
+            assert_eq!(s.grid(120, 90), [15, 12]);
         }
     }
 
@@ -407,6 +782,8 @@ mod tests {
                     size: [8, 8],
                     step: [step, step],
                 }),
+                expand: true,
+                pool: false,
             };
             let [gx, gy] = shape.grid(w, h);
             // The shader's mapping of workgroup and invocation to output pixel.

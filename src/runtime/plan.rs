@@ -101,6 +101,9 @@ enum Res {
     Aux,
     Source,
     Classes,
+    /// A small writable buffer for a binding the dispatch does not use (a bottleneck's pool
+    /// indices when it does not pool): no tensor may be bound writable twice.
+    Scratch,
 }
 
 /// A fused bottleneck's dispatch (`shaders/bottleneck.wgsl`, see [`super::fuse`]).
@@ -110,20 +113,25 @@ fn bottleneck_dispatch(
     b: super::fuse::Bottleneck,
 ) -> Result<Pending, EngineError> {
     let graph = &engine.graph;
-    let (
-        Op::Conv {
-            input: main_in,
-            conv: main,
-            ..
-        },
-        Op::Conv {
-            output: out,
-            residual: Some(res),
-            ..
-        },
-    ) = (&graph.ops[b.main], &graph.ops[b.expand])
+    let Op::Conv {
+        input: main_in,
+        output: main_out,
+        conv: main,
+        ..
+    } = &graph.ops[b.main]
     else {
-        unreachable!("fuse::steps fuses convolutions ending with a residual")
+        unreachable!("fuse::steps fuses convolutions")
+    };
+    let (out, res) = match b.expand {
+        Some(e) => match &graph.ops[e] {
+            Op::Conv {
+                output,
+                residual: Some(res),
+                ..
+            } => (*output, Some(res.tensor)),
+            _ => unreachable!("a fused expansion has a residual"),
+        },
+        None => (*main_out, None),
     };
     // Staged: the projection's input, projected in the kernel; a tail reads the main
     // convolution's input from memory.
@@ -132,29 +140,34 @@ fn bottleneck_dispatch(
             Op::Conv { input, .. } => (*input, engine.offsets[p]),
             _ => unreachable!("a projection is a convolution"),
         },
-        None => (res.tensor, Default::default()),
+        None => (*main_in, Default::default()),
+    };
+    // A fused pool reads the pool's input as the residual and writes the pool's indices.
+    let (res, indices) = match b.pool.map(|k| &graph.ops[k]) {
+        Some(Op::MaxPool { input, indices, .. }) => (Some(*input), Some(*indices)),
+        _ => (res, None),
     };
     let block = b.shape(graph);
     let pipeline = engine
         .bottlenecks
         .get(&block)
         .ok_or_else(|| EngineError::Gpu(format!("no pipeline for the bottleneck {block:?}")))?;
-    let s = shapes[*out];
+    let s = shapes[out];
+    let rs = shapes[res.unwrap_or(input)];
     let g = main.geom;
-    let [mo, eo] = [b.main, b.expand].map(|i| engine.offsets[i]);
+    let [mo, eo] =
+        [Some(b.main), b.expand].map(|i| i.map(|i| engine.offsets[i]).unwrap_or_default());
     let u = |v: usize| v as u32;
     let name = graph.name(b.main).map_or(b.main.to_string(), |n| {
         n.rsplit_once('.').map_or(n, |(a, _)| a).to_string()
     });
+    let kind = match (b.proj, b.expand) {
+        (Some(_), Some(_)) => "bottleneck",
+        (None, _) => "bottleneck_tail",
+        (Some(_), None) => "bottleneck_head",
+    };
     Ok(Pending {
-        label: format!(
-            "{name} {}",
-            if b.proj.is_some() {
-                "bottleneck"
-            } else {
-                "bottleneck_tail"
-            }
-        ),
+        label: format!("{name} {kind}"),
         pipeline: pipeline.clone(),
         params: params_bytes(&[
             u(s.h),
@@ -169,6 +182,10 @@ fn bottleneck_dispatch(
             eo.aux,
             u(super::engine::conv_groups(block.mid)),
             u(super::engine::conv_groups(block.ch)),
+            u(rs.h),
+            u(rs.w),
+            0,
+            0,
         ]),
         // Each binding the kernel does not read in this form gets a tensor it may read.
         resources: vec![
@@ -176,14 +193,139 @@ fn bottleneck_dispatch(
             Res::Aux,
             Res::Tensor(input),
             Res::Tensor(if b.proj.is_some() { input } else { *main_in }),
-            Res::Tensor(res.tensor),
-            Res::Tensor(*out),
+            Res::Tensor(res.unwrap_or(input)),
+            Res::Tensor(out),
+            indices.map_or(Res::Scratch, Res::Tensor),
         ],
         groups: {
             let [gx, gy] = block.grid(s.w, s.h);
             [u(gx), u(gy), 1]
         },
     })
+}
+
+/// A fused upsampling block's dispatch (`shaders/upsample.wgsl`).
+fn upsample_dispatch(
+    engine: &Engine,
+    shapes: &[Shape],
+    up: super::fuse::Upsample,
+) -> Result<Pending, EngineError> {
+    let graph = &engine.graph;
+    let (
+        Op::Conv { input, .. },
+        Op::Unpool { indices, .. },
+        Op::Conv {
+            output,
+            residual: Some(res),
+            ..
+        },
+    ) = (
+        &graph.ops[up.main],
+        &graph.ops[up.unpool],
+        &graph.ops[up.expand],
+    )
+    else {
+        unreachable!("fuse::steps fuses upsampling blocks of this form")
+    };
+    let (si, so, sr) = (shapes[*input], shapes[*output], shapes[res.tensor]);
+    if (sr.h, sr.w) != (so.h, so.w) || (so.h, so.w) != (2 * si.h, 2 * si.w) {
+        return Err(EngineError::Size {
+            w: so.w,
+            h: so.h,
+            reason: format!(
+                "the upsampling block after {}x{} needs both branches at twice its size (unpooled {}x{})",
+                si.w, si.h, sr.w, sr.h
+            ),
+        });
+    }
+    let shape = up.shape(graph);
+    let pipeline = engine
+        .upsamples
+        .get(&shape)
+        .ok_or_else(|| EngineError::Gpu(format!("no pipeline for the upsampling {shape:?}")))?;
+    let [mo, po, to, eo] = [up.main, up.proj, up.tconv, up.expand].map(|i| engine.offsets[i]);
+    let u = |v: usize| v as u32;
+    let name = graph.name(up.main).map_or(up.main.to_string(), |n| {
+        n.rsplit_once('.').map_or(n, |(a, _)| a).to_string()
+    });
+    Ok(Pending {
+        label: format!("{name} upsample"),
+        pipeline: pipeline.clone(),
+        params: params_bytes(&[
+            u(so.h),
+            u(so.w),
+            u(si.h),
+            u(si.w),
+            mo.weights,
+            mo.aux,
+            po.weights,
+            po.aux,
+            to.weights,
+            to.aux,
+            eo.weights,
+            eo.aux,
+            u(super::engine::conv_groups(shape.ch)),
+            u(super::engine::conv_groups(shape.mid)),
+            0,
+            0,
+        ]),
+        resources: vec![
+            Res::Weights,
+            Res::Aux,
+            Res::Tensor(*input),
+            Res::Tensor(*indices),
+            Res::Tensor(*output),
+        ],
+        groups: {
+            let [gx, gy] = shape.grid(so.w, so.h);
+            [u(gx), u(gy), 1]
+        },
+    })
+}
+
+/// Liveness-based buffer sharing: each tensor a dispatch writes gets a buffer (in bytes, the
+/// sizes returned), reused once the tensor's last reader ran; tensors that live only inside
+/// fused dispatches get none (`usize::MAX`).
+fn assign_buffers(
+    graph: &crate::model::graph::Graph,
+    shapes: &[Shape],
+    steps: &[super::fuse::Step],
+) -> (Vec<usize>, Vec<u64>) {
+    let last = super::fuse::last_use(graph, steps);
+    let written = super::fuse::written(graph, steps);
+    let mut sizes: Vec<u64> = Vec::new();
+    let mut free: Vec<usize> = Vec::new();
+    let mut tensor_buffer = vec![usize::MAX; shapes.len()];
+    let mut assign = |t: usize, tensor_buffer: &mut Vec<usize>, free: &mut Vec<usize>| {
+        let need = (shapes[t].len() as u64 * 4).max(16);
+        let best = free
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| sizes[**b] >= need)
+            .min_by_key(|(_, b)| sizes[**b])
+            .map(|(i, _)| i);
+        tensor_buffer[t] = match best {
+            Some(i) => free.swap_remove(i),
+            None => {
+                sizes.push(need);
+                sizes.len() - 1
+            }
+        };
+    };
+    assign(0, &mut tensor_buffer, &mut free);
+    for (i, op) in graph.ops.iter().enumerate() {
+        for t in op.outputs() {
+            if written[t] {
+                assign(t, &mut tensor_buffer, &mut free);
+            }
+        }
+        for t in op.inputs() {
+            if last[t] == Some(i) && t != graph.output && tensor_buffer[t] != usize::MAX {
+                free.push(tensor_buffer[t]);
+            }
+        }
+    }
+    (tensor_buffer, sizes)
 }
 
 fn params_bytes(words: &[u32]) -> Vec<u8> {
@@ -247,41 +389,7 @@ impl Plan {
         } else {
             super::fuse::unfused(graph)
         };
-        // Liveness-based buffer sharing: a buffer is reused once its tensor's last reader ran.
-        let last = super::fuse::last_use(graph, &steps);
-        let mut sizes: Vec<u64> = Vec::new();
-        let mut free: Vec<usize> = Vec::new();
-        let mut tensor_buffer = vec![usize::MAX; shapes.len()];
-        let assign = |t: usize,
-                      tensor_buffer: &mut Vec<usize>,
-                      sizes: &mut Vec<u64>,
-                      free: &mut Vec<usize>| {
-            let need = (shapes[t].len() as u64 * 4).max(16);
-            let best = free
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| sizes[**b] >= need)
-                .min_by_key(|(_, b)| sizes[**b])
-                .map(|(i, _)| i);
-            tensor_buffer[t] = match best {
-                Some(i) => free.swap_remove(i),
-                None => {
-                    sizes.push(need);
-                    sizes.len() - 1
-                }
-            };
-        };
-        assign(0, &mut tensor_buffer, &mut sizes, &mut free);
-        for (i, op) in graph.ops.iter().enumerate() {
-            for t in op.outputs() {
-                assign(t, &mut tensor_buffer, &mut sizes, &mut free);
-            }
-            for t in op.inputs() {
-                if last[t] == Some(i) && t != graph.output {
-                    free.push(tensor_buffer[t]);
-                }
-            }
-        }
+        let (tensor_buffer, sizes) = assign_buffers(graph, &shapes, &steps);
         let buffers: Vec<wgpu::Buffer> = sizes
             .iter()
             .enumerate()
@@ -320,6 +428,12 @@ impl Plan {
             label: Some("class map"),
             size: class_bytes,
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let scratch = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("unused binding"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
         let classes_readback = device.create_buffer(&wgpu::BufferDescriptor {
@@ -368,6 +482,10 @@ impl Plan {
                 super::fuse::Step::Op(i) => i,
                 super::fuse::Step::Bottleneck(b) => {
                     pending.push(bottleneck_dispatch(engine, &shapes, b)?);
+                    continue;
+                }
+                super::fuse::Step::Upsample(up) => {
+                    pending.push(upsample_dispatch(engine, &shapes, up)?);
                     continue;
                 }
             };
@@ -573,6 +691,7 @@ impl Plan {
                         Res::Weights => engine.weights.as_entire_binding(),
                         Res::Aux => engine.aux.as_entire_binding(),
                         Res::Classes => classes.as_entire_binding(),
+                        Res::Scratch => scratch.as_entire_binding(),
                         Res::Source => wgpu::BindingResource::TextureView(&source_view),
                     };
                     entries.push(wgpu::BindGroupEntry {
@@ -913,6 +1032,11 @@ impl Plan {
     /// Test and debugging access: reads a tensor's raw bytes back. Allocates; not for the
     /// frame loop.
     async fn read_tensor_bytes(&self, t: TensorId) -> Result<Vec<u8>, EngineError> {
+        if self.tensor_buffer[t] == usize::MAX {
+            return Err(EngineError::Gpu(format!(
+                "tensor {t} lives only inside a fused dispatch; plan without fusion to read it"
+            )));
+        }
         let bytes = self.shapes[t].len() as u64 * 4;
         let staging = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("tensor readback"),
