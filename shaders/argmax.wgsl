@@ -5,7 +5,7 @@ struct ArgmaxParams {
 }
 
 @group(0) @binding(0) var<uniform> p: ArgmaxParams;
-@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> logits: array<act>;
 @group(0) @binding(2) var<storage, read_write> classes: array<u32>;
 
 @compute @workgroup_size(16, 4, 1)
@@ -16,9 +16,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let hw = p.h * p.w;
     let pixel = gid.y * p.w + gid.x;
     var best = 0u;
-    var best_v = logits[pixel];
+    var best_v = f32(logits[pixel]);
     for (var c = 1u; c < p.channels; c++) {
-        let v = logits[c * hw + pixel];
+        let v = f32(logits[c * hw + pixel]);
         if (v > best_v) {
             best = c;
             best_v = v;

@@ -45,12 +45,12 @@ struct BottleneckParams {
 }
 
 @group(0) @binding(0) var<uniform> p: BottleneckParams;
-@group(0) @binding(1) var<storage, read> weights: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> weights: array<act4>;
 @group(0) @binding(2) var<storage, read> aux: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> input: array<f32>;
-@group(0) @binding(4) var<storage, read> mid: array<f32>;
-@group(0) @binding(5) var<storage, read> residual: array<f32>;
-@group(0) @binding(6) var<storage, read_write> output: array<f32>;
+@group(0) @binding(3) var<storage, read> input: array<act>;
+@group(0) @binding(4) var<storage, read> mid: array<act>;
+@group(0) @binding(5) var<storage, read> residual: array<act>;
+@group(0) @binding(6) var<storage, read_write> output: array<act>;
 @group(0) @binding(7) var<storage, read_write> indices: array<u32>;
 
 // 16 KiB: WebGPU's default workgroup memory. Laid out [channel group][halo pixel].
@@ -66,10 +66,10 @@ fn prelu4(v: vec4<f32>, slope: vec4<f32>) -> vec4<f32> {
 fn pool(c: u32, ox: u32, oy: u32, pixel: u32) -> f32 {
     let base = c * p.res_h * p.res_w;
     var best_i = (oy * 2u) * p.res_w + ox * 2u;
-    var best = residual[base + best_i];
+    var best = f32(residual[base + best_i]);
     for (var t = 1u; t < 4u; t++) {
         let i = (oy * 2u + t / 2u) * p.res_w + ox * 2u + t % 2u;
-        let v = residual[base + i];
+        let v = f32(residual[base + i]);
         if (v > best || v != v) {
             best = v;
             best_i = i;
@@ -100,7 +100,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 var acc = aux[p.proj_aux + g];
                 let wb = p.proj_w + g * CH;
                 for (var ci = 0u; ci < CH; ci++) {
-                    acc += input[ci * plane + pixel] * weights[wb + ci];
+                    acc += f32(input[ci * plane + pixel]) * vec4<f32>(weights[wb + ci]);
                 }
                 v = prelu4(acc, aux[p.proj_aux + p.mid_groups + g]);
             }
@@ -136,7 +136,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                         let at = u32(iy) * p.w + u32(ix);
                         for (var j = 0u; j < 4u; j++) {
                             if (cg * 4u + j < MID) {
-                                v[j] = mid[(cg * 4u + j) * plane + at];
+                                v[j] = f32(mid[(cg * 4u + j) * plane + at]);
                             }
                         }
                     }
@@ -144,8 +144,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 for (var go = 0u; go < mg; go++) {
                     // Channels past MID read zeros in v: their weights do not matter.
                     let wi = p.main_w + ((go * MID + cg * 4u) * K_H + ky) * K_W + kx;
-                    m[go] += v.x * weights[wi] + v.y * weights[wi + taps]
-                        + v.z * weights[wi + 2u * taps] + v.w * weights[wi + 3u * taps];
+                    m[go] += v.x * vec4<f32>(weights[wi]) + v.y * vec4<f32>(weights[wi + taps])
+                        + v.z * vec4<f32>(weights[wi + 2u * taps]) + v.w * vec4<f32>(weights[wi + 3u * taps]);
                 }
             }
         }
@@ -158,7 +158,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var go = 0u; go < mg; go++) {
             for (var j = 0u; j < 4u; j++) {
                 if (go * 4u + j < MID) {
-                    output[(go * 4u + j) * plane + pixel] = m[go][j];
+                    output[(go * 4u + j) * plane + pixel] = act(m[go][j]);
                 }
             }
         }
@@ -172,15 +172,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var cg = 0u; cg < mg; cg++) {
             let x = m[cg];
             let wi = wb + cg * 4u;
-            acc += x.x * weights[wi];
+            acc += x.x * vec4<f32>(weights[wi]);
             if (cg * 4u + 1u < MID) {
-                acc += x.y * weights[wi + 1u];
+                acc += x.y * vec4<f32>(weights[wi + 1u]);
             }
             if (cg * 4u + 2u < MID) {
-                acc += x.z * weights[wi + 2u];
+                acc += x.z * vec4<f32>(weights[wi + 2u]);
             }
             if (cg * 4u + 3u < MID) {
-                acc += x.w * weights[wi + 3u];
+                acc += x.w * vec4<f32>(weights[wi + 3u]);
             }
         }
         var v = prelu4(acc, aux[p.exp_aux + p.exp_groups + g]);
@@ -191,7 +191,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 if (POOL) {
                     r[j] = pool(co, ox, oy, pixel);
                 } else {
-                    r[j] = residual[co * plane + pixel];
+                    r[j] = f32(residual[co * plane + pixel]);
                 }
             }
         }
@@ -199,7 +199,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var j = 0u; j < 4u; j++) {
             let co = g * 4u + j;
             if (co < CH) {
-                output[co * plane + pixel] = v[j];
+                output[co * plane + pixel] = act(v[j]);
             }
         }
     }

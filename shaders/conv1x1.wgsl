@@ -19,12 +19,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     var a2 = group_bias(g0, 2u);
     var a3 = group_bias(g0, 3u);
     for (var ci = 0u; ci < n; ci++) {
-        let v = input[ci * plane + pixel];
+        let v = f32(input[ci * plane + pixel]);
         let wi = wbase + ci;
-        a0 += v * weights[wi];
-        a1 += v * weights[wi + n];
-        a2 += v * weights[wi + 2u * n];
-        a3 += v * weights[wi + 3u * n];
+        a0 += v * vec4<f32>(weights[wi]);
+        a1 += v * vec4<f32>(weights[wi + n]);
+        a2 += v * vec4<f32>(weights[wi + 2u * n]);
+        a3 += v * vec4<f32>(weights[wi + 3u * n]);
     }
     store_all(a0, a1, a2, a3, g0, pixel);
 }

@@ -29,12 +29,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
                 if (ix < 0 || ix >= i32(p.in_w)) {
                     continue;
                 }
-                let v = input[row + u32(ix)];
+                let v = f32(input[row + u32(ix)]);
                 let wi = wrow + kx;
-                a0 += v * weights[wi];
-                a1 += v * weights[wi + gstride];
-                a2 += v * weights[wi + 2u * gstride];
-                a3 += v * weights[wi + 3u * gstride];
+                a0 += v * vec4<f32>(weights[wi]);
+                a1 += v * vec4<f32>(weights[wi + gstride]);
+                a2 += v * vec4<f32>(weights[wi + 2u * gstride]);
+                a3 += v * vec4<f32>(weights[wi + 3u * gstride]);
             }
         }
     }

@@ -17,11 +17,11 @@ struct ConvParams {
 }
 
 @group(0) @binding(0) var<uniform> p: ConvParams;
-@group(0) @binding(1) var<storage, read> weights: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> weights: array<act4>;
 @group(0) @binding(2) var<storage, read> aux: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> input: array<f32>;
-@group(0) @binding(4) var<storage, read> residual: array<f32>;
-@group(0) @binding(5) var<storage, read_write> output: array<f32>;
+@group(0) @binding(3) var<storage, read> input: array<act>;
+@group(0) @binding(4) var<storage, read> residual: array<act>;
+@group(0) @binding(5) var<storage, read_write> output: array<act>;
 
 fn prelu4(v: vec4<f32>, slope: vec4<f32>) -> vec4<f32> {
     return select(v * slope, v, v >= vec4<f32>(0.0));
@@ -39,7 +39,7 @@ fn store_group(acc: vec4<f32>, g: u32, pixel: u32) {
             let co = g * 4u + j;
             // A residual with fewer channels is zero-padded (ENet's downsampling skip).
             if (co < p.res_c) {
-                r[j] = residual[co * hw + pixel];
+                r[j] = f32(residual[co * hw + pixel]);
             }
         }
         v = prelu4(v + r, aux[p.aux_off + 2u * p.groups + g]);
@@ -47,7 +47,7 @@ fn store_group(acc: vec4<f32>, g: u32, pixel: u32) {
     for (var j = 0u; j < 4u; j++) {
         let co = g * 4u + j;
         if (co < p.out_c) {
-            output[co * hw + pixel] = v[j];
+            output[co * hw + pixel] = act(v[j]);
         }
     }
 }

@@ -39,12 +39,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             let src = iy * p.in_w + ix;
             let wk = p.w_off + ky * p.k_w + kx;
             for (var ci = 0u; ci < p.in_c; ci++) {
-                let v = input[ci * plane + src];
+                let v = f32(input[ci * plane + src]);
                 let wi = wk + (g0 * p.in_c + ci) * p.k_h * p.k_w;
-                a0 += v * weights[wi];
-                a1 += v * weights[wi + gstride];
-                a2 += v * weights[wi + 2u * gstride];
-                a3 += v * weights[wi + 3u * gstride];
+                a0 += v * vec4<f32>(weights[wi]);
+                a1 += v * vec4<f32>(weights[wi + gstride]);
+                a2 += v * vec4<f32>(weights[wi + 2u * gstride]);
+                a3 += v * vec4<f32>(weights[wi + 3u * gstride]);
             }
         }
     }

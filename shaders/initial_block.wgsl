@@ -16,10 +16,10 @@ const IN_C: u32 = 3u;
 const CONV_C: u32 = 13u;
 
 @group(0) @binding(0) var<uniform> p: InitialParams;
-@group(0) @binding(1) var<storage, read> weights: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> weights: array<act4>;
 @group(0) @binding(2) var<storage, read> aux: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> input: array<f32>;
-@group(0) @binding(4) var<storage, read_write> output: array<f32>;
+@group(0) @binding(3) var<storage, read> input: array<act>;
+@group(0) @binding(4) var<storage, read_write> output: array<act>;
 
 fn prelu4(v: vec4<f32>, slope: vec4<f32>) -> vec4<f32> {
     return select(v * slope, v, v >= vec4<f32>(0.0));
@@ -48,9 +48,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
                 if (ix < 0 || ix >= i32(p.in_w)) {
                     continue;
                 }
-                let v = input[ci * plane + u32(iy) * p.in_w + u32(ix)];
+                let v = f32(input[ci * plane + u32(iy) * p.in_w + u32(ix)]);
                 for (var g = 0u; g < 4u; g++) {
-                    acc[g] += v * weights[p.w_off + ((g * IN_C + ci) * 3u + ky) * 3u + kx];
+                    acc[g] += v * vec4<f32>(weights[p.w_off + ((g * IN_C + ci) * 3u + ky) * 3u + kx]);
                 }
             }
         }
@@ -62,7 +62,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         for (var j = 0u; j < 4u; j++) {
             let co = g * 4u + j;
             if (co < CONV_C) {
-                output[co * hw + pixel] = v[j];
+                output[co * hw + pixel] = act(v[j]);
             }
         }
     }
@@ -79,11 +79,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
                 continue;
             }
             let i = u32(iy) * p.in_w + u32(ix);
-            m = max(m, vec4<f32>(input[i], input[plane + i], input[2u * plane + i], 0.0));
+            m = max(m, vec4<f32>(f32(input[i]), f32(input[plane + i]), f32(input[2u * plane + i]), 0.0));
         }
     }
     let pooled = prelu4(m * aux[p.aux_off + 8u] + aux[p.aux_off + 9u], aux[p.aux_off + 10u]);
     for (var j = 0u; j < IN_C; j++) {
-        output[(CONV_C + j) * hw + pixel] = pooled[j];
+        output[(CONV_C + j) * hw + pixel] = act(pooled[j]);
     }
 }

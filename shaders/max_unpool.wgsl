@@ -8,9 +8,9 @@ struct UnpoolParams {
 }
 
 @group(0) @binding(0) var<uniform> p: UnpoolParams;
-@group(0) @binding(1) var<storage, read> input: array<f32>;
+@group(0) @binding(1) var<storage, read> input: array<act>;
 @group(0) @binding(2) var<storage, read> indices: array<u32>;
-@group(0) @binding(3) var<storage, read_write> output: array<f32>;
+@group(0) @binding(3) var<storage, read_write> output: array<act>;
 
 @compute @workgroup_size(16, 4, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -26,8 +26,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (px < p.in_w && py < p.in_h) {
         let i = (c * p.in_h + py) * p.in_w + px;
         if (indices[i] == y * p.out_w + x) {
-            v = input[i];
+            v = f32(input[i]);
         }
     }
-    output[(c * p.out_h + y) * p.out_w + x] = v;
+    output[(c * p.out_h + y) * p.out_w + x] = act(v);
 }

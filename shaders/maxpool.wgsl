@@ -8,8 +8,8 @@ struct PoolParams {
 }
 
 @group(0) @binding(0) var<uniform> p: PoolParams;
-@group(0) @binding(1) var<storage, read> input: array<f32>;
-@group(0) @binding(2) var<storage, read_write> output: array<f32>;
+@group(0) @binding(1) var<storage, read> input: array<act>;
+@group(0) @binding(2) var<storage, read_write> output: array<act>;
 @group(0) @binding(3) var<storage, read_write> indices: array<u32>;
 
 @compute @workgroup_size(16, 4, 1)
@@ -22,17 +22,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let base = c * p.in_h * p.in_w;
     var best_i = (oy * 2u) * p.in_w + ox * 2u;
-    var best = input[base + best_i];
+    var best = f32(input[base + best_i]);
     let taps = array<vec2<u32>, 3>(vec2<u32>(1u, 0u), vec2<u32>(0u, 1u), vec2<u32>(1u, 1u));
     for (var t = 0u; t < 3u; t++) {
         let i = (oy * 2u + taps[t].y) * p.in_w + ox * 2u + taps[t].x;
-        let v = input[base + i];
+        let v = f32(input[base + i]);
         if (v > best || v != v) {
             best = v;
             best_i = i;
         }
     }
     let o = (c * p.out_h + oy) * p.out_w + ox;
-    output[o] = best;
+    output[o] = act(best);
     indices[o] = best_i;
 }

@@ -10,7 +10,7 @@ struct PreParams {
 
 @group(0) @binding(0) var<uniform> p: PreParams;
 @group(0) @binding(1) var source: texture_2d<f32>;
-@group(0) @binding(2) var<storage, read_write> output: array<f32>;
+@group(0) @binding(2) var<storage, read_write> output: array<act>;
 
 struct Tap {
     i0: u32,
@@ -45,7 +45,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let v = (top + (bottom - top) * ty.f - p.mean.rgb) / p.stddev.rgb;
     let hw = p.dst_w * p.dst_h;
     let pixel = gid.y * p.dst_w + gid.x;
-    output[pixel] = v.r;
-    output[hw + pixel] = v.g;
-    output[2u * hw + pixel] = v.b;
+    output[pixel] = act(v.r);
+    output[hw + pixel] = act(v.g);
+    output[2u * hw + pixel] = act(v.b);
 }

@@ -14,7 +14,7 @@ struct SmoothParams {
 }
 
 @group(0) @binding(0) var<uniform> p: SmoothParams;
-@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> logits: array<act>;
 @group(0) @binding(2) var<storage, read> raw_classes: array<u32>;
 @group(0) @binding(3) var<storage, read_write> probs: array<f32>;
 @group(0) @binding(4) var<storage, read_write> classes: array<u32>;
@@ -26,12 +26,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let hw = p.h * p.w;
     let pixel = gid.y * p.w + gid.x;
-    let top = logits[raw_classes[pixel] * hw + pixel];
+    let top = f32(logits[raw_classes[pixel] * hw + pixel]);
     var sum = 0.0;
     var e1 = 0.0;
     var e2 = 0.0;
     for (var c = 0u; c < p.channels; c++) {
-        let e = exp(logits[c * hw + pixel] - top);
+        let e = exp(f32(logits[c * hw + pixel]) - top);
         sum += e;
         if (e > e1) {
             e2 = e1;
@@ -47,7 +47,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     var best_v = -1.0;
     for (var c = 0u; c < p.channels; c++) {
         let i = c * hw + pixel;
-        let q = exp(logits[i] - top) / sum;
+        let q = exp(f32(logits[i]) - top) / sum;
         let b = mix(q, probs[i], keep);
         probs[i] = b;
         if (b > best_v) {

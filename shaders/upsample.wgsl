@@ -29,11 +29,11 @@ struct UpsampleParams {
 }
 
 @group(0) @binding(0) var<uniform> p: UpsampleParams;
-@group(0) @binding(1) var<storage, read> weights: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> weights: array<act4>;
 @group(0) @binding(2) var<storage, read> aux: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> input: array<f32>;
+@group(0) @binding(3) var<storage, read> input: array<act>;
 @group(0) @binding(4) var<storage, read> indices: array<u32>;
-@group(0) @binding(5) var<storage, read_write> output: array<f32>;
+@group(0) @binding(5) var<storage, read_write> output: array<act>;
 
 // 8 KiB. The projection [group][LT x LT pixel], then the main branch [group][4x4 pixel].
 var<workgroup> tile: array<vec4<f32>, 512>;
@@ -48,7 +48,7 @@ fn pointwise(w_off: u32, aux_off: u32, groups: u32, g: u32, pixel: u32) -> vec4<
     var acc = aux[aux_off + g];
     let wb = w_off + g * CIN;
     for (var ci = 0u; ci < CIN; ci++) {
-        acc += input[ci * plane + pixel] * weights[wb + ci];
+        acc += f32(input[ci * plane + pixel]) * vec4<f32>(weights[wb + ci]);
     }
     return prelu4(acc, aux[aux_off + groups + g]);
 }
@@ -115,8 +115,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 let v = tile[ci * lt2 + q];
                 for (var go = 0u; go < mg; go++) {
                     let wi = p.tconv_w + ((go * MID + ci * 4u) * K + ky) * K + kx;
-                    m[go] += v.x * weights[wi] + v.y * weights[wi + taps]
-                        + v.z * weights[wi + 2u * taps] + v.w * weights[wi + 3u * taps];
+                    m[go] += v.x * vec4<f32>(weights[wi]) + v.y * vec4<f32>(weights[wi + taps])
+                        + v.z * vec4<f32>(weights[wi + 2u * taps]) + v.w * vec4<f32>(weights[wi + 3u * taps]);
                 }
             }
         }
@@ -139,8 +139,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var ci = 0u; ci < mg; ci++) {
             let x = m[ci];
             let wi = wb + ci * 4u;
-            acc += x.x * weights[wi] + x.y * weights[wi + 1u] + x.z * weights[wi + 2u]
-                + x.w * weights[wi + 3u];
+            acc += x.x * vec4<f32>(weights[wi]) + x.y * vec4<f32>(weights[wi + 1u]) + x.z * vec4<f32>(weights[wi + 2u])
+                + x.w * vec4<f32>(weights[wi + 3u]);
         }
         var v = prelu4(acc, aux[p.exp_aux + p.ch_groups + g]);
         var r = vec4<f32>(0.0);
@@ -157,7 +157,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var j = 0u; j < 4u; j++) {
             let c = g * 4u + j;
             if (c < CH) {
-                output[c * plane + pixel] = v[j];
+                output[c * plane + pixel] = act(v[j]);
             }
         }
     }

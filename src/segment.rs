@@ -185,7 +185,18 @@ impl Refusal {
 }
 
 impl Segmenter {
+    /// A segmenter at the device's best precision ([`Gpu::best_precision`]: f16 where the
+    /// device has `shader-f16`).
     pub fn new(gpu: &Gpu, model: &Model) -> Result<Segmenter, EngineError> {
+        Segmenter::with_precision(gpu, model, gpu.best_precision())
+    }
+
+    /// A segmenter storing activations and weights at `precision`.
+    pub fn with_precision(
+        gpu: &Gpu,
+        model: &Model,
+        precision: crate::kernels::Precision,
+    ) -> Result<Segmenter, EngineError> {
         if model.num_classes() > 256 {
             return Err(EngineError::Gpu(format!(
                 "{} classes: class maps hold at most 256",
@@ -193,7 +204,7 @@ impl Segmenter {
             )));
         }
         Ok(Segmenter {
-            engine: Engine::new(gpu, &model.graph, model.normalization)?,
+            engine: Engine::with_precision(gpu, &model.graph, model.normalization, precision)?,
             plan: None,
             refused: None,
         })

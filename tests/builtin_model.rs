@@ -56,7 +56,8 @@ fn builtin_model_matches_pytorch() {
     );
     let st = safetensors::SafeTensors::deserialize(&fixture).unwrap();
     let argmax = st.tensor("argmax").unwrap();
-    let mut seg = Segmenter::new(gpu(), &model).unwrap();
+    let mut seg =
+        Segmenter::with_precision(gpu(), &model, enet_wgpu::kernels::Precision::F32).unwrap();
     for (i, path) in frames.iter().enumerate() {
         let (rgba, w, h) = load_png_rgba(path);
         if i == 0 {
@@ -145,7 +146,8 @@ fn runs_within_webgpu_default_limits() {
     let fixture = std::fs::read(FIXTURE).unwrap();
     let st = safetensors::SafeTensors::deserialize(&fixture).unwrap();
     let argmax = st.tensor("argmax").unwrap();
-    let mut seg = Segmenter::new(&gpu, &model).unwrap();
+    let mut seg =
+        Segmenter::with_precision(&gpu, &model, enet_wgpu::kernels::Precision::F32).unwrap();
     let path = &val_frames()[1];
     let (rgba, w, h) = load_png_rgba(path);
     let map = pollster::block_on(seg.segment(&rgba, w, h, (w, h))).unwrap();

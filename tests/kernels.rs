@@ -404,6 +404,107 @@ fn fused_downsampling_and_upsampling_blocks() {
     }
 }
 
+/// The f16 path (activations and weights stored in f16, arithmetic in f32) against the f32
+/// twins, on a graph with every kind of fused dispatch and plain convolution; where the
+/// device lacks shader-f16, asking for it is a clear error.
+#[test]
+fn f16_storage_matches_the_twins_within_half_precision() {
+    use enet_wgpu::kernels::Precision;
+    let mut rng = SplitMix(42);
+    let (c, mid, w, h) = (16, 16, 22, 14);
+    let mut g = Graph::new(c);
+    let input = random_tensor(&mut rng, Shape { c, h, w });
+    let mut conv =
+        |g: &mut Graph, input: usize, cout: usize, geom: ConvGeom, res: Option<usize>| {
+            let cin = g.tensors[input].channels;
+            let output = g.tensor(cout, DType::F32);
+            let residual = res.map(|tensor| Residual {
+                tensor,
+                slope: (0..cout).map(|_| rng.uniform(0.0, 0.5)).collect(),
+            });
+            g.ops.push(Op::Conv {
+                input,
+                output,
+                conv: random_conv(&mut rng, cin, cout, geom),
+                residual,
+            });
+            output
+        };
+    let pooled = g.tensor(c, DType::F32);
+    let indices = g.tensor(c, DType::U32);
+    g.ops.push(Op::MaxPool {
+        input: 0,
+        output: pooled,
+        indices,
+    });
+    let a = conv(&mut g, 0, mid, ConvGeom::new(2, 2).stride(2), None);
+    let b = conv(&mut g, a, mid, ConvGeom::new(3, 3).pad(1, 1), None);
+    let y = conv(&mut g, b, 64, ConvGeom::new(1, 1), Some(pooled));
+    // A regular bottleneck, an asymmetric one.
+    let p = conv(&mut g, y, mid, ConvGeom::new(1, 1), None);
+    let q = conv(&mut g, p, mid, ConvGeom::new(3, 3).pad(1, 1), None);
+    let y = conv(&mut g, q, 64, ConvGeom::new(1, 1), Some(y));
+    let p = conv(&mut g, y, mid, ConvGeom::new(1, 1), None);
+    let q = conv(&mut g, p, mid, ConvGeom::new(5, 1).pad(2, 0), None);
+    let r = conv(&mut g, q, mid, ConvGeom::new(1, 5).pad(0, 2), None);
+    let y = conv(&mut g, r, 64, ConvGeom::new(1, 1), Some(y));
+    let m = conv(&mut g, y, c, ConvGeom::new(1, 1), None);
+    let unpooled = g.tensor(c, DType::F32);
+    g.ops.push(Op::Unpool {
+        input: m,
+        indices,
+        like: 0,
+        output: unpooled,
+    });
+    let p = conv(&mut g, y, mid, ConvGeom::new(1, 1), None);
+    let t = conv(
+        &mut g,
+        p,
+        mid,
+        ConvGeom::new(3, 3).stride(2).pad(1, 1).transposed(1),
+        None,
+    );
+    let z = conv(&mut g, t, c, ConvGeom::new(1, 1), Some(unpooled));
+    g.output = conv(
+        &mut g,
+        z,
+        12,
+        ConvGeom::new(2, 2).stride(2).transposed(0),
+        None,
+    );
+    if !gpu().has_f16() {
+        let e = enet_wgpu::Engine::with_precision(gpu(), &g, Default::default(), Precision::F16)
+            .expect_err("f16 without shader-f16");
+        assert!(e.to_string().contains("shader-f16"), "{e}");
+        eprintln!(
+            "{}: no shader-f16, the f16 path was not run",
+            gpu().describe()
+        );
+        return;
+    }
+    let want = cpu::run(&g, input.clone());
+    let got = run_gpu_at(&g, &input, &[g.output], Precision::F16);
+    // f16 keeps 11 significant bits: about 1e-3 relative per stored value, through a dozen
+    // layers.
+    let diffs: Vec<f32> = got[0]
+        .iter()
+        .zip(&want.data)
+        .map(|(g, w)| (g - w).abs() / (1.0 + w.abs()))
+        .collect();
+    let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
+    let over = diffs.iter().filter(|&&d| d > 3e-2).count();
+    eprintln!(
+        "f16 vs the f32 twins: mean relative diff {mean:.2e}, {over} of {} over 3e-2",
+        diffs.len()
+    );
+    assert!(mean <= 5e-3, "f16 network: mean relative diff {mean}");
+    // A pooling window whose two largest values round to one f16 may pick the other (the
+    // first wins ties): the unpooled value lands one pixel over.
+    assert!(over * 200 <= diffs.len(), "f16 network: {over} values off");
+    let f32 = run_gpu_at(&g, &input, &[g.output], Precision::F32);
+    assert_close(&f32[0], &want.data, 1e-4, "the same network in f32");
+}
+
 #[test]
 fn fused_bottleneck_staged() {
     check_bottleneck(30, 64, 16, (21, 13), ConvGeom::new(3, 3).pad(1, 1));
@@ -507,7 +608,13 @@ fn maxpool_with_indices_and_ties() {
         g.output = pooled;
         let (want, want_idx) = cpu::maxpool(&input);
         let gpu = gpu();
-        let engine = enet_wgpu::Engine::new(gpu, &g, Default::default()).unwrap();
+        let engine = enet_wgpu::Engine::with_precision(
+            gpu,
+            &g,
+            Default::default(),
+            enet_wgpu::kernels::Precision::F32,
+        )
+        .unwrap();
         let plan = engine.plan((w, h), (w, h)).unwrap();
         plan.write_tensor(0, &input.data);
         plan.submit_ops_only();
@@ -631,7 +738,9 @@ fn preprocess_resize_normalise_and_argmax() {
             },
         ),
     ] {
-        let engine = enet_wgpu::Engine::new(gpu(), &g, norm).unwrap();
+        let engine =
+            enet_wgpu::Engine::with_precision(gpu(), &g, norm, enet_wgpu::kernels::Precision::F32)
+                .unwrap();
         let plan = engine.plan((nw, nh), (sw, sh)).unwrap();
         plan.submit_frame(
             &rgba,
@@ -702,7 +811,13 @@ fn overlay_render_pass() {
         residual: None,
     });
     g.output = out;
-    let engine = enet_wgpu::Engine::new(gpu, &g, Default::default()).unwrap();
+    let engine = enet_wgpu::Engine::with_precision(
+        gpu,
+        &g,
+        Default::default(),
+        enet_wgpu::kernels::Precision::F32,
+    )
+    .unwrap();
     let plan = engine.plan((nw, nh), (sw, sh)).unwrap();
     let classes: Vec<enet_wgpu::model::ClassInfo> = (0..5)
         .map(|i| enet_wgpu::model::ClassInfo {
@@ -877,7 +992,13 @@ fn temporal_smoothing_matches_its_twin() {
     use enet_wgpu::runtime::{Engine, FrameOptions, Smoother};
     let gpu = gpu();
     let graph = enet_wgpu::model::weights::synthetic_graph(Layout::Paper, 12);
-    let engine = Engine::new(gpu, &graph, Normalization::default()).unwrap();
+    let engine = Engine::with_precision(
+        gpu,
+        &graph,
+        Normalization::default(),
+        enet_wgpu::kernels::Precision::F32,
+    )
+    .unwrap();
     let (w, h) = (40, 24);
     let plan = engine.plan((w, h), (w, h)).unwrap();
     let smoother = Smoother::new(&gpu.device);

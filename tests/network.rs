@@ -15,7 +15,8 @@ fn check(layout: Layout, classes: usize, (w, h): (usize, usize), seed: u64) {
     let rgba: Vec<u8> = (0..w * h * 4)
         .map(|_| (rng.next_u64() % 256) as u8)
         .collect();
-    let mut seg = Segmenter::new(gpu(), &model).unwrap();
+    let mut seg =
+        Segmenter::with_precision(gpu(), &model, enet_wgpu::kernels::Precision::F32).unwrap();
     let got = pollster::block_on(seg.logits(&rgba, w, h, (w, h))).unwrap();
     let want = cpu::run(
         &model.graph,
@@ -62,7 +63,8 @@ fn any_class_count() {
 #[test]
 fn plans_are_reused_and_resizing_works() {
     let model = Model::from_safetensors(&synthetic_file(Layout::Paper, 12, 5)).unwrap();
-    let mut seg = Segmenter::new(gpu(), &model).unwrap();
+    let mut seg =
+        Segmenter::with_precision(gpu(), &model, enet_wgpu::kernels::Precision::F32).unwrap();
     let rgba = vec![128u8; 37 * 29 * 4];
     let a = pollster::block_on(seg.segment(&rgba, 37, 29, (40, 32))).unwrap();
     let b = pollster::block_on(seg.segment(&rgba, 37, 29, (40, 32))).unwrap();

@@ -25,7 +25,8 @@ fn paper_layout_matches_pytorch() {
     let st = safetensors::SafeTensors::deserialize(&fixture).unwrap();
     let argmax = st.tensor("argmax").unwrap();
     let frames = val_frames();
-    let mut seg = Segmenter::new(gpu(), &model).unwrap();
+    let mut seg =
+        Segmenter::with_precision(gpu(), &model, enet_wgpu::kernels::Precision::F32).unwrap();
     for (i, path) in frames.iter().take(3).enumerate() {
         let (rgba, w, h) = load_png_rgba(path);
         if i == 0 {

@@ -28,7 +28,12 @@ pub fn run(a: BenchArgs) -> Result<()> {
         anyhow::bail!("--frames must be at least 1");
     }
     let gpu = gpu()?;
-    let mut engine = Engine::new(&gpu, &model.graph, model.normalization)?;
+    let mut engine = Engine::with_precision(
+        &gpu,
+        &model.graph,
+        model.normalization,
+        a.precision.resolve(&gpu),
+    )?;
     engine.set_fusion(!a.unfused);
     let (w, h) = a.size;
     let plan = engine.plan((w, h), (w, h))?;
@@ -99,6 +104,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             "gpu_ms_per_frame": gpu_frame,
             "dispatches_per_frame": plan.dispatch_count(),
             "fused": !a.unfused,
+            "precision": engine.precision().name(),
             "multiply_adds": model.graph.multiply_adds(h, w)?,
             "gpu_memory_bytes": plan.memory_bytes(),
             "per_kernel_ms": per_kernel.iter().map(|(l, v)| serde_json::json!({"dispatch": l, "ms": v})).collect::<Vec<_>>(),
@@ -107,6 +113,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     } else {
         println!("adapter              {adapter}");
         println!("model                {} layout, {w}x{h}", model.layout);
+        println!("precision            {}", engine.precision());
         println!("frames               {}", a.frames);
         println!("wall ms per frame    {wall_ms:.3} (pipelined, upload included)");
         println!("frames per second    {:.1}", 1e3 / wall_ms);

@@ -94,9 +94,11 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let n = model.num_classes();
     let void = model.void_class;
     let gpu = gpu()?;
-    let mut seg = Segmenter::new(&gpu, &model)?;
-    let mut other = match &a.compare {
-        Some(p) => {
+    let precision = a.precision.resolve(&gpu);
+    let mut seg = Segmenter::with_precision(&gpu, &model, precision)?;
+    let compare_precision = a.compare_precision.map_or(precision, |p| p.resolve(&gpu));
+    let mut other = match (&a.compare, a.compare_precision) {
+        (Some(p), _) => {
             let m = load_model(Some(p))?;
             if m.num_classes() != n {
                 bail!(
@@ -105,13 +107,23 @@ pub fn run(a: EvalArgs) -> Result<()> {
                     m.num_classes()
                 );
             }
-            Some(Segmenter::new(&gpu, &m)?)
+            Some(Segmenter::with_precision(&gpu, &m, compare_precision)?)
         }
-        None => None,
+        (None, Some(_)) => Some(Segmenter::with_precision(&gpu, &model, compare_precision)?),
+        (None, None) => None,
+    };
+    // What the comparison is with: other weights, the same at another precision, or both.
+    let compared = match &a.compare {
+        Some(p) if compare_precision != precision => {
+            format!("{} in {compare_precision}", p.display())
+        }
+        Some(p) => p.display().to_string(),
+        None => format!("the same model in {compare_precision}"),
     };
     // Pixels where the compared model's classes equal the evaluated one's, and all pixels.
     let (mut same, mut pixels) = (0u64, 0u64);
     let mut conf = Confusion::new(n);
+    let mut other_conf = Confusion::new(n);
     let bar = ProgressBar::new(images.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} images, {elapsed} ({eta} left)")
@@ -148,8 +160,11 @@ pub fn run(a: EvalArgs) -> Result<()> {
             );
         }
         let map = classify(&mut seg, &img, a.size, path)?;
-        if let Some(other) = other.as_mut() {
-            let theirs = classify(other, &img, a.size, path)?;
+        let theirs = match other.as_mut() {
+            Some(other) => Some(classify(other, &img, a.size, path)?),
+            None => None,
+        };
+        if let Some(theirs) = &theirs {
             same += map
                 .data
                 .iter()
@@ -158,7 +173,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
                 .count() as u64;
             pixels += map.data.len() as u64;
         }
-        for (&l, &p) in label.as_raw().iter().zip(&map.data) {
+        for (i, &l) in label.as_raw().iter().enumerate() {
             let l = l as usize;
             if Some(l) == void {
                 continue;
@@ -169,7 +184,10 @@ pub fn run(a: EvalArgs) -> Result<()> {
                     label_path.display()
                 );
             }
-            conf.add(l, p as usize);
+            conf.add(l, map.data[i] as usize);
+            if let Some(theirs) = &theirs {
+                other_conf.add(l, theirs.data[i] as usize);
+            }
         }
         bar.inc(1);
     }
@@ -178,10 +196,17 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let valid: Vec<f64> = iou.iter().flatten().copied().collect();
     let miou = valid.iter().sum::<f64>() / valid.len().max(1) as f64;
     let acc = conf.pixel_accuracy();
-    let agreement = a
-        .compare
-        .as_ref()
-        .map(|p| (p, same as f64 / pixels.max(1) as f64));
+    let mean_iou = |c: &Confusion| {
+        let v: Vec<f64> = c.iou(void).into_iter().flatten().collect();
+        v.iter().sum::<f64>() / v.len().max(1) as f64
+    };
+    let agreement = other.as_ref().map(|_| {
+        (
+            compared.clone(),
+            same as f64 / pixels.max(1) as f64,
+            mean_iou(&other_conf),
+        )
+    });
     if a.json {
         let per_class: serde_json::Map<String, serde_json::Value> = model
             .classes
@@ -201,14 +226,21 @@ pub fn run(a: EvalArgs) -> Result<()> {
             "per_class_iou": per_class,
             "pixel_accuracy": acc,
             "images": images.len(),
+            "precision": precision.name(),
         });
-        if let Some((_, agree)) = agreement {
+        if let Some((_, agree, other_miou)) = &agreement {
             out["agreement"] = serde_json::json!(agree);
             out["agreement_pixels"] = serde_json::json!(pixels);
+            out["compared_miou"] = serde_json::json!(other_miou);
+            out["compared_precision"] = serde_json::json!(compare_precision.name());
         }
         println!("{out}");
     } else {
-        println!("{} images from {}", images.len(), a.data.display());
+        println!(
+            "{} images from {} ({precision})",
+            images.len(),
+            a.data.display()
+        );
         for (i, (c, v)) in model.classes.iter().zip(&iou).enumerate() {
             if Some(i) == void {
                 continue;
@@ -226,12 +258,12 @@ pub fn run(a: EvalArgs) -> Result<()> {
             valid.len()
         );
         println!("pixel accuracy  {acc:.4}");
-        if let Some((p, agree)) = agreement {
+        if let Some((what, agree, other_miou)) = agreement {
             println!(
-                "agreement       {:.3} % of {pixels} pixels have the same class with {}",
+                "agreement       {:.3} % of {pixels} pixels have the same class with {what}",
                 agree * 100.0,
-                p.display()
             );
+            println!("its class mIoU  {other_miou:.4}");
         }
     }
     Ok(())

@@ -83,6 +83,8 @@ pub struct SegmentArgs {
     /// Class colour opacity for overlays, 0 to 1.
     #[arg(long, default_value_t = 0.5)]
     alpha: f32,
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Auto)]
+    precision: PrecisionArg,
 }
 
 #[derive(clap::Args, Debug)]
@@ -106,6 +108,12 @@ pub struct EvalArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Auto)]
+    precision: PrecisionArg,
+    /// Also run the model (or --compare's) at this precision and report the agreement and
+    /// its mIoU (e.g. f32 against the default f16).
+    #[arg(long, value_enum)]
+    compare_precision: Option<PrecisionArg>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -130,6 +138,28 @@ pub struct BenchArgs {
     unfused: bool,
     #[arg(long)]
     json: bool,
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Auto)]
+    precision: PrecisionArg,
+}
+
+/// How activations and weights are stored on the GPU.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum PrecisionArg {
+    /// f16 where the GPU has shader-f16, f32 elsewhere.
+    Auto,
+    F32,
+    F16,
+}
+
+impl PrecisionArg {
+    pub fn resolve(self, gpu: &enet_wgpu::Gpu) -> enet_wgpu::kernels::Precision {
+        use enet_wgpu::kernels::Precision;
+        match self {
+            PrecisionArg::Auto => gpu.best_precision(),
+            PrecisionArg::F32 => Precision::F32,
+            PrecisionArg::F16 => Precision::F16,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]

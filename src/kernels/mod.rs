@@ -3,11 +3,76 @@
 
 pub mod cpu;
 
-/// A compute kernel's WGSL source, ready for `create_shader_module`.
+/// A compute kernel's WGSL source, ready for `create_shader_module`: `wgsl` stores
+/// activations and weights in f32; [`KernelSource::source`] gives the f16 form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KernelSource {
     pub name: &'static str,
     pub wgsl: &'static str,
+}
+
+/// How activations and weights are stored in memory. Arithmetic is f32 either way: loads
+/// convert (`f32(input[i])`), stores round (`act(v)`), so f16 halves the memory traffic and
+/// keeps the accumulation exact enough.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Precision {
+    #[default]
+    F32,
+    F16,
+}
+
+impl Precision {
+    /// Bytes per stored activation.
+    pub fn bytes(self) -> usize {
+        match self {
+            Precision::F32 => 4,
+            Precision::F16 => 2,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f32" => Ok(Precision::F32),
+            "f16" => Ok(Precision::F16),
+            _ => Err(format!("unknown precision {s:?}: f32 or f16")),
+        }
+    }
+}
+
+/// The storage types every network kernel is written against (`act`, `act4`), first in its
+/// source.
+const F32_PRELUDE: &str = "alias act = f32;\nalias act4 = vec4<f32>;\n";
+const F16_PRELUDE: &str = "enable f16;\nalias act = f16;\nalias act4 = vec4<f16>;\n";
+
+impl KernelSource {
+    /// The source with activations and weights stored at `precision`.
+    pub fn source(&self, precision: Precision) -> std::borrow::Cow<'static, str> {
+        match (precision, self.wgsl.strip_prefix(F32_PRELUDE)) {
+            (Precision::F16, Some(rest)) => format!("{F16_PRELUDE}{rest}").into(),
+            _ => self.wgsl.into(),
+        }
+    }
+
+    /// Whether the kernel touches activations or weights (and so has an f16 form).
+    pub fn has_precision(&self) -> bool {
+        self.wgsl.starts_with(F32_PRELUDE)
+    }
 }
 
 macro_rules! shader {
@@ -16,20 +81,35 @@ macro_rules! shader {
     };
 }
 
+/// A network kernel: the storage types first (must equal `F32_PRELUDE`).
+macro_rules! net_shader {
+    ($file:literal) => {
+        concat!(
+            "alias act = f32;\nalias act4 = vec4<f32>;\n",
+            shader!($file)
+        )
+    };
+}
+
 /// The three convolutions share their bindings and epilogue (`conv_common.wgsl`).
 macro_rules! conv_shader {
     ($file:literal) => {
-        concat!(shader!("conv_common.wgsl"), "\n", shader!($file))
+        concat!(
+            "alias act = f32;\nalias act4 = vec4<f32>;\n",
+            shader!("conv_common.wgsl"),
+            "\n",
+            shader!($file)
+        )
     };
 }
 
 pub const PREPROCESS: KernelSource = KernelSource {
     name: "preprocess",
-    wgsl: shader!("preprocess.wgsl"),
+    wgsl: net_shader!("preprocess.wgsl"),
 };
 pub const INITIAL: KernelSource = KernelSource {
     name: "initial_block",
-    wgsl: shader!("initial_block.wgsl"),
+    wgsl: net_shader!("initial_block.wgsl"),
 };
 pub const CONV2D: KernelSource = KernelSource {
     name: "conv2d",
@@ -45,28 +125,28 @@ pub const CONV_TRANSPOSE2D: KernelSource = KernelSource {
 };
 pub const MAXPOOL: KernelSource = KernelSource {
     name: "maxpool",
-    wgsl: shader!("maxpool.wgsl"),
+    wgsl: net_shader!("maxpool.wgsl"),
 };
 pub const MAX_UNPOOL: KernelSource = KernelSource {
     name: "max_unpool",
-    wgsl: shader!("max_unpool.wgsl"),
+    wgsl: net_shader!("max_unpool.wgsl"),
 };
 pub const BOTTLENECK: KernelSource = KernelSource {
     name: "bottleneck",
-    wgsl: shader!("bottleneck.wgsl"),
+    wgsl: net_shader!("bottleneck.wgsl"),
 };
 pub const UPSAMPLE: KernelSource = KernelSource {
     name: "upsample",
-    wgsl: shader!("upsample.wgsl"),
+    wgsl: net_shader!("upsample.wgsl"),
 };
 pub const ARGMAX: KernelSource = KernelSource {
     name: "argmax",
-    wgsl: shader!("argmax.wgsl"),
+    wgsl: net_shader!("argmax.wgsl"),
 };
 
 pub const SMOOTH: KernelSource = KernelSource {
     name: "smooth",
-    wgsl: shader!("smooth.wgsl"),
+    wgsl: net_shader!("smooth.wgsl"),
 };
 
 /// Every kernel the runtime uses.

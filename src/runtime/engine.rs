@@ -9,7 +9,7 @@ use wgpu::util::DeviceExt;
 use super::fuse::{self, BlockShape, Step, UpShape};
 
 use super::{EngineError, Gpu};
-use crate::kernels::{self, KernelSource};
+use crate::kernels::{self, KernelSource, Precision};
 use crate::model::Normalization;
 use crate::model::graph::{Conv, Graph, Op};
 
@@ -34,11 +34,11 @@ pub(crate) struct Pipelines {
 }
 
 impl Pipelines {
-    fn new(device: &wgpu::Device) -> Pipelines {
+    fn new(device: &wgpu::Device, precision: Precision) -> Pipelines {
         let make = |k: KernelSource| {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(k.name),
-                source: wgpu::ShaderSource::Wgsl(k.wgsl.into()),
+                source: wgpu::ShaderSource::Wgsl(k.source(precision)),
             });
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(k.name),
@@ -75,6 +75,8 @@ pub struct Engine {
     pub(crate) offsets: Vec<OpOffsets>,
     /// Whether plans fuse bottlenecks ([`super::fuse`]); on unless turned off to compare.
     pub(crate) fusion: bool,
+    /// How activations and weights are stored.
+    pub(crate) precision: Precision,
     /// The fused-bottleneck pipelines, one per kind of block in the graph.
     pub(crate) bottlenecks: HashMap<BlockShape, wgpu::ComputePipeline>,
     /// The fused upsampling pipelines, one per kind of upsampling block.
@@ -86,6 +88,7 @@ pub struct Engine {
 fn specialised<S: std::hash::Hash + Eq>(
     device: &wgpu::Device,
     kernel: KernelSource,
+    precision: Precision,
     shapes: HashSet<S>,
     constants: impl Fn(&S) -> Vec<(&'static str, f64)>,
 ) -> HashMap<S, wgpu::ComputePipeline> {
@@ -94,7 +97,7 @@ fn specialised<S: std::hash::Hash + Eq>(
     }
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(kernel.name),
-        source: wgpu::ShaderSource::Wgsl(kernel.wgsl.into()),
+        source: wgpu::ShaderSource::Wgsl(kernel.source(precision)),
     });
     shapes
         .into_iter()
@@ -123,6 +126,7 @@ fn specialised<S: std::hash::Hash + Eq>(
 fn fused_pipelines(
     device: &wgpu::Device,
     graph: &Graph,
+    precision: Precision,
 ) -> (
     HashMap<BlockShape, wgpu::ComputePipeline>,
     HashMap<UpShape, wgpu::ComputePipeline>,
@@ -143,8 +147,20 @@ fn fused_pipelines(
         })
         .collect();
     (
-        specialised(device, kernels::BOTTLENECK, blocks, BlockShape::constants),
-        specialised(device, kernels::UPSAMPLE, ups, UpShape::constants),
+        specialised(
+            device,
+            kernels::BOTTLENECK,
+            precision,
+            blocks,
+            BlockShape::constants,
+        ),
+        specialised(
+            device,
+            kernels::UPSAMPLE,
+            precision,
+            ups,
+            UpShape::constants,
+        ),
     )
 }
 
@@ -186,12 +202,30 @@ fn pack_channels(values: &[f32], groups: usize, out: &mut Vec<[f32; 4]>) {
 }
 
 impl Engine {
-    /// Uploads the graph's weights and builds the pipelines.
+    /// Uploads the graph's weights and builds the pipelines, in f16 where the device has
+    /// `shader-f16` ([`Gpu::best_precision`]).
     pub fn new(
         gpu: &Gpu,
         graph: &Graph,
         normalization: Normalization,
     ) -> Result<Engine, EngineError> {
+        Engine::with_precision(gpu, graph, normalization, gpu.best_precision())
+    }
+
+    /// As [`Engine::new`], activations and weights stored at `precision`; f16 needs a device
+    /// with `shader-f16`.
+    pub fn with_precision(
+        gpu: &Gpu,
+        graph: &Graph,
+        normalization: Normalization,
+        precision: Precision,
+    ) -> Result<Engine, EngineError> {
+        if precision == Precision::F16 && !gpu.has_f16() {
+            return Err(EngineError::Gpu(format!(
+                "f16 needs the shader-f16 feature, which {} does not offer; use f32",
+                gpu.describe()
+            )));
+        }
         let mut weights: Vec<[f32; 4]> = Vec::new();
         let mut aux: Vec<[f32; 4]> = Vec::new();
         let mut offsets = Vec::with_capacity(graph.ops.len());
@@ -249,31 +283,43 @@ impl Engine {
         }
         let device = &gpu.device;
         let limit = device.limits().max_storage_buffer_binding_size as usize;
-        if weights.len() * 16 > limit {
+        let weight_bytes = weights.len() * 4 * precision.bytes();
+        if weight_bytes > limit {
             return Err(EngineError::Gpu(format!(
-                "weights need {} bytes, the adapter allows {limit} per buffer",
-                weights.len() * 16
+                "weights need {weight_bytes} bytes, the adapter allows {limit} per buffer"
             )));
         }
-        let upload = |label, data: &[[f32; 4]]| {
+        let upload = |label, contents: &[u8]| {
             device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(label),
-                contents: bytemuck::cast_slice(data),
+                contents,
                 usage: wgpu::BufferUsages::STORAGE,
             })
         };
-        let weights = upload("weights", &weights);
-        let aux = upload("aux", &aux);
-        let (bottlenecks, upsamples) = fused_pipelines(&gpu.device, graph);
+        // Weights at the storage precision; biases and slopes (aux) stay f32.
+        let weights = match precision {
+            Precision::F32 => upload("weights", bytemuck::cast_slice(&weights)),
+            Precision::F16 => {
+                let halves: Vec<u16> = weights
+                    .iter()
+                    .flatten()
+                    .map(|&v| half::f16::from_f32(v).to_bits())
+                    .collect();
+                upload("weights", bytemuck::cast_slice(&halves))
+            }
+        };
+        let aux = upload("aux", bytemuck::cast_slice(&aux));
+        let (bottlenecks, upsamples) = fused_pipelines(&gpu.device, graph, precision);
         Ok(Engine {
             gpu: gpu.clone(),
             graph: graph.clone(),
             normalization,
-            pipelines: Pipelines::new(device),
+            pipelines: Pipelines::new(device, precision),
             weights,
             aux,
             offsets,
             fusion: true,
+            precision,
             bottlenecks,
             upsamples,
         })
@@ -285,6 +331,11 @@ impl Engine {
 
     pub fn graph(&self) -> &Graph {
         &self.graph
+    }
+
+    /// How activations and weights are stored.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Turns bottleneck fusion off (or on again) for plans made from now on: the same

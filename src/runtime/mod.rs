@@ -111,8 +111,8 @@ pub fn instance(backends: wgpu::Backends) -> wgpu::Instance {
 }
 
 /// Which device limits the engine asks for. Every kernel runs within WebGPU's defaults (256
-/// invocations and 16 KiB of workgroup memory per workgroup, at most 6 storage buffers per
-/// stage); only the size of one activation buffer grows with the frame.
+/// invocations and 16 KiB of workgroup memory per workgroup, at most 7 storage buffers per
+/// stage, of 8 allowed); only the size of one activation buffer grows with the frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Limits {
     /// WebGPU's defaults: a 128 MiB storage binding holds the activations of frames up to
@@ -179,7 +179,7 @@ impl Gpu {
         adapter: wgpu::Adapter,
         limits: Limits,
     ) -> Result<Gpu, EngineError> {
-        let wanted = wgpu::Features::TIMESTAMP_QUERY;
+        let wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("enet"),
@@ -229,6 +229,20 @@ impl Gpu {
     pub fn describe(&self) -> String {
         let i = self.info();
         format!("{} ({:?}, {:?})", i.name, i.backend, i.device_type)
+    }
+
+    /// Whether kernels may store activations and weights in f16.
+    pub fn has_f16(&self) -> bool {
+        self.device.features().contains(wgpu::Features::SHADER_F16)
+    }
+
+    /// f16 where the device has `shader-f16`, f32 elsewhere.
+    pub fn best_precision(&self) -> crate::kernels::Precision {
+        if self.has_f16() {
+            crate::kernels::Precision::F16
+        } else {
+            crate::kernels::Precision::F32
+        }
     }
 
     pub fn has_timestamps(&self) -> bool {

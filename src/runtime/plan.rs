@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::engine::Engine;
 use super::{EngineError, Gpu};
-use crate::kernels::WORKGROUP;
+use crate::kernels::{Precision, WORKGROUP};
 use crate::model::graph::{DType, Op, Shape, TensorId};
 
 /// Which timestamps a frame records (needs `TIMESTAMP_QUERY`; ignored without it).
@@ -64,6 +64,9 @@ pub struct Plan {
     net: (usize, usize),
     source_size: (usize, usize),
     shapes: Vec<Shape>,
+    /// Bytes of each tensor in memory.
+    tensor_bytes: Vec<u64>,
+    precision: Precision,
     /// Buffer index of each tensor; tensors whose lifetimes do not overlap share one.
     tensor_buffer: Vec<usize>,
     buffers: Vec<wgpu::Buffer>,
@@ -290,6 +293,7 @@ fn assign_buffers(
     graph: &crate::model::graph::Graph,
     shapes: &[Shape],
     steps: &[super::fuse::Step],
+    precision: Precision,
 ) -> (Vec<usize>, Vec<u64>) {
     let last = super::fuse::last_use(graph, steps);
     let written = super::fuse::written(graph, steps);
@@ -297,7 +301,7 @@ fn assign_buffers(
     let mut free: Vec<usize> = Vec::new();
     let mut tensor_buffer = vec![usize::MAX; shapes.len()];
     let mut assign = |t: usize, tensor_buffer: &mut Vec<usize>, free: &mut Vec<usize>| {
-        let need = (shapes[t].len() as u64 * 4).max(16);
+        let need = tensor_bytes(graph, t, shapes[t].len(), precision).max(16);
         let best = free
             .iter()
             .enumerate()
@@ -326,6 +330,21 @@ fn assign_buffers(
         }
     }
     (tensor_buffer, sizes)
+}
+
+/// Bytes of tensor `t` of `len` values in memory: activations at the storage precision,
+/// indices as u32; rounded up to 4, as buffer copies and bindings need.
+fn tensor_bytes(
+    graph: &crate::model::graph::Graph,
+    t: TensorId,
+    len: usize,
+    precision: Precision,
+) -> u64 {
+    let elem = match graph.tensors[t].dtype {
+        DType::F32 => precision.bytes(),
+        _ => 4,
+    };
+    ((len * elem) as u64).next_multiple_of(4)
 }
 
 fn params_bytes(words: &[u32]) -> Vec<u8> {
@@ -361,8 +380,9 @@ impl Plan {
         let max_binding = limits
             .max_storage_buffer_binding_size
             .min(limits.max_buffer_size);
+        let precision = engine.precision;
         for (t, s) in shapes.iter().enumerate() {
-            let bytes = s.len() as u64 * 4;
+            let bytes = tensor_bytes(graph, t, s.len(), precision);
             if bytes > max_binding {
                 return Err(size_err(format!(
                     "tensor {t} ({}x{}x{}) needs {} MiB, the adapter allows {} MiB per buffer; use a smaller input size",
@@ -389,7 +409,7 @@ impl Plan {
         } else {
             super::fuse::unfused(graph)
         };
-        let (tensor_buffer, sizes) = assign_buffers(graph, &shapes, &steps);
+        let (tensor_buffer, sizes) = assign_buffers(graph, &shapes, &steps, precision);
         let buffers: Vec<wgpu::Buffer> = sizes
             .iter()
             .enumerate()
@@ -686,7 +706,9 @@ impl Plan {
                         Res::Tensor(t) => wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                             buffer: &buffers[tensor_buffer[*t]],
                             offset: 0,
-                            size: NonZeroU64::new((shapes[*t].len() as u64 * 4).max(4)),
+                            size: NonZeroU64::new(
+                                tensor_bytes(graph, *t, shapes[*t].len(), precision).max(4),
+                            ),
                         }),
                         Res::Weights => engine.weights.as_entire_binding(),
                         Res::Aux => engine.aux.as_entire_binding(),
@@ -739,11 +761,16 @@ impl Plan {
             }
         });
 
+        let tensor_bytes = (0..shapes.len())
+            .map(|t| tensor_bytes(graph, t, shapes[t].len(), precision))
+            .collect();
         Ok(Plan {
             gpu: gpu.clone(),
             net,
             source_size: source,
             shapes,
+            tensor_bytes,
+            precision,
             tensor_buffer,
             buffers,
             source: source_tex,
@@ -1014,11 +1041,17 @@ impl Plan {
     /// Test and debugging access: overwrite a tensor (e.g. the network input).
     pub fn write_tensor(&self, t: TensorId, data: &[f32]) {
         assert_eq!(data.len(), self.shapes[t].len(), "tensor {t} length");
-        self.gpu.queue.write_buffer(
-            &self.buffers[self.tensor_buffer[t]],
-            0,
-            bytemuck::cast_slice(data),
-        );
+        let mut bytes: Vec<u8> = match self.precision {
+            Precision::F32 => bytemuck::cast_slice(data).to_vec(),
+            Precision::F16 => data
+                .iter()
+                .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                .collect(),
+        };
+        bytes.resize(self.bytes(t) as usize, 0);
+        self.gpu
+            .queue
+            .write_buffer(&self.buffers[self.tensor_buffer[t]], 0, &bytes);
     }
 
     /// Test and debugging access: runs the network ops only (no preprocess, no argmax) on
@@ -1037,7 +1070,7 @@ impl Plan {
                 "tensor {t} lives only inside a fused dispatch; plan without fusion to read it"
             )));
         }
-        let bytes = self.shapes[t].len() as u64 * 4;
+        let bytes = self.bytes(t);
         let staging = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("tensor readback"),
             size: bytes.max(4),
@@ -1052,11 +1085,27 @@ impl Plan {
         Ok(raw)
     }
 
-    /// Test and debugging access: an f32 tensor's values.
+    fn bytes(&self, t: TensorId) -> u64 {
+        self.tensor_bytes[t]
+    }
+
+    /// How activations are stored.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Test and debugging access: an activation tensor's values (as f32 whatever the
+    /// storage precision).
     pub async fn read_tensor(&self, t: TensorId) -> Result<Vec<f32>, EngineError> {
-        Ok(bytemuck::pod_collect_to_vec(
-            &self.read_tensor_bytes(t).await?,
-        ))
+        let raw = self.read_tensor_bytes(t).await?;
+        let n = self.shapes[t].len();
+        Ok(match self.precision {
+            Precision::F32 => bytemuck::pod_collect_to_vec(&raw[..n * 4]),
+            Precision::F16 => raw[..n * 2]
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+        })
     }
 
     /// Test and debugging access: a u32 tensor's values (max-pool indices).

@@ -7,11 +7,12 @@ use std::cell::Cell;
 use std::num::NonZeroU64;
 
 use super::Plan;
-use crate::kernels::{self, WORKGROUP};
+use crate::kernels::{self, Precision, WORKGROUP};
 
-/// The pipeline and its parameters; one per device.
+/// The pipelines (one per precision the logits may be stored at) and the parameters; one
+/// per device.
 pub struct Smoother {
-    pipeline: wgpu::ComputePipeline,
+    pipelines: Vec<(Precision, wgpu::ComputePipeline)>,
     params: wgpu::Buffer,
     /// Parameters last written, so a steady frame writes nothing.
     written: Cell<[u32; 8]>,
@@ -19,6 +20,7 @@ pub struct Smoother {
 
 /// The probabilities kept between frames and the smoothed class map, for one plan.
 pub struct SmoothBinding {
+    pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
     classes: wgpu::Buffer,
     probs: wgpu::Buffer,
@@ -45,18 +47,28 @@ impl SmoothBinding {
 
 impl Smoother {
     pub fn new(device: &wgpu::Device) -> Smoother {
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(kernels::SMOOTH.name),
-            source: wgpu::ShaderSource::Wgsl(kernels::SMOOTH.wgsl.into()),
-        });
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(kernels::SMOOTH.name),
-            layout: None,
-            module: &module,
-            entry_point: Some("main"),
-            compilation_options: Default::default(),
-            cache: None,
-        });
+        let mut precisions = vec![Precision::F32];
+        if device.features().contains(wgpu::Features::SHADER_F16) {
+            precisions.push(Precision::F16);
+        }
+        let pipelines = precisions
+            .into_iter()
+            .map(|precision| {
+                let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(kernels::SMOOTH.name),
+                    source: wgpu::ShaderSource::Wgsl(kernels::SMOOTH.source(precision)),
+                });
+                let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(kernels::SMOOTH.name),
+                    layout: None,
+                    module: &module,
+                    entry_point: Some("main"),
+                    compilation_options: Default::default(),
+                    cache: None,
+                });
+                (precision, pipeline)
+            })
+            .collect();
         let params = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("smoothing parameters"),
             size: 32,
@@ -64,7 +76,7 @@ impl Smoother {
             mapped_at_creation: false,
         });
         Smoother {
-            pipeline,
+            pipelines,
             params,
             written: Cell::new([u32::MAX; 8]),
         }
@@ -85,9 +97,18 @@ impl Smoother {
         let probs = buffer("smoothed probabilities", pixels * out.c as u64 * 4);
         let classes = buffer("smoothed class map", pixels * 4);
         let logits = plan.tensor_buffer(plan.output());
+        // A plan's precision is one the device offers, so its pipeline exists.
+        let pipeline = self
+            .pipelines
+            .iter()
+            .find(|(p, _)| *p == plan.precision())
+            .map_or(&self.pipelines[0].1, |(_, pipeline)| pipeline)
+            .clone();
+        let logit_bytes =
+            (pixels * out.c as u64 * plan.precision().bytes() as u64).next_multiple_of(4);
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("smooth"),
-            layout: &self.pipeline.get_bind_group_layout(0),
+            layout: &pipeline.get_bind_group_layout(0),
             entries: &[
                 wgpu::BindGroupEntry {
                     binding: 0,
@@ -98,7 +119,7 @@ impl Smoother {
                     resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                         buffer: logits,
                         offset: 0,
-                        size: NonZeroU64::new(pixels * out.c as u64 * 4),
+                        size: NonZeroU64::new(logit_bytes),
                     }),
                 },
                 wgpu::BindGroupEntry {
@@ -116,6 +137,7 @@ impl Smoother {
             ],
         });
         SmoothBinding {
+            pipeline,
             bind_group,
             classes,
             probs,
@@ -144,7 +166,7 @@ impl Smoother {
             label: Some("smooth"),
             timestamp_writes: None,
         });
-        pass.set_pipeline(&self.pipeline);
+        pass.set_pipeline(&binding.pipeline);
         pass.set_bind_group(0, &binding.bind_group, &[]);
         pass.dispatch_workgroups(w.div_ceil(WORKGROUP[0]), h.div_ceil(WORKGROUP[1]), 1);
     }

@@ -69,8 +69,19 @@ pub fn random_tensor(rng: &mut SplitMix, shape: Shape) -> Tensor {
 
 /// Runs `graph` on the GPU with tensor 0 = `input` (no preprocess) and reads `outputs`.
 pub fn run_gpu(graph: &Graph, input: &Tensor, outputs: &[usize]) -> Vec<Vec<f32>> {
+    run_gpu_at(graph, input, outputs, enet_wgpu::kernels::Precision::F32)
+}
+
+/// [`run_gpu`] with activations and weights stored at `precision`.
+pub fn run_gpu_at(
+    graph: &Graph,
+    input: &Tensor,
+    outputs: &[usize],
+    precision: enet_wgpu::kernels::Precision,
+) -> Vec<Vec<f32>> {
     let gpu = gpu();
-    let engine = Engine::new(gpu, graph, Normalization::default()).expect("engine");
+    let engine =
+        Engine::with_precision(gpu, graph, Normalization::default(), precision).expect("engine");
     let plan = engine
         .plan(
             (input.shape.w, input.shape.h),
