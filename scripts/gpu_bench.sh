@@ -19,9 +19,11 @@ export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 target/release/enet info > "$out/info.txt"
 for size in 480x360 640x360 1024x512; do
+  # Default precision: f16 where the GPU has shader-f16.
   target/release/enet bench --weights "$weights" --size "$size" --frames 300 --per-kernel --json > "$out/engine-$size.json"
+  target/release/enet bench --weights "$weights" --size "$size" --frames 300 --precision f32 --json > "$out/engine-f32-$size.json"
   # The same network one op per dispatch: what fusing the bottlenecks gains on this GPU.
-  target/release/enet bench --weights "$weights" --size "$size" --frames 300 --unfused --json > "$out/engine-unfused-$size.json"
+  target/release/enet bench --weights "$weights" --size "$size" --frames 300 --precision f32 --unfused --json > "$out/engine-unfused-$size.json"
 done
 python3 scripts/torch_bench.py "$weights" --sizes 480x360 640x360 1024x512 > "$out/torch.json"
 python3 - "$out" <<'PY'
@@ -29,14 +31,15 @@ import json, sys, glob, os
 out = sys.argv[1]
 torch = json.load(open(os.path.join(out, "torch.json")))
 print(f"GPU: {torch['gpu']}, PyTorch {torch['torch']}, layout {torch['layout']}")
-print("| size | engine GPU ms | engine wall ms | dispatches | unfused GPU ms (dispatches) | eager fp32 | AMP fp16 | compile+graphs | vs compile |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| size | engine GPU ms (precision) | engine wall ms | dispatches | engine f32 GPU ms | unfused f32 GPU ms (dispatches) | eager fp32 | AMP fp16 | compile+graphs | vs compile |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for size, t in torch["sizes"].items():
     e = json.load(open(os.path.join(out, f"engine-{size}.json")))
+    f = json.load(open(os.path.join(out, f"engine-f32-{size}.json")))
     u = json.load(open(os.path.join(out, f"engine-unfused-{size}.json")))
     g = e["gpu_ms_per_frame"]
-    print(f"| {size} | {g:.3f} | {e['ms_per_frame']:.3f} | {e['dispatches_per_frame']} | "
-          f"{u['gpu_ms_per_frame']:.3f} ({u['dispatches_per_frame']}) | "
+    print(f"| {size} | {g:.3f} ({e['precision']}) | {e['ms_per_frame']:.3f} | {e['dispatches_per_frame']} | "
+          f"{f['gpu_ms_per_frame']:.3f} | {u['gpu_ms_per_frame']:.3f} ({u['dispatches_per_frame']}) | "
           f"{t['eager_fp32_ms']:.3f} | {t['amp_fp16_ms']:.3f} | {t['compile_cudagraphs_ms']:.3f} | "
           f"{t['compile_cudagraphs_ms'] / g:.2f}x |")
 PY

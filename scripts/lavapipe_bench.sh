@@ -1,26 +1,31 @@
 #!/usr/bin/env bash
-# The engine with and without fused bottlenecks on this machine's Vulkan (lavapipe on a
-# machine without a GPU), the built-in model at 480x360: three alternating runs of each for the
-# frame time, one per-dispatch run of each for the table by kind. Prints markdown tables;
-# raw JSON goes to OUT_DIR (default: a temporary folder).
+# The engine one op per dispatch and fused, in f32, and fused in f16, on this machine's Vulkan
+# (lavapipe on a machine without a GPU), the built-in model at 480x360: three alternating runs
+# of each for the frame time, one per-dispatch run of the f32 ones for the table by kind.
+# Prints markdown tables; raw JSON goes to OUT_DIR (default: a temporary folder).
 #
 #   scripts/lavapipe_bench.sh [OUT_DIR] [FRAMES]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-$(mktemp -d)}
-frames=${2:-20}
+frames=${2:-10}
 mkdir -p "$out"
 cargo build --release --locked --bin enet >&2
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
+flags() {
+  case $1 in
+    unfused) echo --unfused --precision f32 ;;
+    fused) echo --precision f32 ;;
+    fused-f16) echo --precision f16 ;;
+  esac
+}
 for run in 1 2 3; do
-  for mode in fused unfused; do
-    flag=$([ "$mode" = unfused ] && echo --unfused || true)
-    target/release/enet bench --size 480x360 --frames "$frames" --json $flag > "$out/$mode-$run.json"
+  for mode in unfused fused fused-f16; do
+    target/release/enet bench --size 480x360 --frames "$frames" --json $(flags $mode) > "$out/$mode-$run.json"
   done
 done
-for mode in fused unfused; do
-  flag=$([ "$mode" = unfused ] && echo --unfused || true)
-  target/release/enet bench --size 480x360 --frames 10 --per-kernel --json $flag > "$out/$mode-per-kernel.json"
+for mode in unfused fused; do
+  target/release/enet bench --size 480x360 --frames 5 --per-kernel --json $(flags $mode) > "$out/$mode-per-kernel.json"
 done
 python3 - "$out" <<'PY'
 import json, os, statistics, sys
@@ -28,14 +33,15 @@ out = sys.argv[1]
 load = lambda name: json.load(open(os.path.join(out, name)))
 first = load("fused-1.json")
 print(f"adapter: {first['adapter']}; built-in model ({first['layout']} layout), 480x360\n")
-print("| engine | dispatches per frame | GPU ms per frame (median of 3 runs) | wall ms per frame (median of 3 runs) |")
-print("|---|---|---|---|")
-for mode in ["unfused", "fused"]:
+print("| engine | precision | dispatches per frame | GPU ms per frame (median of 3 runs) | wall ms per frame (median of 3 runs) | GPU memory of the plan |")
+print("|---|---|---|---|---|---|")
+for mode in ["unfused", "fused", "fused-f16"]:
     runs = [load(f"{mode}-{r}.json") for r in (1, 2, 3)]
     gpu = statistics.median(r["gpu_ms_per_frame"] for r in runs)
     wall = statistics.median(r["ms_per_frame"] for r in runs)
-    print(f"| {mode} | {runs[0]['dispatches_per_frame']} | {gpu:.1f} | {wall:.1f} |")
-print("\nPer kind of dispatch (one frame timed one dispatch at a time; median of 10 frames per dispatch):\n")
+    mib = runs[0]["gpu_memory_bytes"] / 2**20
+    print(f"| {mode.split('-')[0]} | {runs[0]['precision']} | {runs[0]['dispatches_per_frame']} | {gpu:.1f} | {wall:.1f} | {mib:.1f} MiB |")
+print("\nPer kind of dispatch, f32 (one frame timed one dispatch at a time; median of 5 frames per dispatch):\n")
 print("| kind | unfused: dispatches | ms | fused: dispatches | ms |")
 print("|---|---|---|---|---|")
 kinds = {}

@@ -255,11 +255,27 @@ impl App {
     /// current model keeps running.
     pub fn load_weights(&mut self, weights: &[u8]) -> Result<(), JsError> {
         let model = Model::from_safetensors(weights).map_err(js_err)?;
-        let segmenter = Segmenter::new(&self.gpu, &model).map_err(js_err)?;
+        let precision = self.segmenter.engine().precision();
+        let segmenter = Segmenter::with_precision(&self.gpu, &model, precision).map_err(js_err)?;
         self.overlay
             .set_classes(&self.gpu.queue, &model.classes, model.void_class);
         self.model = model;
         self.segmenter = segmenter;
+        self.binding = None;
+        Ok(())
+    }
+
+    /// Stores activations and weights as `precision` ("f16" or "f32") from the next frame.
+    /// f16 (the default where the GPU has shader-f16) halves the memory traffic; on error
+    /// (an unknown name, f16 without shader-f16) the current precision keeps running.
+    pub fn set_precision(&mut self, precision: &str) -> Result<(), JsError> {
+        let precision: crate::kernels::Precision =
+            precision.parse().map_err(|e: String| JsError::new(&e))?;
+        if precision == self.segmenter.engine().precision() {
+            return Ok(());
+        }
+        self.segmenter =
+            Segmenter::with_precision(&self.gpu, &self.model, precision).map_err(js_err)?;
         self.binding = None;
         Ok(())
     }
@@ -285,6 +301,8 @@ impl App {
             "timestamps": self.gpu.has_timestamps(),
             "layout": self.model.layout.name(),
             "classes": self.model.num_classes(),
+            "precision": self.segmenter.engine().precision().name(),
+            "f16": self.gpu.has_f16(),
             "provenance": self.model.provenance,
         })
         .to_string()

@@ -148,7 +148,7 @@ function redrawIfStill() {
 
 function describe() {
   const d = JSON.parse(app.describe());
-  status.textContent = `${d.adapter || "WebGPU adapter"} · ${d.layout} ENet, ${d.classes} classes`;
+  status.textContent = `${d.adapter || "WebGPU adapter"} · ${d.layout} ENet, ${d.classes} classes · ${d.precision}`;
 }
 
 async function loadWasm() {
@@ -244,6 +244,16 @@ async function createApp(bytes) {
   next.set_timing_detail($("timing").open);
   next.set_smoothing($("smoothing").checked);
   next.set_smoothing_strength(Number($("strength").value));
+  // ?precision=f32 (or f16) forces how activations are stored; the default is f16 where the
+  // GPU has shader-f16.
+  const precision = new URLSearchParams(location.search).get("precision");
+  if (precision) {
+    try {
+      next.set_precision(precision);
+    } catch (e) {
+      message(`precision=${precision} is not available here (${errorText(e)}); running ${JSON.parse(next.describe()).precision}.`, { error: true });
+    }
+  }
   if (app) app.free();
   app = next;
   weights = bytes;

@@ -646,7 +646,12 @@ const hideTimestamps = {
 
 test("the GPU time panel: total and slowest dispatches, updated while open; says so without timestamps", { timeout: 400000 }, async () => {
   await withPage(CAMERA, async ({ page }) => {
-    assert.equal(JSON.parse(await page.evaluate(() => window.enet.app.describe())).timestamps, true);
+    const d = JSON.parse(await page.evaluate(() => window.enet.app.describe()));
+    assert.equal(d.timestamps, true);
+    // f16 storage where the GPU offers shader-f16, said in the status line.
+    console.log(`precision ${d.precision} (shader-f16 ${d.f16})`);
+    assert.equal(d.precision, d.f16 ? "f16" : "f32");
+    assert.match(await page.textContent("#status"), new RegExp(`· ${d.precision}$`));
     await page.click("#timing summary");
     await page.waitForSelector("#timing table", { timeout: 60000 });
     const read = () => page.$$eval("#timing tr", (rows) => rows.map((r) => [...r.cells].map((c) => c.textContent)));
@@ -670,6 +675,14 @@ test("the GPU time panel: total and slowest dispatches, updated while open; says
     await page.click("#timing summary");
     assert.equal(await page.evaluate(() => document.getElementById("timing").open), false);
   });
+  // ?precision=f32 forces f32 storage.
+  await withPage(
+    CAMERA,
+    async ({ page }) => {
+      assert.equal(JSON.parse(await page.evaluate(() => window.enet.app.describe())).precision, "f32");
+    },
+    { url: `${base}?precision=f32` },
+  );
   await withPage(
     CAMERA,
     async ({ page }) => {
