@@ -2,12 +2,12 @@
 // that window's saved index points at (y, x), else zero. Equivalent to PyTorch's scatter
 // because the indices come from a 2x2 stride 2 pool and never leave their window.
 
-struct UnpoolParams {
+struct PoolParams {
     channels: u32, in_h: u32, in_w: u32, out_h: u32,
     out_w: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: UnpoolParams;
+@group(0) @binding(0) var<uniform> p: PoolParams;
 @group(0) @binding(1) var<storage, read> input: array<act>;
 @group(0) @binding(2) var<storage, read> indices: array<u32>;
 @group(0) @binding(3) var<storage, read_write> output: array<act>;

@@ -115,3 +115,50 @@ fn every_shader_file_is_used() {
         );
     }
 }
+
+/// Each kernel's Rust parameter struct (`runtime::params`) has its WGSL struct's fields, at
+/// the same offsets, and the same size.
+#[test]
+fn parameter_structs_match_their_shaders() {
+    let mut checked = 0;
+    for (kernels, name, fields, offsets, size) in enet_wgpu::runtime::params::all() {
+        for k in kernels {
+            let module = naga::front::wgsl::parse_str(k.wgsl).expect("parses");
+            let mut layouter = naga::proc::Layouter::default();
+            layouter.update(module.to_ctx()).unwrap();
+            let (handle, ty) = module
+                .types
+                .iter()
+                .find(|(_, t)| t.name.as_deref() == Some(name))
+                .unwrap_or_else(|| panic!("{}: no struct {name}", k.name));
+            let naga::TypeInner::Struct { members, span } = &ty.inner else {
+                panic!("{}: {name} is not a struct", k.name)
+            };
+            let wgsl: Vec<(&str, usize)> = members
+                .iter()
+                .map(|m| (m.name.as_deref().unwrap_or(""), m.offset as usize))
+                .collect();
+            let rust: Vec<(&str, usize)> = fields
+                .iter()
+                .copied()
+                .zip(offsets.iter().copied())
+                .collect();
+            assert_eq!(wgsl, rust, "{}: {name}", k.name);
+            assert_eq!(*span as usize, size, "{}: {name} size", k.name);
+            assert_eq!(layouter[handle].size as usize, size);
+            // It is the uniform the kernel reads.
+            assert!(
+                module
+                    .global_variables
+                    .iter()
+                    .any(|(_, g)| g.space == naga::AddressSpace::Uniform && g.ty == handle),
+                "{}: {name} is not its uniform",
+                k.name
+            );
+            checked += 1;
+        }
+    }
+    // Every kernel with a parameter block but the smoothing pass (whose parameters live with
+    // it in runtime::smooth).
+    assert_eq!(checked, enet_wgpu::kernels::ALL.len() - 1);
+}

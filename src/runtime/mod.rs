@@ -4,6 +4,7 @@
 mod engine;
 pub mod fuse;
 pub mod overlay;
+pub mod params;
 mod plan;
 pub mod smooth;
 

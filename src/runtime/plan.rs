@@ -5,6 +5,10 @@ use std::num::NonZeroU64;
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::engine::Engine;
+use super::params::{
+    ArgmaxParams, BottleneckParams, ConvParams, InitialParams, Params, PoolParams, PreParams,
+    UpsampleParams,
+};
 use super::{EngineError, Gpu};
 use crate::kernels::{Precision, WORKGROUP};
 use crate::model::graph::{DType, Op, Shape, TensorId};
@@ -160,7 +164,6 @@ fn bottleneck_dispatch(
     let g = main.geom;
     let [mo, eo] =
         [Some(b.main), b.expand].map(|i| i.map(|i| engine.offsets[i]).unwrap_or_default());
-    let u = |v: usize| v as u32;
     let name = graph.name(b.main).map_or(b.main.to_string(), |n| {
         n.rsplit_once('.').map_or(n, |(a, _)| a).to_string()
     });
@@ -172,24 +175,24 @@ fn bottleneck_dispatch(
     Ok(Pending {
         label: format!("{name} {kind}"),
         pipeline: pipeline.clone(),
-        params: params_bytes(&[
-            u(s.h),
-            u(s.w),
-            u(g.pad[0]),
-            u(g.pad[1]),
-            proj_offsets.weights,
-            proj_offsets.aux,
-            mo.weights,
-            mo.aux,
-            eo.weights,
-            eo.aux,
-            u(super::engine::conv_groups(block.mid)),
-            u(super::engine::conv_groups(block.ch)),
-            u(rs.h),
-            u(rs.w),
-            0,
-            0,
-        ]),
+        params: BottleneckParams {
+            h: u(s.h),
+            w: u(s.w),
+            pad_h: u(g.pad[0]),
+            pad_w: u(g.pad[1]),
+            proj_w: proj_offsets.weights,
+            proj_aux: proj_offsets.aux,
+            main_w: mo.weights,
+            main_aux: mo.aux,
+            exp_w: eo.weights,
+            exp_aux: eo.aux,
+            mid_groups: u(super::engine::conv_groups(block.mid)),
+            exp_groups: u(super::engine::conv_groups(block.ch)),
+            res_h: u(rs.h),
+            res_w: u(rs.w),
+            ..Default::default()
+        }
+        .bytes(),
         // Each binding the kernel does not read in this form gets a tensor it may read.
         resources: vec![
             Res::Weights,
@@ -247,31 +250,30 @@ fn upsample_dispatch(
         .get(&shape)
         .ok_or_else(|| EngineError::Gpu(format!("no pipeline for the upsampling {shape:?}")))?;
     let [mo, po, to, eo] = [up.main, up.proj, up.tconv, up.expand].map(|i| engine.offsets[i]);
-    let u = |v: usize| v as u32;
     let name = graph.name(up.main).map_or(up.main.to_string(), |n| {
         n.rsplit_once('.').map_or(n, |(a, _)| a).to_string()
     });
     Ok(Pending {
         label: format!("{name} upsample"),
         pipeline: pipeline.clone(),
-        params: params_bytes(&[
-            u(so.h),
-            u(so.w),
-            u(si.h),
-            u(si.w),
-            mo.weights,
-            mo.aux,
-            po.weights,
-            po.aux,
-            to.weights,
-            to.aux,
-            eo.weights,
-            eo.aux,
-            u(super::engine::conv_groups(shape.ch)),
-            u(super::engine::conv_groups(shape.mid)),
-            0,
-            0,
-        ]),
+        params: UpsampleParams {
+            h: u(so.h),
+            w: u(so.w),
+            in_h: u(si.h),
+            in_w: u(si.w),
+            main_w: mo.weights,
+            main_aux: mo.aux,
+            proj_w: po.weights,
+            proj_aux: po.aux,
+            tconv_w: to.weights,
+            tconv_aux: to.aux,
+            exp_w: eo.weights,
+            exp_aux: eo.aux,
+            ch_groups: u(super::engine::conv_groups(shape.ch)),
+            mid_groups: u(super::engine::conv_groups(shape.mid)),
+            ..Default::default()
+        }
+        .bytes(),
         resources: vec![
             Res::Weights,
             Res::Aux,
@@ -283,6 +285,191 @@ fn upsample_dispatch(
             let [gx, gy] = shape.grid(so.w, so.h);
             [u(gx), u(gy), 1]
         },
+    })
+}
+
+fn u(v: usize) -> u32 {
+    v as u32
+}
+
+/// Frame -> network input (`shaders/preprocess.wgsl`).
+fn preprocess_dispatch(engine: &Engine, source: (usize, usize), net: (usize, usize)) -> Pending {
+    let n = &engine.normalization;
+    let params = PreParams {
+        src_w: u(source.0),
+        src_h: u(source.1),
+        dst_w: u(net.0),
+        dst_h: u(net.1),
+        mean: [n.mean[0], n.mean[1], n.mean[2], 0.0],
+        stddev: [n.std[0], n.std[1], n.std[2], 1.0],
+    };
+    Pending {
+        label: "preprocess".into(),
+        pipeline: engine.pipelines.preprocess.clone(),
+        params: params.bytes(),
+        resources: vec![Res::Source, Res::Tensor(0)],
+        groups: params.grid(),
+    }
+}
+
+/// Logits -> class map (`shaders/argmax.wgsl`).
+fn argmax_dispatch(engine: &Engine, shapes: &[Shape]) -> Pending {
+    let graph = &engine.graph;
+    let so = shapes[graph.output];
+    let params = ArgmaxParams {
+        channels: u(so.c),
+        h: u(so.h),
+        w: u(so.w),
+        _pad: 0,
+    };
+    Pending {
+        label: "argmax".into(),
+        pipeline: engine.pipelines.argmax.clone(),
+        params: params.bytes(),
+        resources: vec![Res::Tensor(graph.output), Res::Classes],
+        groups: params.grid(),
+    }
+}
+
+/// One op as its own dispatch; an error names what does not fit.
+fn op_dispatch(engine: &Engine, shapes: &[Shape], i: usize) -> Result<Pending, String> {
+    let graph = &engine.graph;
+    let p = &engine.pipelines;
+    let op = &graph.ops[i];
+    let off = engine.offsets[i];
+    Ok(match op {
+        Op::Initial {
+            input,
+            output,
+            conv,
+            pool_kernel,
+            pool_pad,
+            ..
+        } => {
+            let (si, so) = (shapes[*input], shapes[*output]);
+            let params = InitialParams {
+                in_h: u(si.h),
+                in_w: u(si.w),
+                out_h: u(so.h),
+                out_w: u(so.w),
+                stride: u(conv.geom.stride[0]),
+                pad: u(conv.geom.pad[0]),
+                pool_k: u(*pool_kernel),
+                pool_pad: u(*pool_pad),
+                w_off: off.weights,
+                aux_off: off.aux,
+                ..Default::default()
+            };
+            Pending {
+                label: op_label(graph, i, "initial_block"),
+                pipeline: p.initial.clone(),
+                params: params.bytes(),
+                resources: vec![
+                    Res::Weights,
+                    Res::Aux,
+                    Res::Tensor(*input),
+                    Res::Tensor(*output),
+                ],
+                groups: params.grid(),
+            }
+        }
+        Op::Conv {
+            input,
+            output,
+            conv,
+            residual,
+        } => {
+            let (si, so) = (shapes[*input], shapes[*output]);
+            let g = conv.geom;
+            let (res_t, res_c) = match residual {
+                Some(r) => {
+                    let rs = shapes[r.tensor];
+                    if (rs.h, rs.w) != (so.h, so.w) || rs.c > so.c {
+                        return Err(format!(
+                            "op {i}: residual {}x{}x{} does not fit output {}x{}x{}",
+                            rs.c, rs.h, rs.w, so.c, so.h, so.w
+                        ));
+                    }
+                    (r.tensor, rs.c)
+                }
+                // Unused when has_res is 0; any readable tensor satisfies the binding.
+                None => (*input, 0),
+            };
+            let kind = op.kind();
+            let pipeline = match kind {
+                "conv_transpose2d" => &p.conv_transpose2d,
+                "conv1x1" => &p.conv1x1,
+                _ => &p.conv2d,
+            };
+            let params = ConvParams {
+                in_c: u(si.c),
+                in_h: u(si.h),
+                in_w: u(si.w),
+                out_c: u(so.c),
+                out_h: u(so.h),
+                out_w: u(so.w),
+                k_h: u(g.kernel[0]),
+                k_w: u(g.kernel[1]),
+                stride_h: u(g.stride[0]),
+                stride_w: u(g.stride[1]),
+                pad_h: u(g.pad[0]),
+                pad_w: u(g.pad[1]),
+                dil_h: u(g.dilation[0]),
+                dil_w: u(g.dilation[1]),
+                w_off: off.weights,
+                aux_off: off.aux,
+                res_c: u(res_c),
+                has_res: residual.is_some() as u32,
+                groups: u(super::engine::conv_groups(conv.cout)),
+                _pad: 0,
+            };
+            Pending {
+                label: op_label(graph, i, kind),
+                pipeline: pipeline.clone(),
+                params: params.bytes(),
+                resources: vec![
+                    Res::Weights,
+                    Res::Aux,
+                    Res::Tensor(*input),
+                    Res::Tensor(res_t),
+                    Res::Tensor(*output),
+                ],
+                groups: params.grid(),
+            }
+        }
+        // Pool and unpool share their parameters and differ in binding order.
+        Op::MaxPool {
+            input,
+            output,
+            indices,
+        }
+        | Op::Unpool {
+            input,
+            output,
+            indices,
+            ..
+        } => {
+            let (si, so) = (shapes[*input], shapes[*output]);
+            let (name, pipeline, order) = match op {
+                Op::MaxPool { .. } => ("maxpool", &p.maxpool, [*input, *output, *indices]),
+                _ => ("max_unpool", &p.max_unpool, [*input, *indices, *output]),
+            };
+            let params = PoolParams {
+                channels: u(si.c),
+                in_h: u(si.h),
+                in_w: u(si.w),
+                out_h: u(so.h),
+                out_w: u(so.w),
+                ..Default::default()
+            };
+            Pending {
+                label: op_label(graph, i, name),
+                pipeline: pipeline.clone(),
+                params: params.bytes(),
+                resources: order.into_iter().map(Res::Tensor).collect(),
+                groups: params.grid(),
+            }
+        }
     })
 }
 
@@ -345,10 +532,6 @@ fn tensor_bytes(
         _ => 4,
     };
     ((len * elem) as u64).next_multiple_of(4)
-}
-
-fn params_bytes(words: &[u32]) -> Vec<u8> {
-    bytemuck::cast_slice(words).to_vec()
 }
 
 impl Plan {
@@ -463,203 +646,21 @@ impl Plan {
             mapped_at_creation: false,
         });
 
-        // Every dispatch's parameters, each at an aligned offset of one uniform buffer.
-        let p = &engine.pipelines;
-        let n = &engine.normalization;
-        let u = |v: usize| v as u32;
-        let wg = |ow: usize, oh: usize, z: usize| {
-            [
-                u(ow).div_ceil(WORKGROUP[0]),
-                u(oh).div_ceil(WORKGROUP[1]),
-                u(z),
-            ]
-        };
-        let mut pending: Vec<Pending> = Vec::new();
-        let mean = |i: usize| n.mean[i].to_bits();
-        let std = |i: usize| n.std[i].to_bits();
-        pending.push(Pending {
-            label: "preprocess".into(),
-            pipeline: p.preprocess.clone(),
-            params: params_bytes(&[
-                u(source.0),
-                u(source.1),
-                u(w),
-                u(h),
-                mean(0),
-                mean(1),
-                mean(2),
-                0,
-                std(0),
-                std(1),
-                std(2),
-                1f32.to_bits(),
-            ]),
-            resources: vec![Res::Source, Res::Tensor(0)],
-            groups: wg(w, h, 1),
-        });
+        // Every dispatch: preprocessing, the steps, the argmax.
+        let mut pending = vec![preprocess_dispatch(engine, source, net)];
         for step in &steps {
-            let i = match *step {
-                super::fuse::Step::Op(i) => i,
-                super::fuse::Step::Bottleneck(b) => {
-                    pending.push(bottleneck_dispatch(engine, &shapes, b)?);
-                    continue;
-                }
-                super::fuse::Step::Upsample(up) => {
-                    pending.push(upsample_dispatch(engine, &shapes, up)?);
-                    continue;
-                }
-            };
-            let op = &graph.ops[i];
-            let off = engine.offsets[i];
-            match op {
-                Op::Initial {
-                    input,
-                    output,
-                    conv,
-                    pool_kernel,
-                    pool_pad,
-                    ..
-                } => {
-                    let (si, so) = (shapes[*input], shapes[*output]);
-                    pending.push(Pending {
-                        label: op_label(graph, i, "initial_block"),
-                        pipeline: p.initial.clone(),
-                        params: params_bytes(&[
-                            u(si.h),
-                            u(si.w),
-                            u(so.h),
-                            u(so.w),
-                            u(conv.geom.stride[0]),
-                            u(conv.geom.pad[0]),
-                            u(*pool_kernel),
-                            u(*pool_pad),
-                            off.weights,
-                            off.aux,
-                            0,
-                            0,
-                        ]),
-                        resources: vec![
-                            Res::Weights,
-                            Res::Aux,
-                            Res::Tensor(*input),
-                            Res::Tensor(*output),
-                        ],
-                        groups: wg(so.w, so.h, 1),
-                    });
-                }
-                Op::Conv {
-                    input,
-                    output,
-                    conv,
-                    residual,
-                } => {
-                    let (si, so) = (shapes[*input], shapes[*output]);
-                    let g = conv.geom;
-                    let groups = super::engine::conv_groups(conv.cout);
-                    let (res_t, res_c) = match residual {
-                        Some(r) => {
-                            let rs = shapes[r.tensor];
-                            if (rs.h, rs.w) != (so.h, so.w) || rs.c > so.c {
-                                return Err(size_err(format!(
-                                    "op {i}: residual {}x{}x{} does not fit output {}x{}x{}",
-                                    rs.c, rs.h, rs.w, so.c, so.h, so.w
-                                )));
-                            }
-                            (r.tensor, rs.c)
-                        }
-                        // Unused when has_res is 0; any readable tensor satisfies the binding.
-                        None => (*input, 0),
-                    };
-                    let kind = op.kind();
-                    let pipeline = match kind {
-                        "conv_transpose2d" => &p.conv_transpose2d,
-                        "conv1x1" => &p.conv1x1,
-                        _ => &p.conv2d,
-                    };
-                    pending.push(Pending {
-                        label: op_label(graph, i, kind),
-                        pipeline: pipeline.clone(),
-                        params: params_bytes(&[
-                            u(si.c),
-                            u(si.h),
-                            u(si.w),
-                            u(so.c),
-                            u(so.h),
-                            u(so.w),
-                            u(g.kernel[0]),
-                            u(g.kernel[1]),
-                            u(g.stride[0]),
-                            u(g.stride[1]),
-                            u(g.pad[0]),
-                            u(g.pad[1]),
-                            u(g.dilation[0]),
-                            u(g.dilation[1]),
-                            off.weights,
-                            off.aux,
-                            u(res_c),
-                            u(residual.is_some() as usize),
-                            u(groups),
-                            0,
-                        ]),
-                        resources: vec![
-                            Res::Weights,
-                            Res::Aux,
-                            Res::Tensor(*input),
-                            Res::Tensor(res_t),
-                            Res::Tensor(*output),
-                        ],
-                        groups: wg(so.w, so.h, groups / 4),
-                    });
-                }
-                // Pool and unpool share their parameters and differ in binding order.
-                Op::MaxPool {
-                    input,
-                    output,
-                    indices,
-                }
-                | Op::Unpool {
-                    input,
-                    output,
-                    indices,
-                    ..
-                } => {
-                    let (si, so) = (shapes[*input], shapes[*output]);
-                    let (name, pipeline, order) = match op {
-                        Op::MaxPool { .. } => ("maxpool", &p.maxpool, [*input, *output, *indices]),
-                        _ => ("max_unpool", &p.max_unpool, [*input, *indices, *output]),
-                    };
-                    pending.push(Pending {
-                        label: op_label(graph, i, name),
-                        pipeline: pipeline.clone(),
-                        params: params_bytes(&[
-                            u(si.c),
-                            u(si.h),
-                            u(si.w),
-                            u(so.h),
-                            u(so.w),
-                            0,
-                            0,
-                            0,
-                        ]),
-                        resources: order.into_iter().map(Res::Tensor).collect(),
-                        groups: wg(so.w, so.h, so.c),
-                    });
-                }
-            }
+            pending.push(match *step {
+                super::fuse::Step::Op(i) => op_dispatch(engine, &shapes, i).map_err(size_err)?,
+                super::fuse::Step::Bottleneck(b) => bottleneck_dispatch(engine, &shapes, b)?,
+                super::fuse::Step::Upsample(up) => upsample_dispatch(engine, &shapes, up)?,
+            });
         }
-        let so = shapes[graph.output];
         if graph.tensors[graph.output].dtype != DType::F32 {
             return Err(EngineError::Gpu(
                 "the graph's output is not an f32 tensor".into(),
             ));
         }
-        pending.push(Pending {
-            label: "argmax".into(),
-            pipeline: p.argmax.clone(),
-            params: params_bytes(&[u(so.c), u(so.h), u(so.w), 0]),
-            resources: vec![Res::Tensor(graph.output), Res::Classes],
-            groups: wg(so.w, so.h, 1),
-        });
+        pending.push(argmax_dispatch(engine, &shapes));
         for d in &pending {
             if d.groups.iter().any(|&g| g as usize > max_groups) {
                 return Err(size_err(format!(
