@@ -63,6 +63,35 @@ struct Timestamps {
     pending: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
+impl Timestamps {
+    /// Room for `count` timestamps (two per timed pass).
+    fn new(gpu: &Gpu, count: u32) -> Timestamps {
+        let device = &gpu.device;
+        let bytes = count as u64 * 8;
+        Timestamps {
+            set: device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("timestamps"),
+                ty: wgpu::QueryType::Timestamp,
+                count,
+            }),
+            resolve: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("timestamp resolve"),
+                size: bytes,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            }),
+            readback: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("timestamp readback"),
+                size: bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+            period_ns: gpu.queue.get_timestamp_period(),
+            pending: Default::default(),
+        }
+    }
+}
+
 pub struct Plan {
     gpu: Gpu,
     net: (usize, usize),
@@ -534,6 +563,61 @@ fn tensor_bytes(
     ((len * elem) as u64).next_multiple_of(4)
 }
 
+/// The tensors' shapes for a network input of `net` fed from frames of `source`, once every
+/// size is known to fit the device; an error names what does not.
+fn check_sizes(
+    engine: &Engine,
+    net: (usize, usize),
+    source: (usize, usize),
+) -> Result<Vec<Shape>, EngineError> {
+    let (w, h) = net;
+    let size_err = |reason: String| EngineError::Size { w, h, reason };
+    if w == 0 || h == 0 || source.0 == 0 || source.1 == 0 {
+        return Err(size_err(format!(
+            "sizes must be positive (source frame {}x{})",
+            source.0, source.1
+        )));
+    }
+    let gpu = &engine.gpu;
+    let device = &gpu.device;
+    let limits = device.limits();
+    let max_tex = limits.max_texture_dimension_2d as usize;
+    if source.0 > max_tex || source.1 > max_tex {
+        return Err(size_err(format!(
+            "the source frame {}x{} exceeds the adapter's texture limit of {max_tex} pixels per side",
+            source.0, source.1
+        )));
+    }
+    let graph = &engine.graph;
+    let shapes = graph.shapes(h, w).map_err(|e| size_err(e.to_string()))?;
+    let max_binding = limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size);
+    let precision = engine.precision;
+    for (t, s) in shapes.iter().enumerate() {
+        let bytes = tensor_bytes(graph, t, s.len(), precision);
+        if bytes > max_binding {
+            return Err(size_err(format!(
+                "tensor {t} ({}x{}x{}) needs {} MiB, the adapter allows {} MiB per buffer; use a smaller input size",
+                s.c,
+                s.h,
+                s.w,
+                bytes >> 20,
+                max_binding >> 20
+            )));
+        }
+    }
+    let max_groups = limits.max_compute_workgroups_per_dimension as usize;
+    if w.div_ceil(WORKGROUP[0] as usize) > max_groups
+        || h.div_ceil(WORKGROUP[1] as usize) > max_groups
+    {
+        return Err(size_err(format!(
+            "more workgroups than the adapter allows ({max_groups} per dimension)"
+        )));
+    }
+    Ok(shapes)
+}
+
 impl Plan {
     pub(crate) fn new(
         engine: &Engine,
@@ -542,49 +626,13 @@ impl Plan {
     ) -> Result<Plan, EngineError> {
         let (w, h) = net;
         let size_err = |reason: String| EngineError::Size { w, h, reason };
-        if w == 0 || h == 0 || source.0 == 0 || source.1 == 0 {
-            return Err(size_err(format!(
-                "sizes must be positive (source frame {}x{})",
-                source.0, source.1
-            )));
-        }
+        let shapes = check_sizes(engine, net, source)?;
         let gpu = &engine.gpu;
         let device = &gpu.device;
         let limits = device.limits();
-        let max_tex = limits.max_texture_dimension_2d as usize;
-        if source.0 > max_tex || source.1 > max_tex {
-            return Err(size_err(format!(
-                "the source frame {}x{} exceeds the adapter's texture limit of {max_tex} pixels per side",
-                source.0, source.1
-            )));
-        }
         let graph = &engine.graph;
-        let shapes = graph.shapes(h, w).map_err(|e| size_err(e.to_string()))?;
-        let max_binding = limits
-            .max_storage_buffer_binding_size
-            .min(limits.max_buffer_size);
         let precision = engine.precision;
-        for (t, s) in shapes.iter().enumerate() {
-            let bytes = tensor_bytes(graph, t, s.len(), precision);
-            if bytes > max_binding {
-                return Err(size_err(format!(
-                    "tensor {t} ({}x{}x{}) needs {} MiB, the adapter allows {} MiB per buffer; use a smaller input size",
-                    s.c,
-                    s.h,
-                    s.w,
-                    bytes >> 20,
-                    max_binding >> 20
-                )));
-            }
-        }
         let max_groups = limits.max_compute_workgroups_per_dimension as usize;
-        if w.div_ceil(WORKGROUP[0] as usize) > max_groups
-            || h.div_ceil(WORKGROUP[1] as usize) > max_groups
-        {
-            return Err(size_err(format!(
-                "more workgroups than the adapter allows ({max_groups} per dimension)"
-            )));
-        }
 
         // Which ops run fused (a pure decision over the graph).
         let steps = if engine.fusion {
@@ -736,31 +784,9 @@ impl Plan {
             })
             .collect::<Vec<_>>();
 
-        let timestamps = gpu.has_timestamps().then(|| {
-            let count = 2 * dispatches.len() as u32;
-            let bytes = count as u64 * 8;
-            Timestamps {
-                set: device.create_query_set(&wgpu::QuerySetDescriptor {
-                    label: Some("timestamps"),
-                    ty: wgpu::QueryType::Timestamp,
-                    count,
-                }),
-                resolve: device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("timestamp resolve"),
-                    size: bytes,
-                    usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-                    mapped_at_creation: false,
-                }),
-                readback: device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("timestamp readback"),
-                    size: bytes,
-                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                }),
-                period_ns: gpu.queue.get_timestamp_period(),
-                pending: Default::default(),
-            }
-        });
+        let timestamps = gpu
+            .has_timestamps()
+            .then(|| Timestamps::new(gpu, 2 * dispatches.len() as u32));
 
         let tensor_bytes = (0..shapes.len())
             .map(|t| tensor_bytes(graph, t, shapes[t].len(), precision))
