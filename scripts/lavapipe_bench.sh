@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The engine one op per dispatch and fused, in f32, and fused in f16, on this machine's Vulkan
-# (lavapipe on a machine without a GPU), the built-in model at 480x360: three alternating runs
-# of each for the frame time, one per-dispatch run of the f32 ones for the table by kind.
+# (lavapipe on a machine without a GPU), the built-in model at 480x360: RUNS alternating runs
+# of each for the frame time (CPU emulation on shared cores is noisy: the table gives the
+# median and the fastest run), one per-dispatch run of the f32 ones for the table by kind.
 # Prints markdown tables; raw JSON goes to OUT_DIR (default: a temporary folder).
 #
-#   scripts/lavapipe_bench.sh [OUT_DIR] [FRAMES]
+#   scripts/lavapipe_bench.sh [OUT_DIR] [FRAMES] [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-$(mktemp -d)}
-frames=${2:-10}
+frames=${2:-5}
+runs=${3:-5}
 mkdir -p "$out"
 cargo build --release --locked --bin enet >&2
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
@@ -19,7 +21,7 @@ flags() {
     fused-f16) echo --precision f16 ;;
   esac
 }
-for run in 1 2 3; do
+for run in $(seq "$runs"); do
   for mode in unfused fused fused-f16; do
     target/release/enet bench --size 480x360 --frames "$frames" --json $(flags $mode) > "$out/$mode-$run.json"
   done
@@ -27,20 +29,21 @@ done
 for mode in unfused fused; do
   target/release/enet bench --size 480x360 --frames 5 --per-kernel --json $(flags $mode) > "$out/$mode-per-kernel.json"
 done
-python3 - "$out" <<'PY'
+python3 - "$out" "$runs" <<'PY'
 import json, os, statistics, sys
-out = sys.argv[1]
+out, runs = sys.argv[1], int(sys.argv[2])
 load = lambda name: json.load(open(os.path.join(out, name)))
 first = load("fused-1.json")
 print(f"adapter: {first['adapter']}; built-in model ({first['layout']} layout), 480x360\n")
-print("| engine | precision | dispatches per frame | GPU ms per frame (median of 3 runs) | wall ms per frame (median of 3 runs) | GPU memory of the plan |")
+print(f"| engine | precision | dispatches per frame | GPU ms per frame, median of {runs} runs (fastest) | wall ms per frame, median (fastest) | GPU memory of the plan |")
 print("|---|---|---|---|---|---|")
 for mode in ["unfused", "fused", "fused-f16"]:
-    runs = [load(f"{mode}-{r}.json") for r in (1, 2, 3)]
-    gpu = statistics.median(r["gpu_ms_per_frame"] for r in runs)
-    wall = statistics.median(r["ms_per_frame"] for r in runs)
-    mib = runs[0]["gpu_memory_bytes"] / 2**20
-    print(f"| {mode.split('-')[0]} | {runs[0]['precision']} | {runs[0]['dispatches_per_frame']} | {gpu:.1f} | {wall:.1f} | {mib:.1f} MiB |")
+    rs = [load(f"{mode}-{r}.json") for r in range(1, runs + 1)]
+    gpu = [r["gpu_ms_per_frame"] for r in rs]
+    wall = [r["ms_per_frame"] for r in rs]
+    mib = rs[0]["gpu_memory_bytes"] / 2**20
+    print(f"| {mode.split('-')[0]} | {rs[0]['precision']} | {rs[0]['dispatches_per_frame']} | "
+          f"{statistics.median(gpu):.0f} ({min(gpu):.0f}) | {statistics.median(wall):.0f} ({min(wall):.0f}) | {mib:.1f} MiB |")
 print("\nPer kind of dispatch, f32 (one frame timed one dispatch at a time; median of 5 frames per dispatch):\n")
 print("| kind | unfused: dispatches | ms | fused: dispatches | ms |")
 print("|---|---|---|---|---|")
