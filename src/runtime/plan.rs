@@ -524,14 +524,35 @@ fn assign_buffers(
             .filter(|(_, b)| sizes[**b] >= need)
             .min_by_key(|(_, b)| sizes[**b])
             .map(|(i, _)| i);
-        tensor_buffer[t] = match best {
-            Some(i) => free.swap_remove(i),
+        // None fits: grow the largest free buffer (none exists yet) rather than add one.
+        let largest = || {
+            free.iter()
+                .enumerate()
+                .max_by_key(|(_, b)| sizes[**b])
+                .map(|(i, _)| i)
+        };
+        tensor_buffer[t] = match best.or_else(largest) {
+            Some(i) => {
+                let b = free.swap_remove(i);
+                sizes[b] = sizes[b].max(need);
+                b
+            }
             None => {
                 sizes.push(need);
                 sizes.len() - 1
             }
         };
     };
+    // The tensors whose last reader is each op (a fused dispatch reads its inputs at its last
+    // op, which need not take them as inputs itself).
+    let mut dies: Vec<Vec<usize>> = vec![Vec::new(); graph.ops.len()];
+    for (t, l) in last.iter().enumerate() {
+        if let Some(i) = *l
+            && t != graph.output
+        {
+            dies[i].push(t);
+        }
+    }
     assign(0, &mut tensor_buffer, &mut free);
     for (i, op) in graph.ops.iter().enumerate() {
         for t in op.outputs() {
@@ -539,8 +560,8 @@ fn assign_buffers(
                 assign(t, &mut tensor_buffer, &mut free);
             }
         }
-        for t in op.inputs() {
-            if last[t] == Some(i) && t != graph.output && tensor_buffer[t] != usize::MAX {
+        for &t in &dies[i] {
+            if tensor_buffer[t] != usize::MAX {
                 free.push(tensor_buffer[t]);
             }
         }
@@ -1145,5 +1166,83 @@ impl Plan {
     /// The logits tensor's id.
     pub fn output(&self) -> TensorId {
         self.output
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Layout;
+    use crate::model::weights::synthetic_graph;
+    use crate::runtime::fuse;
+
+    /// Replays the steps in order: no dispatch may write a buffer that holds a tensor some
+    /// dispatch (itself included) still reads, or the logits.
+    fn check_no_live_tensor_is_overwritten(
+        g: &crate::model::graph::Graph,
+        steps: &[fuse::Step],
+        tensor_buffer: &[usize],
+    ) {
+        let mut last_read = vec![None; g.tensors.len()];
+        for (k, s) in steps.iter().enumerate() {
+            for t in s.reads(g) {
+                last_read[t] = Some(k);
+            }
+        }
+        let mut holds: std::collections::HashMap<usize, usize> = Default::default();
+        holds.insert(tensor_buffer[0], 0);
+        for (k, s) in steps.iter().enumerate() {
+            for t in s.writes(g) {
+                let b = tensor_buffer[t];
+                assert_ne!(
+                    b,
+                    usize::MAX,
+                    "step {k} writes tensor {t}, which has no buffer"
+                );
+                if let Some(&u) = holds.get(&b) {
+                    assert!(u != g.output, "step {k} overwrites the logits");
+                    assert!(
+                        last_read[u].is_none_or(|r| r < k),
+                        "step {k} ({s:?}) writes tensor {t} over tensor {u}, read until step {:?}",
+                        last_read[u]
+                    );
+                }
+                holds.insert(b, t);
+            }
+        }
+    }
+
+    #[test]
+    fn buffers_are_shared_safely_and_fusion_needs_no_more_memory() {
+        for layout in [Layout::Paper, Layout::PytorchEnet] {
+            let g = synthetic_graph(layout, 12);
+            for (w, h) in [(480, 360), (64, 48), (1024, 512)] {
+                let shapes = g.shapes(h, w).unwrap();
+                let mut total = Vec::new();
+                for steps in [fuse::unfused(&g), fuse::steps(&g)] {
+                    for precision in [Precision::F32, Precision::F16] {
+                        let (tensor_buffer, sizes) = assign_buffers(&g, &shapes, &steps, precision);
+                        check_no_live_tensor_is_overwritten(&g, &steps, &tensor_buffer);
+                        for (t, &b) in tensor_buffer.iter().enumerate() {
+                            if b != usize::MAX {
+                                assert!(
+                                    sizes[b] >= tensor_bytes(&g, t, shapes[t].len(), precision)
+                                );
+                            }
+                        }
+                        total.push(sizes.iter().sum::<u64>());
+                    }
+                }
+                let [unfused32, unfused16, fused32, fused16] = total[..] else {
+                    unreachable!()
+                };
+                assert!(
+                    fused32 <= unfused32,
+                    "{layout:?} {w}x{h}: {fused32} > {unfused32}"
+                );
+                assert!(fused16 <= unfused16);
+                assert!(fused16 < fused32);
+            }
+        }
     }
 }
