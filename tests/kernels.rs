@@ -25,6 +25,49 @@ fn random_conv(rng: &mut SplitMix, cin: usize, cout: usize, geom: ConvGeom) -> C
     }
 }
 
+/// Appends a random convolution of `input` (with `residual` added before its second
+/// activation) to `g`; returns its output.
+fn push_conv(
+    g: &mut Graph,
+    rng: &mut SplitMix,
+    input: usize,
+    cout: usize,
+    geom: ConvGeom,
+    residual: Option<usize>,
+) -> usize {
+    let cin = g.tensors[input].channels;
+    let output = g.tensor(cout, DType::F32);
+    let residual = residual.map(|tensor| Residual {
+        tensor,
+        slope: (0..cout).map(|_| rng.uniform(0.0, 0.5)).collect(),
+    });
+    g.ops.push(Op::Conv {
+        input,
+        output,
+        conv: random_conv(rng, cin, cout, geom),
+        residual,
+    });
+    output
+}
+
+/// Appends a downsampling block on tensor 0 (2x2 max-pool with indices; 2x2 stride 2
+/// projection to `mid`, 3x3 convolution, expansion to `cout` with the pooled input as
+/// residual); returns its output and the pool's indices.
+fn push_downsampling(g: &mut Graph, rng: &mut SplitMix, mid: usize, cout: usize) -> (usize, usize) {
+    let c = g.tensors[0].channels;
+    let pooled = g.tensor(c, DType::F32);
+    let indices = g.tensor(c, DType::U32);
+    g.ops.push(Op::MaxPool {
+        input: 0,
+        output: pooled,
+        indices,
+    });
+    let a = push_conv(g, rng, 0, mid, ConvGeom::new(2, 2).stride(2), None);
+    let b = push_conv(g, rng, a, mid, ConvGeom::new(3, 3).pad(1, 1), None);
+    let out = push_conv(g, rng, b, cout, ConvGeom::new(1, 1), Some(pooled));
+    (out, indices)
+}
+
 /// One conv (optionally with a residual produced by a 1x1 conv of the input) on GPU and CPU.
 fn check_conv(
     seed: u64,
@@ -203,26 +246,6 @@ fn check_bottleneck(seed: u64, ch: usize, mid: usize, (w, h): (usize, usize), ge
 /// input) has fewer channels than the output.
 #[test]
 fn fused_bottleneck_tails() {
-    let conv = |g: &mut Graph,
-                rng: &mut SplitMix,
-                input: usize,
-                cout: usize,
-                geom: ConvGeom,
-                residual: Option<usize>| {
-        let cin = g.tensors[input].channels;
-        let output = g.tensor(cout, DType::F32);
-        let residual = residual.map(|tensor| Residual {
-            tensor,
-            slope: (0..cout).map(|_| rng.uniform(0.0, 0.5)).collect(),
-        });
-        g.ops.push(Op::Conv {
-            input,
-            output,
-            conv: random_conv(rng, cin, cout, geom),
-            residual,
-        });
-        output
-    };
     let check = |g: Graph, input: Tensor, tails: usize, what: &str| {
         let steps = enet_wgpu::runtime::fuse::steps(&g);
         let n = steps
@@ -240,8 +263,8 @@ fn fused_bottleneck_tails() {
     for (ch, mid, (w, h)) in [(64, 16, (19, 13)), (128, 32, (11, 9))] {
         let mut g = Graph::new(ch);
         let input = random_tensor(&mut rng, Shape { c: ch, h, w });
-        let a = conv(&mut g, &mut rng, 0, mid, ConvGeom::new(1, 1), None);
-        let b = conv(
+        let a = push_conv(&mut g, &mut rng, 0, mid, ConvGeom::new(1, 1), None);
+        let b = push_conv(
             &mut g,
             &mut rng,
             a,
@@ -249,7 +272,7 @@ fn fused_bottleneck_tails() {
             ConvGeom::new(5, 1).pad(2, 0),
             None,
         );
-        let c = conv(
+        let c = push_conv(
             &mut g,
             &mut rng,
             b,
@@ -257,36 +280,13 @@ fn fused_bottleneck_tails() {
             ConvGeom::new(1, 5).pad(0, 2),
             None,
         );
-        g.output = conv(&mut g, &mut rng, c, ch, ConvGeom::new(1, 1), Some(0));
+        g.output = push_conv(&mut g, &mut rng, c, ch, ConvGeom::new(1, 1), Some(0));
         check(g, input, 1, &format!("asymmetric block {ch}/{mid} {w}x{h}"));
     }
     for (cin, cout, mid, (w, h)) in [(16, 64, 16, (26, 18)), (64, 128, 32, (14, 10))] {
         let mut g = Graph::new(cin);
         let input = random_tensor(&mut rng, Shape { c: cin, h, w });
-        let pooled = g.tensor(cin, DType::F32);
-        let indices = g.tensor(cin, DType::U32);
-        g.ops.push(Op::MaxPool {
-            input: 0,
-            output: pooled,
-            indices,
-        });
-        let a = conv(
-            &mut g,
-            &mut rng,
-            0,
-            mid,
-            ConvGeom::new(2, 2).stride(2),
-            None,
-        );
-        let b = conv(
-            &mut g,
-            &mut rng,
-            a,
-            mid,
-            ConvGeom::new(3, 3).pad(1, 1),
-            None,
-        );
-        g.output = conv(&mut g, &mut rng, b, cout, ConvGeom::new(1, 1), Some(pooled));
+        (g.output, _) = push_downsampling(&mut g, &mut rng, mid, cout);
         check(
             g,
             input,
@@ -302,26 +302,6 @@ fn fused_bottleneck_tails() {
 /// sizes the 8x8 output tiles do not divide.
 #[test]
 fn fused_downsampling_and_upsampling_blocks() {
-    let conv = |g: &mut Graph,
-                rng: &mut SplitMix,
-                input: usize,
-                cout: usize,
-                geom: ConvGeom,
-                residual: Option<usize>| {
-        let cin = g.tensors[input].channels;
-        let output = g.tensor(cout, DType::F32);
-        let residual = residual.map(|tensor| Residual {
-            tensor,
-            slope: (0..cout).map(|_| rng.uniform(0.0, 0.5)).collect(),
-        });
-        g.ops.push(Op::Conv {
-            input,
-            output,
-            conv: random_conv(rng, cin, cout, geom),
-            residual,
-        });
-        output
-    };
     let mut rng = SplitMix(41);
     let cases = [
         (
@@ -349,31 +329,8 @@ fn fused_downsampling_and_upsampling_blocks() {
     for (c, c2, mid, (w, h), tgeom) in cases {
         let mut g = Graph::new(c);
         let input = random_tensor(&mut rng, Shape { c, h, w });
-        let pooled = g.tensor(c, DType::F32);
-        let indices = g.tensor(c, DType::U32);
-        g.ops.push(Op::MaxPool {
-            input: 0,
-            output: pooled,
-            indices,
-        });
-        let a = conv(
-            &mut g,
-            &mut rng,
-            0,
-            mid,
-            ConvGeom::new(2, 2).stride(2),
-            None,
-        );
-        let b = conv(
-            &mut g,
-            &mut rng,
-            a,
-            mid,
-            ConvGeom::new(3, 3).pad(1, 1),
-            None,
-        );
-        let y = conv(&mut g, &mut rng, b, c2, ConvGeom::new(1, 1), Some(pooled));
-        let m = conv(&mut g, &mut rng, y, c, ConvGeom::new(1, 1), None);
+        let (y, indices) = push_downsampling(&mut g, &mut rng, mid, c2);
+        let m = push_conv(&mut g, &mut rng, y, c, ConvGeom::new(1, 1), None);
         let unpooled = g.tensor(c, DType::F32);
         g.ops.push(Op::Unpool {
             input: m,
@@ -381,9 +338,9 @@ fn fused_downsampling_and_upsampling_blocks() {
             like: 0,
             output: unpooled,
         });
-        let p = conv(&mut g, &mut rng, y, mid, ConvGeom::new(1, 1), None);
-        let t = conv(&mut g, &mut rng, p, mid, tgeom, None);
-        g.output = conv(&mut g, &mut rng, t, c, ConvGeom::new(1, 1), Some(unpooled));
+        let p = push_conv(&mut g, &mut rng, y, mid, ConvGeom::new(1, 1), None);
+        let t = push_conv(&mut g, &mut rng, p, mid, tgeom, None);
+        g.output = push_conv(&mut g, &mut rng, t, c, ConvGeom::new(1, 1), Some(unpooled));
         let steps = enet_wgpu::runtime::fuse::steps(&g);
         use enet_wgpu::runtime::fuse::Step;
         let what = format!("{c}->{c2}->{c} through {mid}, {w}x{h}, {tgeom:?}: {steps:?}");
@@ -414,41 +371,37 @@ fn f16_storage_matches_the_twins_within_half_precision() {
     let (c, mid, w, h) = (16, 16, 22, 14);
     let mut g = Graph::new(c);
     let input = random_tensor(&mut rng, Shape { c, h, w });
-    let mut conv =
-        |g: &mut Graph, input: usize, cout: usize, geom: ConvGeom, res: Option<usize>| {
-            let cin = g.tensors[input].channels;
-            let output = g.tensor(cout, DType::F32);
-            let residual = res.map(|tensor| Residual {
-                tensor,
-                slope: (0..cout).map(|_| rng.uniform(0.0, 0.5)).collect(),
-            });
-            g.ops.push(Op::Conv {
-                input,
-                output,
-                conv: random_conv(&mut rng, cin, cout, geom),
-                residual,
-            });
-            output
-        };
-    let pooled = g.tensor(c, DType::F32);
-    let indices = g.tensor(c, DType::U32);
-    g.ops.push(Op::MaxPool {
-        input: 0,
-        output: pooled,
-        indices,
-    });
-    let a = conv(&mut g, 0, mid, ConvGeom::new(2, 2).stride(2), None);
-    let b = conv(&mut g, a, mid, ConvGeom::new(3, 3).pad(1, 1), None);
-    let y = conv(&mut g, b, 64, ConvGeom::new(1, 1), Some(pooled));
+    let (y, indices) = push_downsampling(&mut g, &mut rng, mid, 64);
     // A regular bottleneck, an asymmetric one.
-    let p = conv(&mut g, y, mid, ConvGeom::new(1, 1), None);
-    let q = conv(&mut g, p, mid, ConvGeom::new(3, 3).pad(1, 1), None);
-    let y = conv(&mut g, q, 64, ConvGeom::new(1, 1), Some(y));
-    let p = conv(&mut g, y, mid, ConvGeom::new(1, 1), None);
-    let q = conv(&mut g, p, mid, ConvGeom::new(5, 1).pad(2, 0), None);
-    let r = conv(&mut g, q, mid, ConvGeom::new(1, 5).pad(0, 2), None);
-    let y = conv(&mut g, r, 64, ConvGeom::new(1, 1), Some(y));
-    let m = conv(&mut g, y, c, ConvGeom::new(1, 1), None);
+    let p = push_conv(&mut g, &mut rng, y, mid, ConvGeom::new(1, 1), None);
+    let q = push_conv(
+        &mut g,
+        &mut rng,
+        p,
+        mid,
+        ConvGeom::new(3, 3).pad(1, 1),
+        None,
+    );
+    let y = push_conv(&mut g, &mut rng, q, 64, ConvGeom::new(1, 1), Some(y));
+    let p = push_conv(&mut g, &mut rng, y, mid, ConvGeom::new(1, 1), None);
+    let q = push_conv(
+        &mut g,
+        &mut rng,
+        p,
+        mid,
+        ConvGeom::new(5, 1).pad(2, 0),
+        None,
+    );
+    let r = push_conv(
+        &mut g,
+        &mut rng,
+        q,
+        mid,
+        ConvGeom::new(1, 5).pad(0, 2),
+        None,
+    );
+    let y = push_conv(&mut g, &mut rng, r, 64, ConvGeom::new(1, 1), Some(y));
+    let m = push_conv(&mut g, &mut rng, y, c, ConvGeom::new(1, 1), None);
     let unpooled = g.tensor(c, DType::F32);
     g.ops.push(Op::Unpool {
         input: m,
@@ -456,17 +409,19 @@ fn f16_storage_matches_the_twins_within_half_precision() {
         like: 0,
         output: unpooled,
     });
-    let p = conv(&mut g, y, mid, ConvGeom::new(1, 1), None);
-    let t = conv(
+    let p = push_conv(&mut g, &mut rng, y, mid, ConvGeom::new(1, 1), None);
+    let t = push_conv(
         &mut g,
+        &mut rng,
         p,
         mid,
         ConvGeom::new(3, 3).stride(2).pad(1, 1).transposed(1),
         None,
     );
-    let z = conv(&mut g, t, c, ConvGeom::new(1, 1), Some(unpooled));
-    g.output = conv(
+    let z = push_conv(&mut g, &mut rng, t, c, ConvGeom::new(1, 1), Some(unpooled));
+    g.output = push_conv(
         &mut g,
+        &mut rng,
         z,
         12,
         ConvGeom::new(2, 2).stride(2).transposed(0),
