@@ -68,6 +68,40 @@ fn push_downsampling(g: &mut Graph, rng: &mut SplitMix, mid: usize, cout: usize)
     (out, indices)
 }
 
+/// Appends an asymmetric bottleneck on `x` (1x1 projection to `mid`, 5x1 and 1x5
+/// convolutions, expansion to `ch` with `x` as residual); returns its output.
+fn push_asymmetric(g: &mut Graph, rng: &mut SplitMix, x: usize, mid: usize, ch: usize) -> usize {
+    let a = push_conv(g, rng, x, mid, ConvGeom::new(1, 1), None);
+    let b = push_conv(g, rng, a, mid, ConvGeom::new(5, 1).pad(2, 0), None);
+    let c = push_conv(g, rng, b, mid, ConvGeom::new(1, 5).pad(0, 2), None);
+    push_conv(g, rng, c, ch, ConvGeom::new(1, 1), Some(x))
+}
+
+/// Appends an upsampling block on `x` to `c` channels at tensor 0's size (1x1 main branch
+/// unpooled with `indices`; 1x1 projection to `mid`, the transposed convolution `tgeom`,
+/// expansion with the unpooled branch as residual); returns its output.
+fn push_upsampling(
+    g: &mut Graph,
+    rng: &mut SplitMix,
+    x: usize,
+    indices: usize,
+    c: usize,
+    mid: usize,
+    tgeom: ConvGeom,
+) -> usize {
+    let m = push_conv(g, rng, x, c, ConvGeom::new(1, 1), None);
+    let unpooled = g.tensor(c, DType::F32);
+    g.ops.push(Op::Unpool {
+        input: m,
+        indices,
+        like: 0,
+        output: unpooled,
+    });
+    let p = push_conv(g, rng, x, mid, ConvGeom::new(1, 1), None);
+    let t = push_conv(g, rng, p, mid, tgeom, None);
+    push_conv(g, rng, t, c, ConvGeom::new(1, 1), Some(unpooled))
+}
+
 /// One conv (optionally with a residual produced by a 1x1 conv of the input) on GPU and CPU.
 fn check_conv(
     seed: u64,
@@ -263,24 +297,7 @@ fn fused_bottleneck_tails() {
     for (ch, mid, (w, h)) in [(64, 16, (19, 13)), (128, 32, (11, 9))] {
         let mut g = Graph::new(ch);
         let input = random_tensor(&mut rng, Shape { c: ch, h, w });
-        let a = push_conv(&mut g, &mut rng, 0, mid, ConvGeom::new(1, 1), None);
-        let b = push_conv(
-            &mut g,
-            &mut rng,
-            a,
-            mid,
-            ConvGeom::new(5, 1).pad(2, 0),
-            None,
-        );
-        let c = push_conv(
-            &mut g,
-            &mut rng,
-            b,
-            mid,
-            ConvGeom::new(1, 5).pad(0, 2),
-            None,
-        );
-        g.output = push_conv(&mut g, &mut rng, c, ch, ConvGeom::new(1, 1), Some(0));
+        g.output = push_asymmetric(&mut g, &mut rng, 0, mid, ch);
         check(g, input, 1, &format!("asymmetric block {ch}/{mid} {w}x{h}"));
     }
     for (cin, cout, mid, (w, h)) in [(16, 64, 16, (26, 18)), (64, 128, 32, (14, 10))] {
@@ -330,17 +347,7 @@ fn fused_downsampling_and_upsampling_blocks() {
         let mut g = Graph::new(c);
         let input = random_tensor(&mut rng, Shape { c, h, w });
         let (y, indices) = push_downsampling(&mut g, &mut rng, mid, c2);
-        let m = push_conv(&mut g, &mut rng, y, c, ConvGeom::new(1, 1), None);
-        let unpooled = g.tensor(c, DType::F32);
-        g.ops.push(Op::Unpool {
-            input: m,
-            indices,
-            like: 0,
-            output: unpooled,
-        });
-        let p = push_conv(&mut g, &mut rng, y, mid, ConvGeom::new(1, 1), None);
-        let t = push_conv(&mut g, &mut rng, p, mid, tgeom, None);
-        g.output = push_conv(&mut g, &mut rng, t, c, ConvGeom::new(1, 1), Some(unpooled));
+        g.output = push_upsampling(&mut g, &mut rng, y, indices, c, mid, tgeom);
         let steps = enet_wgpu::runtime::fuse::steps(&g);
         use enet_wgpu::runtime::fuse::Step;
         let what = format!("{c}->{c2}->{c} through {mid}, {w}x{h}, {tgeom:?}: {steps:?}");
@@ -383,42 +390,16 @@ fn f16_storage_matches_the_twins_within_half_precision() {
         None,
     );
     let y = push_conv(&mut g, &mut rng, q, 64, ConvGeom::new(1, 1), Some(y));
-    let p = push_conv(&mut g, &mut rng, y, mid, ConvGeom::new(1, 1), None);
-    let q = push_conv(
+    let y = push_asymmetric(&mut g, &mut rng, y, mid, 64);
+    let z = push_upsampling(
         &mut g,
         &mut rng,
-        p,
-        mid,
-        ConvGeom::new(5, 1).pad(2, 0),
-        None,
-    );
-    let r = push_conv(
-        &mut g,
-        &mut rng,
-        q,
-        mid,
-        ConvGeom::new(1, 5).pad(0, 2),
-        None,
-    );
-    let y = push_conv(&mut g, &mut rng, r, 64, ConvGeom::new(1, 1), Some(y));
-    let m = push_conv(&mut g, &mut rng, y, c, ConvGeom::new(1, 1), None);
-    let unpooled = g.tensor(c, DType::F32);
-    g.ops.push(Op::Unpool {
-        input: m,
+        y,
         indices,
-        like: 0,
-        output: unpooled,
-    });
-    let p = push_conv(&mut g, &mut rng, y, mid, ConvGeom::new(1, 1), None);
-    let t = push_conv(
-        &mut g,
-        &mut rng,
-        p,
+        c,
         mid,
         ConvGeom::new(3, 3).stride(2).pad(1, 1).transposed(1),
-        None,
     );
-    let z = push_conv(&mut g, &mut rng, t, c, ConvGeom::new(1, 1), Some(unpooled));
     g.output = push_conv(
         &mut g,
         &mut rng,
