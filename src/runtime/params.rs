@@ -136,38 +136,35 @@ impl ArgmaxParams {
     }
 }
 
-/// Every parameter struct as (kernels, WGSL name, fields, offsets, size), for the test that
-/// holds them to their shaders.
-#[allow(clippy::type_complexity)]
-pub fn all() -> Vec<(
+/// A parameter struct as the test that holds it to its shaders sees it: its kernels, WGSL
+/// name, fields, their offsets, and its size.
+pub type Layout = (
     &'static [KernelSource],
     &'static str,
     &'static [&'static str],
     &'static [usize],
     usize,
-)> {
-    fn row<P: Params>() -> (
-        &'static [KernelSource],
-        &'static str,
-        &'static [&'static str],
-        &'static [usize],
-        usize,
-    ) {
-        (
-            P::KERNELS,
-            P::WGSL,
-            P::FIELDS,
-            P::OFFSETS,
-            std::mem::size_of::<P>(),
-        )
-    }
+);
+
+fn layout<P: Params>() -> Layout {
+    (
+        P::KERNELS,
+        P::WGSL,
+        P::FIELDS,
+        P::OFFSETS,
+        std::mem::size_of::<P>(),
+    )
+}
+
+/// Every parameter struct.
+pub fn all() -> Vec<Layout> {
     vec![
-        row::<PreParams>(),
-        row::<InitialParams>(),
-        row::<ConvParams>(),
-        row::<PoolParams>(),
-        row::<BottleneckParams>(),
-        row::<UpsampleParams>(),
-        row::<ArgmaxParams>(),
+        layout::<PreParams>(),
+        layout::<InitialParams>(),
+        layout::<ConvParams>(),
+        layout::<PoolParams>(),
+        layout::<BottleneckParams>(),
+        layout::<UpsampleParams>(),
+        layout::<ArgmaxParams>(),
     ]
 }
