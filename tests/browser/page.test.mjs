@@ -666,11 +666,12 @@ test("the GPU time panel: total and slowest dispatches, updated while open; says
     const ms = slowest.map((r) => parseFloat(r[1]));
     assert.deepEqual(ms, [...ms].sort((a, b) => b - a), "slowest first");
     assert.ok(ms.reduce((a, b) => a + b, 0) <= totalMs * 1.0001);
-    // Updated a few times a second while frames run.
+    // Updated while frames run: after 3 s, fresh timings (under 1 s old) come again. A frame
+    // on SwiftShader may itself take over a second, so this polls rather than samples once.
     const age0 = JSON.parse(await page.evaluate(() => window.enet.app.timings())).stages_age_ms;
     await page.waitForTimeout(3000);
-    const age1 = JSON.parse(await page.evaluate(() => window.enet.app.timings())).stages_age_ms;
-    assert.ok(age1 < 3000, `timings ${age1} ms old (were ${age0} ms)`);
+    await page.waitForFunction(() => JSON.parse(window.enet.app.timings()).stages_age_ms < 1000, null, { timeout: 30000, polling: 100 });
+    console.log(`timings were ${Math.round(age0)} ms old, then refreshed`);
     // Closed, the frames go back to one timestamp pair.
     await page.click("#timing summary");
     assert.equal(await page.evaluate(() => document.getElementById("timing").open), false);
