@@ -26,5 +26,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         a2 += v * vec4<f32>(weights[wi + 2u * n]);
         a3 += v * vec4<f32>(weights[wi + 3u * n]);
     }
-    store_all(a0, a1, a2, a3, g0, pixel);
+    _ = store_all(a0, a1, a2, a3, g0, pixel);
 }

@@ -38,5 +38,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
         }
     }
-    store_all(a0, a1, a2, a3, g0, oy * p.out_w + ox);
+    _ = store_all(a0, a1, a2, a3, g0, oy * p.out_w + ox);
 }

@@ -27,9 +27,12 @@ fn prelu4(v: vec4<f32>, slope: vec4<f32>) -> vec4<f32> {
     return select(v * slope, v, v >= vec4<f32>(0.0));
 }
 
-fn store_group(acc: vec4<f32>, g: u32, pixel: u32) {
+// Stores group g's outputs at `pixel` and returns them as stored (rounded to the storage
+// precision; zeros past out_c).
+fn store_group(acc: vec4<f32>, g: u32, pixel: u32) -> vec4<f32> {
+    var stored = vec4<f32>(0.0);
     if (g * 4u >= p.out_c) {
-        return;
+        return stored;
     }
     var v = prelu4(acc, aux[p.aux_off + p.groups + g]);
     let hw = p.out_h * p.out_w;
@@ -48,8 +51,10 @@ fn store_group(acc: vec4<f32>, g: u32, pixel: u32) {
         let co = g * 4u + j;
         if (co < p.out_c) {
             output[co * hw + pixel] = act(v[j]);
+            stored[j] = f32(act(v[j]));
         }
     }
+    return stored;
 }
 
 // The four groups' biases, and the stride between their weights.
@@ -57,9 +62,12 @@ fn group_bias(g0: u32, j: u32) -> vec4<f32> {
     return aux[p.aux_off + g0 + j];
 }
 
-fn store_all(a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, g0: u32, pixel: u32) {
-    store_group(a0, g0, pixel);
-    store_group(a1, g0 + 1u, pixel);
-    store_group(a2, g0 + 2u, pixel);
-    store_group(a3, g0 + 3u, pixel);
+// The four groups' 16 channels at `pixel`, stored; returned as stored.
+fn store_all(a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, g0: u32, pixel: u32) -> array<vec4<f32>, 4> {
+    return array<vec4<f32>, 4>(
+        store_group(a0, g0, pixel),
+        store_group(a1, g0 + 1u, pixel),
+        store_group(a2, g0 + 2u, pixel),
+        store_group(a3, g0 + 3u, pixel),
+    );
 }

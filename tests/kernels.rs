@@ -519,6 +519,186 @@ fn initial_block_paper_pool() {
 }
 
 /// Values on a coarse grid so that 2x2 windows often hold equal maxima.
+/// Runs `g` on a frame of `rgba` (`source` pixels) at network size `net` with fusion on or
+/// off; returns the plan's dispatch labels, the class map and `outputs`.
+fn run_frame(
+    g: &Graph,
+    norm: enet_wgpu::model::Normalization,
+    precision: enet_wgpu::kernels::Precision,
+    fused: bool,
+    rgba: &[u8],
+    source: (usize, usize),
+    net: (usize, usize),
+    outputs: &[usize],
+) -> (Vec<String>, Vec<u8>, Vec<Vec<f32>>) {
+    let mut engine = enet_wgpu::Engine::with_precision(gpu(), g, norm, precision).unwrap();
+    engine.set_fusion(fused);
+    let plan = engine.plan(net, source).unwrap();
+    plan.submit_frame(
+        rgba,
+        enet_wgpu::runtime::FrameOptions {
+            read_classes: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let classes = pollster::block_on(plan.read_classes()).unwrap();
+    let outs = outputs
+        .iter()
+        .map(|&t| pollster::block_on(plan.read_tensor(t)).unwrap())
+        .collect();
+    let labels = plan
+        .dispatch_labels()
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+    (labels, classes, outs)
+}
+
+fn random_rgba(rng: &mut SplitMix, (w, h): (usize, usize)) -> Vec<u8> {
+    (0..w * h * 4)
+        .map(|_| (rng.next_u64() % 256) as u8)
+        .collect()
+}
+
+/// The preprocessing folded into the initial block (`shaders/frame_initial.wgsl`) against
+/// the twins of both (preprocess, then the initial block), and against the two as separate
+/// dispatches: both pools, resized and not, frames the 16x16 output tiles do not divide.
+#[test]
+fn initial_block_from_the_frame() {
+    use enet_wgpu::kernels::Precision;
+    let norm = enet_wgpu::model::Normalization {
+        mean: [0.4, 0.5, 0.6],
+        std: [0.2, 0.25, 0.3],
+    };
+    let mut rng = SplitMix(22);
+    for (pool_kernel, pool_pad, source, net) in [
+        (3, 1, (37, 29), (48, 40)),
+        (2, 0, (50, 22), (34, 18)),
+        (2, 0, (40, 36), (40, 36)),
+    ] {
+        let rgba = random_rgba(&mut rng, source);
+        let mut g = Graph::new(3);
+        let out = g.tensor(16, DType::F32);
+        let r = |rng: &mut SplitMix, lo, hi| -> Vec<f32> {
+            (0..3).map(|_| rng.uniform(lo, hi)).collect()
+        };
+        g.ops.push(Op::Initial {
+            input: 0,
+            output: out,
+            conv: random_conv(&mut rng, 3, 13, ConvGeom::new(3, 3).stride(2).pad(1, 1)),
+            pool_kernel,
+            pool_pad,
+            pool_scale: r(&mut rng, -1.5, 1.5),
+            pool_shift: r(&mut rng, -0.5, 0.5),
+            pool_slope: r(&mut rng, 0.0, 0.5),
+        });
+        g.output = out;
+        let input = cpu::preprocess(&rgba, source.0, source.1, net.0, net.1, &norm);
+        let want = cpu::run(&g, input);
+        let what = format!("pool {pool_kernel}/{pool_pad}, {source:?} -> {net:?}");
+        let (labels, _, got) =
+            run_frame(&g, norm, Precision::F32, true, &rgba, source, net, &[out]);
+        assert_eq!(labels[0], "0:frame_initial", "{labels:?}");
+        assert!(!labels.iter().any(|l| l == "preprocess"), "{labels:?}");
+        assert_close(&got[0], &want.data, 1e-5, &what);
+        // The same values as preprocessing and initial block in two dispatches.
+        let (labels, _, apart) =
+            run_frame(&g, norm, Precision::F32, false, &rgba, source, net, &[out]);
+        assert_eq!(labels[0], "preprocess");
+        assert_close(&got[0], &apart[0], 1e-6, &format!("{what}: fused vs not"));
+        if gpu().has_f16() {
+            let (_, _, f16) = run_frame(&g, norm, Precision::F16, true, &rgba, source, net, &[out]);
+            let (_, _, f16_apart) =
+                run_frame(&g, norm, Precision::F16, false, &rgba, source, net, &[out]);
+            assert_close(
+                &f16[0],
+                &f16_apart[0],
+                1e-3,
+                &format!("{what}: f16 fused vs not"),
+            );
+            assert_close(
+                &f16[0],
+                &want.data,
+                2e-2,
+                &format!("{what}: f16 vs the twins"),
+            );
+        }
+    }
+}
+
+/// The argmax folded into the last transposed convolution (its `with_argmax` entry): the
+/// logits as the twin computes them, the class map their argmax (first on ties), the same
+/// as with a separate argmax dispatch; up to 16 classes, past that a dispatch of its own.
+#[test]
+fn last_transposed_convolution_with_argmax() {
+    let norm = enet_wgpu::model::Normalization {
+        mean: [0.5; 3],
+        std: [0.5; 3],
+    };
+    let mut rng = SplitMix(23);
+    for (classes, geom) in [
+        (12, ConvGeom::new(2, 2).stride(2).transposed(0)),
+        (16, ConvGeom::new(3, 3).stride(2).pad(1, 1).transposed(1)),
+        (5, ConvGeom::new(3, 3).stride(2).pad(1, 1).transposed(1)),
+        (17, ConvGeom::new(2, 2).stride(2).transposed(0)),
+    ] {
+        let (source, net) = ((21, 13), (21, 13));
+        let rgba = random_rgba(&mut rng, source);
+        let mut g = Graph::new(3);
+        let out = push_conv(&mut g, &mut rng, 0, classes, geom, None);
+        // Ties: the first class must win.
+        if let Op::Conv { conv, .. } = &mut g.ops[0] {
+            let per = conv.weight.len() / classes;
+            let (first, rest) = conv.weight.split_at_mut(per);
+            rest[per..2 * per].copy_from_slice(first);
+            conv.bias[2] = conv.bias[0];
+            conv.slope[2] = conv.slope[0];
+            conv.bias[0] += 0.3;
+            conv.bias[2] += 0.3;
+        }
+        g.output = out;
+        let input = cpu::preprocess(&rgba, source.0, source.1, net.0, net.1, &norm);
+        let want = cpu::run(&g, input);
+        let kind = |labels: &[String]| labels.last().unwrap().clone();
+        for fused in [true, false] {
+            let (labels, got_classes, got) = run_frame(
+                &g,
+                norm,
+                enet_wgpu::kernels::Precision::F32,
+                fused,
+                &rgba,
+                source,
+                net,
+                &[out],
+            );
+            let what = format!("{classes} classes, fused {fused}");
+            let folded = fused && classes <= 16;
+            assert_eq!(
+                kind(&labels).ends_with("+argmax"),
+                folded,
+                "{what}: {labels:?}"
+            );
+            assert_eq!(labels.len(), 3 - folded as usize, "{what}: {labels:?}");
+            assert_close(&got[0], &want.data, 1e-5, &what);
+            let from_logits: Vec<u8> = cpu::argmax(&Tensor {
+                shape: want.shape,
+                data: got[0].clone(),
+            })
+            .into_iter()
+            .map(|c| c as u8)
+            .collect();
+            assert_eq!(got_classes, from_logits, "{what}: class map");
+            let tied = got_classes.iter().filter(|&&c| c == 0).count();
+            assert!(
+                !got_classes.contains(&2),
+                "{what}: a tie went to the later class"
+            );
+            assert!(tied > 0, "{what}: the tie never won");
+        }
+    }
+}
+
 fn tied_tensor(rng: &mut SplitMix, shape: Shape) -> Tensor {
     Tensor {
         shape,

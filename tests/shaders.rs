@@ -15,25 +15,33 @@ fn every_shader_parses_validates_and_fits_default_limits() {
         )
         .validate(&module)
         .unwrap_or_else(|e| panic!("{}: {}", k.name, e.emit_to_string(k.wgsl)));
-        let entry = module
-            .entry_points
-            .iter()
-            .find(|e| e.name == "main")
-            .expect("entry point main");
-        assert_eq!(entry.stage, naga::ShaderStage::Compute, "{}", k.name);
-        let [x, y, z] = entry.workgroup_size;
-        // The fused bottleneck maps its 64 invocations onto a tile itself.
+        assert!(
+            module.entry_points.iter().any(|e| e.name == "main"),
+            "{}: entry point main",
+            k.name
+        );
+        // The fused kernels map their invocations onto a tile themselves.
         let want = if k.name == kernels::BOTTLENECK.name || k.name == kernels::UPSAMPLE.name {
             [enet_wgpu::runtime::fuse::THREADS as u32, 1]
+        } else if k.name == kernels::FRAME_INITIAL.name {
+            [enet_wgpu::runtime::fuse::FRAME_TILE as u32; 2]
         } else {
             kernels::WORKGROUP
         };
-        assert_eq!(
-            [x, y],
-            want,
-            "{}: workgroup size matches the runtime's dispatch math",
-            k.name
-        );
+        let mut z = 1;
+        for entry in &module.entry_points {
+            assert_eq!(entry.stage, naga::ShaderStage::Compute, "{}", k.name);
+            let [x, y, ez] = entry.workgroup_size;
+            assert_eq!(
+                [x, y],
+                want,
+                "{} {}: workgroup size matches the runtime's dispatch math",
+                k.name,
+                entry.name
+            );
+            z = ez;
+        }
+        let [x, y] = want;
         let mut layouter = naga::proc::Layouter::default();
         layouter.update(module.to_ctx()).unwrap();
         let shared: u32 = module

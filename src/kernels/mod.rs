@@ -111,6 +111,11 @@ pub const INITIAL: KernelSource = KernelSource {
     name: "initial_block",
     wgsl: net_shader!("initial_block.wgsl"),
 };
+/// The preprocessing folded into the initial block: the frame in, the block's output out.
+pub const FRAME_INITIAL: KernelSource = KernelSource {
+    name: "frame_initial",
+    wgsl: net_shader!("frame_initial.wgsl"),
+};
 pub const CONV2D: KernelSource = KernelSource {
     name: "conv2d",
     wgsl: conv_shader!("conv2d.wgsl"),
@@ -150,9 +155,10 @@ pub const SMOOTH: KernelSource = KernelSource {
 };
 
 /// Every kernel the runtime uses.
-pub const ALL: [KernelSource; 11] = [
+pub const ALL: [KernelSource; 12] = [
     PREPROCESS,
     INITIAL,
+    FRAME_INITIAL,
     CONV2D,
     CONV1X1,
     CONV_TRANSPOSE2D,

@@ -28,6 +28,10 @@ pub(crate) struct Pipelines {
     pub conv2d: wgpu::ComputePipeline,
     pub conv1x1: wgpu::ComputePipeline,
     pub conv_transpose2d: wgpu::ComputePipeline,
+    /// The last transposed convolution with the argmax folded in (its `with_argmax`).
+    pub conv_transpose2d_argmax: wgpu::ComputePipeline,
+    /// The preprocessing folded into the initial block.
+    pub frame_initial: wgpu::ComputePipeline,
     pub maxpool: wgpu::ComputePipeline,
     pub max_unpool: wgpu::ComputePipeline,
     pub argmax: wgpu::ComputePipeline,
@@ -35,7 +39,7 @@ pub(crate) struct Pipelines {
 
 impl Pipelines {
     fn new(device: &wgpu::Device, precision: Precision) -> Pipelines {
-        let make = |k: KernelSource| {
+        let make_at = |k: KernelSource, entry: &str| {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(k.name),
                 source: wgpu::ShaderSource::Wgsl(k.source(precision)),
@@ -44,17 +48,20 @@ impl Pipelines {
                 label: Some(k.name),
                 layout: None,
                 module: &module,
-                entry_point: Some("main"),
+                entry_point: Some(entry),
                 compilation_options: Default::default(),
                 cache: None,
             })
         };
+        let make = |k: KernelSource| make_at(k, "main");
         Pipelines {
             preprocess: make(kernels::PREPROCESS),
             initial: make(kernels::INITIAL),
             conv2d: make(kernels::CONV2D),
             conv1x1: make(kernels::CONV1X1),
             conv_transpose2d: make(kernels::CONV_TRANSPOSE2D),
+            conv_transpose2d_argmax: make_at(kernels::CONV_TRANSPOSE2D, "with_argmax"),
+            frame_initial: make(kernels::FRAME_INITIAL),
             maxpool: make(kernels::MAXPOOL),
             max_unpool: make(kernels::MAX_UNPOOL),
             argmax: make(kernels::ARGMAX),

@@ -250,13 +250,18 @@ pub enum Step {
     Bottleneck(Bottleneck),
     /// An upsampling block: one dispatch.
     Upsample(Upsample),
+    /// The initial block reading the frame itself: the preprocessing (resize, normalise)
+    /// folded in (`shaders/frame_initial.wgsl`).
+    FrameInitial(usize),
+    /// The last op with the argmax folded in: it writes the logits and the class map.
+    WithArgmax(usize),
 }
 
 impl Step {
     /// The graph ops the step computes.
     pub fn ops(&self) -> Vec<usize> {
         match *self {
-            Step::Op(i) => vec![i],
+            Step::Op(i) | Step::FrameInitial(i) | Step::WithArgmax(i) => vec![i],
             Step::Bottleneck(b) => [b.pool, b.proj, Some(b.main), b.expand]
                 .into_iter()
                 .flatten()
@@ -269,7 +274,7 @@ impl Step {
     /// indices).
     pub fn last(&self) -> usize {
         match *self {
-            Step::Op(i) => i,
+            Step::Op(i) | Step::FrameInitial(i) | Step::WithArgmax(i) => i,
             Step::Bottleneck(b) => b.last(),
             Step::Upsample(u) => u.expand,
         }
@@ -558,8 +563,48 @@ pub fn steps(graph: &Graph) -> Vec<Step> {
         }
     }
     fold_pools(graph, &mut out, &readers);
+    fold_ends(graph, &mut out);
     out
 }
+
+/// The preprocessing into the initial block, when the network starts with one whose input
+/// tile fits the fused kernel (3x3 stride 2 padding 1, a pool window inside that); the
+/// argmax into the last op, when it is a transposed convolution of at most 16 classes (one
+/// invocation computes all of a pixel's logits).
+fn fold_ends(graph: &Graph, steps: &mut [Step]) {
+    if let Some(s) = steps.first_mut()
+        && let Step::Op(i) = *s
+        && let Op::Initial {
+            input: 0,
+            conv,
+            pool_kernel,
+            pool_pad,
+            ..
+        } = &graph.ops[i]
+        && conv.geom.stride == [2, 2]
+        && conv.geom.pad == [1, 1]
+        && conv.geom.kernel == [3, 3]
+        && *pool_pad <= 1
+        && *pool_kernel <= 2 + pool_pad
+    {
+        *s = Step::FrameInitial(i);
+    }
+    if let Some(s) = steps.last_mut()
+        && let Step::Op(i) = *s
+        && let Op::Conv { output, conv, .. } = &graph.ops[i]
+        && *output == graph.output
+        && conv.geom.transposed
+        && conv.cout <= ARGMAX_CLASSES
+    {
+        *s = Step::WithArgmax(i);
+    }
+}
+
+/// Classes a transposed convolution computes its argmax of: one invocation's channels.
+pub const ARGMAX_CLASSES: usize = 16;
+
+/// Frame pixels per side of the fused initial block's output tile (16x16 invocations).
+pub const FRAME_TILE: usize = 16;
 
 /// A tail whose residual is a 2x2 max-pool's output read by nothing else computes that pool
 /// itself (the pool's own step goes): the residual from the pool's input, the indices
@@ -596,9 +641,12 @@ pub fn unfused(graph: &Graph) -> Vec<Step> {
     (0..graph.ops.len()).map(Step::Op).collect()
 }
 
-/// Dispatches per frame: preprocessing, the steps, the argmax.
+/// Dispatches per frame: the steps, and the preprocessing and the argmax where they are not
+/// folded into one.
 pub fn dispatch_count(steps: &[Step]) -> usize {
-    steps.len() + 2
+    let pre = !steps.iter().any(|s| matches!(s, Step::FrameInitial(_)));
+    let argmax = !steps.iter().any(|s| matches!(s, Step::WithArgmax(_)));
+    steps.len() + pre as usize + argmax as usize
 }
 
 /// The op after which each tensor is no longer read, with fusion taken into account: a
@@ -680,8 +728,8 @@ mod tests {
                 })
                 .collect();
             assert_eq!(ups, ["bottleneck4_0.tconv", "bottleneck5_0.tconv"]);
-            // What is left on its own: the initial block, the downsampling projections, the
-            // final transposed convolution.
+            // What is left on its own: the downsampling projections. The preprocessing runs
+            // in the initial block, the argmax in the final transposed convolution.
             let alone: Vec<&str> = steps
                 .iter()
                 .filter_map(|s| match s {
@@ -689,24 +737,23 @@ mod tests {
                     _ => None,
                 })
                 .collect();
-            assert_eq!(
-                alone,
-                [
-                    "initial",
-                    "bottleneck1_0.proj",
-                    "bottleneck2_0.proj",
-                    "fullconv"
-                ]
-            );
+            assert_eq!(alone, ["bottleneck1_0.proj", "bottleneck2_0.proj"]);
+            assert_eq!(g.name(steps[0].last()), Some("initial"));
+            assert!(matches!(steps[0], Step::FrameInitial(_)));
+            let end = *steps.last().unwrap();
+            assert!(matches!(end, Step::WithArgmax(_)));
+            assert_eq!(g.name(end.last()), Some("fullconv"));
             let ops = g.ops.len();
             // 19 bottlenecks of 3 ops, 4 pairs and 6 tails of 2, 2 pools into tails, 2
-            // upsampling blocks of 5: all in one dispatch each.
+            // upsampling blocks of 5: all in one dispatch each; no dispatch of their own for
+            // the preprocessing and the argmax.
             assert_eq!(
                 dispatch_count(&steps),
-                ops + 2 - 2 * 19 - 4 - 6 - 2 - 4 * 2,
+                ops - 2 * 19 - 4 - 6 - 2 - 4 * 2,
                 "{layout:?}"
             );
-            assert!(dispatch_count(&steps) <= 40);
+            assert_eq!(dispatch_count(&steps), 35);
+            assert_eq!(dispatch_count(&unfused(&g)), 95);
             // Every op is emitted exactly once.
             let mut seen = vec![0; ops];
             for s in &steps {
@@ -802,6 +849,27 @@ mod tests {
             }
             assert!(seen.iter().all(|&n| n == 1), "{w}x{h} step {step}");
         }
+    }
+
+    #[test]
+    fn the_ends_fold_only_where_their_kernels_fit() {
+        for classes in [12, 16, 17, 40] {
+            let g = synthetic_graph(Layout::Paper, classes);
+            let steps = steps(&g);
+            assert!(matches!(steps[0], Step::FrameInitial(_)));
+            let folded = matches!(steps.last(), Some(Step::WithArgmax(_)));
+            assert_eq!(folded, classes <= ARGMAX_CLASSES, "{classes} classes");
+            assert_eq!(dispatch_count(&steps), 35 + !folded as usize);
+        }
+        // An initial block of another stride reads a larger tile: the preprocessing stays
+        // its own dispatch.
+        let mut g = synthetic_graph(Layout::Paper, 12);
+        if let Op::Initial { conv, .. } = &mut g.ops[0] {
+            conv.geom.stride = [1, 1];
+        }
+        let steps = steps(&g);
+        assert!(matches!(steps[0], Step::Op(0)));
+        assert_eq!(dispatch_count(&steps), 36);
     }
 
     #[test]

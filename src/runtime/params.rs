@@ -71,6 +71,25 @@ impl InitialParams {
 }
 
 params! {
+    /// `shaders/frame_initial.wgsl`: the preprocessing folded into the initial block.
+    FrameInitialParams for [FRAME_INITIAL] {
+        src_w: u32, src_h: u32, in_w: u32, in_h: u32,
+        out_w: u32, out_h: u32, pool_k: u32, pool_pad: u32,
+        w_off: u32, aux_off: u32, _pad0: u32, _pad1: u32,
+        mean: [f32; 4],
+        stddev: [f32; 4],
+    }
+}
+
+impl FrameInitialParams {
+    /// One workgroup per 16x16 output pixels.
+    pub fn grid(&self) -> [u32; 3] {
+        let t = crate::runtime::fuse::FRAME_TILE as u32;
+        [self.out_w.div_ceil(t), self.out_h.div_ceil(t), 1]
+    }
+}
+
+params! {
     /// `shaders/conv_common.wgsl`, shared by the three convolution kernels.
     ConvParams for [CONV2D, CONV1X1, CONV_TRANSPOSE2D] {
         in_c: u32, in_h: u32, in_w: u32, out_c: u32,
@@ -161,6 +180,7 @@ pub fn all() -> Vec<Layout> {
     vec![
         layout::<PreParams>(),
         layout::<InitialParams>(),
+        layout::<FrameInitialParams>(),
         layout::<ConvParams>(),
         layout::<PoolParams>(),
         layout::<BottleneckParams>(),

@@ -5,9 +5,10 @@ use std::num::NonZeroU64;
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::engine::Engine;
+use super::fuse::Step;
 use super::params::{
-    ArgmaxParams, BottleneckParams, ConvParams, InitialParams, Params, PoolParams, PreParams,
-    UpsampleParams,
+    ArgmaxParams, BottleneckParams, ConvParams, FrameInitialParams, InitialParams, Params,
+    PoolParams, PreParams, UpsampleParams,
 };
 use super::{EngineError, Gpu};
 use crate::kernels::{Precision, WORKGROUP};
@@ -52,6 +53,12 @@ struct Dispatch {
     pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
     groups: [u32; 3],
+}
+
+fn run(pass: &mut wgpu::ComputePass, d: &Dispatch) {
+    pass.set_pipeline(&d.pipeline);
+    pass.set_bind_group(0, &d.bind_group, &[]);
+    pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
 }
 
 struct Timestamps {
@@ -108,6 +115,11 @@ pub struct Plan {
     classes_readback: wgpu::Buffer,
     output: TensorId,
     dispatches: Vec<Dispatch>,
+    /// Where the first dispatch reads the frame (the preprocessing folded in): the same op
+    /// reading tensor 0 instead, for [`Plan::submit_ops_only`].
+    tensor_entry: Option<Dispatch>,
+    /// Whether the last dispatch writes the class map itself (no argmax dispatch).
+    argmax_folded: bool,
     timestamps: Option<Timestamps>,
     last_timing: std::cell::Cell<Timing>,
 }
@@ -339,6 +351,60 @@ fn preprocess_dispatch(engine: &Engine, source: (usize, usize), net: (usize, usi
         resources: vec![Res::Source, Res::Tensor(0)],
         groups: params.grid(),
     }
+}
+
+/// Frame -> initial block's output, the preprocessing folded in (`shaders/frame_initial.wgsl`).
+fn frame_initial_dispatch(
+    engine: &Engine,
+    shapes: &[Shape],
+    i: usize,
+    source: (usize, usize),
+) -> Pending {
+    let graph = &engine.graph;
+    let Op::Initial {
+        input,
+        output,
+        pool_kernel,
+        pool_pad,
+        ..
+    } = &graph.ops[i]
+    else {
+        unreachable!("fuse::steps folds the preprocessing into an initial block")
+    };
+    let (si, so) = (shapes[*input], shapes[*output]);
+    let n = &engine.normalization;
+    let off = engine.offsets[i];
+    let params = FrameInitialParams {
+        src_w: u(source.0),
+        src_h: u(source.1),
+        in_w: u(si.w),
+        in_h: u(si.h),
+        out_w: u(so.w),
+        out_h: u(so.h),
+        pool_k: u(*pool_kernel),
+        pool_pad: u(*pool_pad),
+        w_off: off.weights,
+        aux_off: off.aux,
+        mean: [n.mean[0], n.mean[1], n.mean[2], 0.0],
+        stddev: [n.std[0], n.std[1], n.std[2], 1.0],
+        ..Default::default()
+    };
+    Pending {
+        label: op_label(graph, i, "frame_initial"),
+        pipeline: engine.pipelines.frame_initial.clone(),
+        params: params.bytes(),
+        resources: vec![Res::Weights, Res::Aux, Res::Source, Res::Tensor(*output)],
+        groups: params.grid(),
+    }
+}
+
+/// The last transposed convolution writing the class map too (its `with_argmax` entry).
+fn with_argmax_dispatch(engine: &Engine, shapes: &[Shape], i: usize) -> Result<Pending, String> {
+    let mut d = op_dispatch(engine, shapes, i)?;
+    d.label = op_label(&engine.graph, i, "conv_transpose2d+argmax");
+    d.pipeline = engine.pipelines.conv_transpose2d_argmax.clone();
+    d.resources.push(Res::Classes);
+    Ok(d)
 }
 
 /// Logits -> class map (`shaders/argmax.wgsl`).
@@ -715,13 +781,23 @@ impl Plan {
             mapped_at_creation: false,
         });
 
-        // Every dispatch: preprocessing, the steps, the argmax.
-        let mut pending = vec![preprocess_dispatch(engine, source, net)];
+        // Every dispatch: preprocessing, the steps, the argmax (the ends where they are not
+        // folded into the first and last steps).
+        let folded_pre = matches!(steps.first(), Some(Step::FrameInitial(_)));
+        let folded_argmax = matches!(steps.last(), Some(Step::WithArgmax(_)));
+        let mut pending = Vec::with_capacity(steps.len() + 3);
+        if !folded_pre {
+            pending.push(preprocess_dispatch(engine, source, net));
+        }
         for step in &steps {
             pending.push(match *step {
-                super::fuse::Step::Op(i) => op_dispatch(engine, &shapes, i).map_err(size_err)?,
-                super::fuse::Step::Bottleneck(b) => bottleneck_dispatch(engine, &shapes, b)?,
-                super::fuse::Step::Upsample(up) => upsample_dispatch(engine, &shapes, up)?,
+                Step::Op(i) => op_dispatch(engine, &shapes, i).map_err(size_err)?,
+                Step::FrameInitial(i) => frame_initial_dispatch(engine, &shapes, i, source),
+                Step::WithArgmax(i) => {
+                    with_argmax_dispatch(engine, &shapes, i).map_err(size_err)?
+                }
+                Step::Bottleneck(b) => bottleneck_dispatch(engine, &shapes, b)?,
+                Step::Upsample(up) => upsample_dispatch(engine, &shapes, up)?,
             });
         }
         if graph.tensors[graph.output].dtype != DType::F32 {
@@ -729,7 +805,13 @@ impl Plan {
                 "the graph's output is not an f32 tensor".into(),
             ));
         }
-        pending.push(argmax_dispatch(engine, &shapes));
+        if !folded_argmax {
+            pending.push(argmax_dispatch(engine, &shapes));
+        }
+        // Bound last, taken off after binding: the first op reading tensor 0.
+        if let Some(&Step::FrameInitial(i)) = steps.first() {
+            pending.push(op_dispatch(engine, &shapes, i).map_err(size_err)?);
+        }
         for d in &pending {
             if d.groups.iter().any(|&g| g as usize > max_groups) {
                 return Err(size_err(format!(
@@ -759,7 +841,7 @@ impl Plan {
             })
         };
         let source_view = source_tex.create_view(&Default::default());
-        let dispatches = pending
+        let mut dispatches = pending
             .into_iter()
             .enumerate()
             .map(|(i, d)| {
@@ -804,6 +886,7 @@ impl Plan {
                 }
             })
             .collect::<Vec<_>>();
+        let tensor_entry = folded_pre.then(|| dispatches.pop()).flatten();
 
         let timestamps = gpu
             .has_timestamps()
@@ -826,6 +909,8 @@ impl Plan {
             classes_readback,
             output: graph.output,
             dispatches,
+            tensor_entry,
+            argmax_folded: folded_argmax,
             timestamps,
             last_timing: std::cell::Cell::new(Timing::Off),
         })
@@ -981,10 +1066,7 @@ impl Plan {
     }
 
     fn dispatch(&self, pass: &mut wgpu::ComputePass, i: usize) {
-        let d = &self.dispatches[i];
-        pass.set_pipeline(&d.pipeline);
-        pass.set_bind_group(0, &d.bind_group, &[]);
-        pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+        run(pass, &self.dispatches[i]);
     }
 
     /// Uploads `rgba`, records the frame and submits it: one submission.
@@ -1102,11 +1184,23 @@ impl Plan {
             .write_buffer(&self.buffers[self.tensor_buffer[t]], 0, &bytes);
     }
 
-    /// Test and debugging access: runs the network ops only (no preprocess, no argmax) on
-    /// whatever tensor 0 holds.
+    /// Test and debugging access: runs the network ops only (no preprocess) on whatever
+    /// tensor 0 holds.
     pub fn submit_ops_only(&self) -> wgpu::SubmissionIndex {
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
-        self.encode_range(&mut encoder, 1..self.dispatches.len() - 1, Timing::Off);
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            // The first dispatch preprocesses the frame, or reads it for the initial block:
+            // then `tensor_entry` is that block reading tensor 0. The argmax, where it is a
+            // dispatch of its own, is left out.
+            if let Some(entry) = &self.tensor_entry {
+                run(&mut pass, entry);
+            }
+            let end = self.dispatches.len() - !self.argmax_folded as usize;
+            for d in &self.dispatches[1..end] {
+                run(&mut pass, d);
+            }
+        }
         self.gpu.queue.submit([encoder.finish()])
     }
 
