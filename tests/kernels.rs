@@ -524,8 +524,7 @@ fn initial_block_paper_pool() {
 fn run_frame(
     g: &Graph,
     norm: enet_wgpu::model::Normalization,
-    precision: enet_wgpu::kernels::Precision,
-    fused: bool,
+    (precision, fused): (enet_wgpu::kernels::Precision, bool),
     rgba: &[u8],
     source: (usize, usize),
     net: (usize, usize),
@@ -598,19 +597,34 @@ fn initial_block_from_the_frame() {
         let want = cpu::run(&g, input);
         let what = format!("pool {pool_kernel}/{pool_pad}, {source:?} -> {net:?}");
         let (labels, _, got) =
-            run_frame(&g, norm, Precision::F32, true, &rgba, source, net, &[out]);
+            run_frame(&g, norm, (Precision::F32, true), &rgba, source, net, &[out]);
         assert_eq!(labels[0], "0:frame_initial", "{labels:?}");
         assert!(!labels.iter().any(|l| l == "preprocess"), "{labels:?}");
         assert_close(&got[0], &want.data, 1e-5, &what);
         // The same values as preprocessing and initial block in two dispatches.
-        let (labels, _, apart) =
-            run_frame(&g, norm, Precision::F32, false, &rgba, source, net, &[out]);
+        let (labels, _, apart) = run_frame(
+            &g,
+            norm,
+            (Precision::F32, false),
+            &rgba,
+            source,
+            net,
+            &[out],
+        );
         assert_eq!(labels[0], "preprocess");
         assert_close(&got[0], &apart[0], 1e-6, &format!("{what}: fused vs not"));
         if gpu().has_f16() {
-            let (_, _, f16) = run_frame(&g, norm, Precision::F16, true, &rgba, source, net, &[out]);
-            let (_, _, f16_apart) =
-                run_frame(&g, norm, Precision::F16, false, &rgba, source, net, &[out]);
+            let (_, _, f16) =
+                run_frame(&g, norm, (Precision::F16, true), &rgba, source, net, &[out]);
+            let (_, _, f16_apart) = run_frame(
+                &g,
+                norm,
+                (Precision::F16, false),
+                &rgba,
+                source,
+                net,
+                &[out],
+            );
             assert_close(
                 &f16[0],
                 &f16_apart[0],
@@ -665,8 +679,7 @@ fn last_transposed_convolution_with_argmax() {
             let (labels, got_classes, got) = run_frame(
                 &g,
                 norm,
-                enet_wgpu::kernels::Precision::F32,
-                fused,
+                (enet_wgpu::kernels::Precision::F32, fused),
                 &rgba,
                 source,
                 net,
