@@ -2,22 +2,26 @@
 // or not, or 5x1 / 1x5) -> 1x1 expansion -> + residual -> PReLU, each with its folded
 // BatchNorm bias and activation slope, as the separate convolutions compute them.
 //
-// A workgroup owns a tile of output pixels (TILE_W x TILE_H, at most 64, one invocation
-// each), STEP_W x STEP_H apart: contiguous, or a dilation apart for a large dilation, whose
-// taps are then neighbours in the tile (tile-space dilation TD). STAGED: it first projects
-// the tile and its halo into workgroup memory (all 64 invocations share that work), so the
-// projection never goes to memory. Otherwise this is a
-// bottleneck's tail: the main convolution reads its input from `mid`, written by the
-// dispatches before (the projection of a block whose dilation is too large for its halo to
-// fit in 16 KiB, the first convolution of an asymmetric block, the strided projection of a
-// downsampling block). The residual has RES_C <= CH channels (zero-padded); POOL: it is the
-// 2x2 max-pool of the `residual` binding (a downsampling block's input, res_h x res_w),
-// pooled here, the pool's indices written to `indices` for the decoder's unpooling. The main
-// convolution's outputs stay in registers for the expansion; without EXPAND they are the
-// output (an asymmetric block's projection and first convolution). The shapes are pipeline constants, one pipeline per kind of block, so every
-// loop has a constant trip count and unrolls. Weights and per-channel values are packed as
-// for the conv kernels (conv_common.wgsl): vec4 over groups of 4 output channels.
-
+// A workgroup owns a tile of output pixels (TILE_W x TILE_H, 32 or 64 of them), STEP_W x
+// STEP_H apart: contiguous, or a dilation apart for a large dilation, whose taps are then
+// neighbours in the tile (tile-space dilation TD). Its 256 invocations work in three phases,
+// a barrier between each:
+//   1. the tile and its halo of the main convolution's input into workgroup memory, all 256
+//      sharing the pixels: PROJECT, the projection of `input` computed there (it never goes
+//      to memory); otherwise `mid`, written by the dispatches before (the first convolution
+//      of an asymmetric block, the strided projection of a downsampling block);
+//   2. the main convolution, MID -> MID channels: each pixel's output groups of 4 split over
+//      the LANES = 256 / pixels invocations that share the pixel, reading the staged tile;
+//      its outputs (PReLU'd) replace the tile in workgroup memory;
+//   3. the expansion back to CH channels, its groups split over the lanes likewise, with the
+//      residual (RES_C <= CH channels, zero-padded; POOL: the 2x2 max-pool of the `residual`
+//      binding, a downsampling block's input, res_h x res_w, pooled here, its indices
+//      written to `indices` for the decoder's unpooling) and the block's PReLU.
+// Without EXPAND the main convolution's outputs are the output (an asymmetric block's
+// projection and first convolution), written after phase 2. The shapes are pipeline
+// constants, one pipeline per kind of block, so every loop has a constant trip count and
+// unrolls. Weights and per-channel values are packed as for the conv kernels
+// (conv_common.wgsl): vec4 over groups of 4 output channels.
 override CH: u32;
 override MID: u32;
 override RES_C: u32;
@@ -33,7 +37,7 @@ override TD_W: u32;
 override TD_H: u32;
 override HALO_W: u32;
 override HALO_H: u32;
-override STAGED: bool;
+override PROJECT: bool;
 override EXPAND: bool;
 override POOL: bool;
 
@@ -53,7 +57,8 @@ struct BottleneckParams {
 @group(0) @binding(6) var<storage, read_write> output: array<act>;
 @group(0) @binding(7) var<storage, read_write> indices: array<u32>;
 
-// 16 KiB: WebGPU's default workgroup memory. Laid out [channel group][halo pixel].
+// 16 KiB: WebGPU's default workgroup memory. Phase 1 lays it out [channel group][halo
+// pixel], phase 2 [channel group][tile pixel].
 var<workgroup> tile: array<vec4<f32>, 1024>;
 
 fn prelu4(v: vec4<f32>, slope: vec4<f32>) -> vec4<f32> {
@@ -79,7 +84,9 @@ fn pool(c: u32, ox: u32, oy: u32, pixel: u32) -> f32 {
     return best;
 }
 
-@compute @workgroup_size(64, 1, 1)
+const THREADS: u32 = 256u;
+
+@compute @workgroup_size(256, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let plane = p.h * p.w;
     // The tile's first pixel: interleaved tile grids, one per residue of the step.
@@ -87,100 +94,138 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let y0 = wid.y % STEP_H + (wid.y / STEP_H) * TILE_H * STEP_H;
     let mg = (MID + 3u) / 4u;
     let halo = HALO_W * HALO_H;
-    if (STAGED) {
-        for (var item = lid; item < mg * halo; item += 64u) {
-            let g = item / halo;
-            let q = item % halo;
-            let iy = i32(y0 + (q / HALO_W) * STEP_H) - i32(p.pad_h);
-            let ix = i32(x0 + (q % HALO_W) * STEP_W) - i32(p.pad_w);
-            // Outside the picture the main convolution reads zeros (its padding).
-            var v = vec4<f32>(0.0);
-            if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
-                let pixel = u32(iy) * p.w + u32(ix);
+
+    // Phase 1: the main convolution's input over the tile and its halo.
+    for (var item = lid; item < mg * halo; item += THREADS) {
+        let g = item / halo;
+        let q = item % halo;
+        let iy = i32(y0 + (q / HALO_W) * STEP_H) - i32(p.pad_h);
+        let ix = i32(x0 + (q % HALO_W) * STEP_W) - i32(p.pad_w);
+        // Outside the picture the main convolution reads zeros (its padding).
+        var v = vec4<f32>(0.0);
+        if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
+            let pixel = u32(iy) * p.w + u32(ix);
+            if (PROJECT) {
                 var acc = aux[p.proj_aux + g];
                 let wb = p.proj_w + g * CH;
                 for (var ci = 0u; ci < CH; ci++) {
                     acc += f32(input[ci * plane + pixel]) * vec4<f32>(weights[wb + ci]);
                 }
                 v = prelu4(acc, aux[p.proj_aux + p.mid_groups + g]);
+            } else {
+                for (var j = 0u; j < 4u; j++) {
+                    if (g * 4u + j < MID) {
+                        v[j] = f32(mid[(g * 4u + j) * plane + pixel]);
+                    }
+                }
             }
-            tile[item] = v;
         }
-        workgroupBarrier();
+        tile[item] = v;
     }
-    let tx = lid % TILE_W;
-    let ty = lid / TILE_W;
+    workgroupBarrier();
+
+    // This invocation's pixel, and its lane among those that share it.
+    let pixels = TILE_W * TILE_H;
+    let lanes = THREADS / pixels;
+    let q = lid % pixels;
+    let lane = lid / pixels;
+    let tx = q % TILE_W;
+    let ty = q / TILE_W;
     let ox = x0 + tx * STEP_W;
     let oy = y0 + ty * STEP_H;
-    if (ty >= TILE_H || ox >= p.w || oy >= p.h) {
-        return;
-    }
+    let valid = ox < p.w && oy < p.h;
+    let pixel = oy * p.w + ox;
 
-    // Main convolution, MID -> MID channels (at most 32), accumulated in registers: each
-    // input vec4 (4 channels at one tap) is read once and feeds every output group.
-    var m: array<vec4<f32>, 8>;
-    for (var go = 0u; go < mg; go++) {
-        m[go] = aux[p.main_aux + go];
+    // Phase 2: main convolution, this lane's output groups lane, lane + lanes (at most two:
+    // MID <= 32, lanes >= 4), accumulated in registers; each staged vec4 (4 channels at one
+    // tap) is read once and feeds both.
+    let per = (mg + lanes - 1u) / lanes;
+    var m: array<vec4<f32>, 2>;
+    for (var k = 0u; k < per; k++) {
+        let go = lane + k * lanes;
+        if (go < mg) {
+            m[k] = aux[p.main_aux + go];
+        }
     }
     let taps = K_H * K_W;
-    for (var cg = 0u; cg < mg; cg++) {
-        for (var ky = 0u; ky < K_H; ky++) {
-            for (var kx = 0u; kx < K_W; kx++) {
-                var v = vec4<f32>(0.0);
-                if (STAGED) {
-                    v = tile[cg * halo + (ty + ky * TD_H) * HALO_W + tx + kx * TD_W];
-                } else {
-                    let iy = i32(oy + ky * DIL_H) - i32(p.pad_h);
-                    let ix = i32(ox + kx * DIL_W) - i32(p.pad_w);
-                    if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
-                        let at = u32(iy) * p.w + u32(ix);
-                        for (var j = 0u; j < 4u; j++) {
-                            if (cg * 4u + j < MID) {
-                                v[j] = f32(mid[(cg * 4u + j) * plane + at]);
-                            }
+    if (valid) {
+        for (var cg = 0u; cg < mg; cg++) {
+            for (var ky = 0u; ky < K_H; ky++) {
+                for (var kx = 0u; kx < K_W; kx++) {
+                    let v = tile[cg * halo + (ty + ky * TD_H) * HALO_W + tx + kx * TD_W];
+                    for (var k = 0u; k < per; k++) {
+                        let go = lane + k * lanes;
+                        if (go < mg) {
+                            // Channels past MID read zeros in v: their weights do not matter.
+                            let wi = p.main_w + ((go * MID + cg * 4u) * K_H + ky) * K_W + kx;
+                            m[k] += v.x * vec4<f32>(weights[wi]) + v.y * vec4<f32>(weights[wi + taps])
+                                + v.z * vec4<f32>(weights[wi + 2u * taps]) + v.w * vec4<f32>(weights[wi + 3u * taps]);
                         }
                     }
                 }
-                for (var go = 0u; go < mg; go++) {
-                    // Channels past MID read zeros in v: their weights do not matter.
-                    let wi = p.main_w + ((go * MID + cg * 4u) * K_H + ky) * K_W + kx;
-                    m[go] += v.x * vec4<f32>(weights[wi]) + v.y * vec4<f32>(weights[wi + taps])
-                        + v.z * vec4<f32>(weights[wi + 2u * taps]) + v.w * vec4<f32>(weights[wi + 3u * taps]);
-                }
             }
         }
     }
-    for (var go = 0u; go < mg; go++) {
-        m[go] = prelu4(m[go], aux[p.main_aux + p.mid_groups + go]);
+    for (var k = 0u; k < per; k++) {
+        let go = lane + k * lanes;
+        if (go < mg) {
+            m[k] = prelu4(m[k], aux[p.main_aux + p.mid_groups + go]);
+        }
     }
-    let pixel = oy * p.w + ox;
     if (!EXPAND) {
-        for (var go = 0u; go < mg; go++) {
-            for (var j = 0u; j < 4u; j++) {
-                if (go * 4u + j < MID) {
-                    output[(go * 4u + j) * plane + pixel] = act(m[go][j]);
+        if (valid) {
+            for (var k = 0u; k < per; k++) {
+                let go = lane + k * lanes;
+                for (var j = 0u; j < 4u; j++) {
+                    if (go < mg && go * 4u + j < MID) {
+                        output[(go * 4u + j) * plane + pixel] = act(m[k][j]);
+                    }
                 }
             }
         }
         return;
     }
 
-    // Expansion back to the block's channels, the residual, the block's PReLU.
-    for (var g = 0u; g < (CH + 3u) / 4u; g++) {
+    // The main convolution's outputs replace its input in workgroup memory once every lane
+    // has read that.
+    workgroupBarrier();
+    for (var k = 0u; k < per; k++) {
+        let go = lane + k * lanes;
+        if (go < mg) {
+            tile[go * pixels + q] = m[k];
+        }
+    }
+    workgroupBarrier();
+    if (!valid) {
+        return;
+    }
+
+    // Phase 3: expansion back to the block's channels, this lane's groups lane, lane +
+    // lanes, ...; the residual; the block's PReLU.
+    var x: array<vec4<f32>, 8>;
+    for (var cg = 0u; cg < mg; cg++) {
+        x[cg] = tile[cg * pixels + q];
+    }
+    let cgroups = (CH + 3u) / 4u;
+    for (var k = 0u; k < (cgroups + lanes - 1u) / lanes; k++) {
+        let g = lane + k * lanes;
+        if (g >= cgroups) {
+            break;
+        }
         var acc = aux[p.exp_aux + g];
         let wb = p.exp_w + g * MID;
         for (var cg = 0u; cg < mg; cg++) {
-            let x = m[cg];
+            let xv = x[cg];
             let wi = wb + cg * 4u;
-            acc += x.x * vec4<f32>(weights[wi]);
+            acc += xv.x * vec4<f32>(weights[wi]);
             if (cg * 4u + 1u < MID) {
-                acc += x.y * vec4<f32>(weights[wi + 1u]);
+                acc += xv.y * vec4<f32>(weights[wi + 1u]);
             }
             if (cg * 4u + 2u < MID) {
-                acc += x.z * vec4<f32>(weights[wi + 2u]);
+                acc += xv.z * vec4<f32>(weights[wi + 2u]);
             }
             if (cg * 4u + 3u < MID) {
-                acc += x.w * vec4<f32>(weights[wi + 3u]);
+                acc += xv.w * vec4<f32>(weights[wi + 3u]);
             }
         }
         var v = prelu4(acc, aux[p.exp_aux + p.exp_groups + g]);

@@ -21,8 +21,10 @@ fn every_shader_parses_validates_and_fits_default_limits() {
             k.name
         );
         // The fused kernels map their invocations onto a tile themselves.
-        let want = if k.name == kernels::BOTTLENECK.name || k.name == kernels::UPSAMPLE.name {
+        let want = if k.name == kernels::BOTTLENECK.name {
             [enet_wgpu::runtime::fuse::THREADS as u32, 1]
+        } else if k.name == kernels::UPSAMPLE.name {
+            [enet_wgpu::runtime::fuse::UP_THREADS as u32, 1]
         } else if k.name == kernels::FRAME_INITIAL.name {
             [enet_wgpu::runtime::fuse::FRAME_TILE as u32; 2]
         } else {

@@ -17,25 +17,29 @@ use crate::model::graph::{Graph, Op};
 
 /// Workgroup memory the fused kernel stages the projection in, in vec4s (16 KiB).
 pub const TILE_VEC4: usize = 1024;
-/// Invocations of the fused kernel's workgroup: at most one output pixel each.
-pub const THREADS: usize = 64;
+/// Invocations of the fused kernel's workgroup: WebGPU's default limit. Those that share an
+/// output pixel split its channels.
+pub const THREADS: usize = 256;
+/// Output pixels of a fused bottleneck's tile, at most.
+pub const PIXELS: usize = 64;
 /// The main convolution's channels are kept in registers: at most this many.
 pub const MAX_MID: usize = 32;
 /// A tile smaller than this leaves most of the workgroup idle: two dispatches then.
 const MIN_TILE: usize = 32;
 
-/// One fused dispatch: a whole bottleneck (`proj` and the output tile `[w, h]` staged in
-/// workgroup memory), its tail (no `proj`, no tile: the main convolution reads its input
-/// from memory), or a staged projection and main convolution without expansion (the first
-/// half of an asymmetric block). A tail whose residual is a max-pool's output computes that
-/// pool (`pool`), indices included.
+/// One fused dispatch over output tiles (`tile`) whose main convolution's input, with its
+/// halo, is staged in workgroup memory: a whole bottleneck (`proj`: the projection computed
+/// into that memory), its tail (no `proj`: the main convolution's input loaded from memory),
+/// or a projection and main convolution without expansion (the first half of an asymmetric
+/// block). A tail whose residual is a max-pool's output computes that pool (`pool`), indices
+/// included.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Bottleneck {
     pub proj: Option<usize>,
     pub main: usize,
     pub expand: Option<usize>,
     pub pool: Option<usize>,
-    pub tile: Option<Tile>,
+    pub tile: Tile,
 }
 
 impl Bottleneck {
@@ -59,6 +63,8 @@ pub struct Upsample {
 
 /// Output pixels of an upsampling workgroup: 8x8, from 4x4 pixels of the block's input.
 pub const UP_TILE: usize = 8;
+/// Invocations of an upsampling workgroup: one per output pixel.
+pub const UP_THREADS: usize = UP_TILE * UP_TILE;
 /// Workgroup memory of `shaders/upsample.wgsl`, in vec4s (8 KiB).
 pub const UP_TILE_VEC4: usize = 512;
 
@@ -141,8 +147,11 @@ pub struct BlockShape {
     pub res_c: usize,
     pub kernel: [usize; 2],
     pub dilation: [usize; 2],
-    /// The staged tile, or None for a tail.
-    pub tile: Option<Tile>,
+    /// The output tile; its main convolution's input is staged with its halo.
+    pub tile: Tile,
+    /// Whether that input is the projection, computed in the kernel (false: read from
+    /// memory).
+    pub project: bool,
     /// Whether the main convolution's output is expanded (false: it is the output).
     pub expand: bool,
     /// Whether the residual is the 2x2 max-pool of the `residual` binding.
@@ -150,12 +159,9 @@ pub struct BlockShape {
 }
 
 impl BlockShape {
-    /// The output tile a workgroup computes (a tail: 8x8 contiguous pixels).
+    /// The output tile a workgroup computes.
     pub fn tile(&self) -> Tile {
-        self.tile.unwrap_or(Tile {
-            size: [8, 8],
-            step: [1, 1],
-        })
+        self.tile
     }
 
     /// Workgroups over an output of `w` x `h`: per row and column of the tile grid, `step`
@@ -189,7 +195,7 @@ impl BlockShape {
             ("TD_H", td[0]),
             ("HALO_W", t.size[0] + (self.kernel[1] - 1) * td[1]),
             ("HALO_H", t.size[1] + (self.kernel[0] - 1) * td[0]),
-            ("STAGED", self.tile.is_some() as usize),
+            ("PROJECT", self.project as usize),
             ("EXPAND", self.expand as usize),
             ("POOL", self.pool as usize),
         ]
@@ -234,6 +240,7 @@ impl Bottleneck {
             kernel: conv.geom.kernel,
             dilation: conv.geom.dilation,
             tile: self.tile,
+            project: self.proj.is_some(),
             expand: self.expand.is_some(),
             pool: self.pool.is_some(),
         }
@@ -312,7 +319,7 @@ impl Step {
     }
 }
 
-/// The largest tile (at most [`THREADS`] pixels, at least [`MIN_TILE`]) whose halo'd
+/// The largest tile (at most [`PIXELS`] pixels, at least [`MIN_TILE`]) whose halo'd
 /// projection of `mid` channels fits in [`TILE_VEC4`]: contiguous pixels where that fits,
 /// otherwise pixels a dilation apart.
 fn staged_tile(mid: usize, kernel: [usize; 2], dilation: [usize; 2]) -> Option<Tile> {
@@ -346,7 +353,8 @@ fn same(conv: &crate::model::graph::Conv) -> bool {
 
 /// Ops `i` and `i + 1` as a bottleneck's tail, if they are one: a "same" convolution of at
 /// most [`MAX_MID`] channels in and out, then a 1x1 expansion of its output with a residual
-/// (of at most as many channels), the convolution's output read by nothing else.
+/// (of at most as many channels), the convolution's output read by nothing else, its input
+/// tile within workgroup memory.
 fn tail_at(graph: &Graph, i: usize, readers: &[usize]) -> Option<Bottleneck> {
     let (
         Op::Conv {
@@ -369,13 +377,14 @@ fn tail_at(graph: &Graph, i: usize, readers: &[usize]) -> Option<Bottleneck> {
         && main.cout <= MAX_MID
         && expand.cin == main.cout
         && graph.tensors[res.tensor].channels <= expand.cout;
+    let tile = staged_tile(main.cout, main.geom.kernel, main.geom.dilation)?;
     (same(main) && fits && op.kind() == "conv1x1" && ic == pb && readers[*pb] == 1).then_some(
         Bottleneck {
             proj: None,
             main: i,
             expand: Some(i + 1),
             pool: None,
-            tile: None,
+            tile,
         },
     )
 }
@@ -417,7 +426,7 @@ fn bottleneck_at(graph: &Graph, i: usize, readers: &[usize]) -> Option<Bottlenec
     let tile = staged_tile(main.cout, main.geom.kernel, main.geom.dilation)?;
     block.then_some(Bottleneck {
         proj: Some(i),
-        tile: Some(tile),
+        tile,
         ..tail
     })
 }
@@ -457,7 +466,7 @@ fn staged_pair_at(graph: &Graph, i: usize, readers: &[usize]) -> Option<Bottlene
         main: i + 1,
         expand: None,
         pool: None,
-        tile: Some(tile),
+        tile,
     })
 }
 
@@ -811,43 +820,59 @@ mod tests {
                 let td = d / t.step[0];
                 let halo = (t.size[0] + 2 * td) * (t.size[1] + 2 * td);
                 assert!(mid.div_ceil(4) * halo <= TILE_VEC4);
-                assert!(t.size[0] * t.size[1] <= THREADS);
+                assert!(t.size[0] * t.size[1] <= PIXELS);
+                assert_eq!(THREADS % (t.size[0] * t.size[1]), 0);
             }
         }
     }
 
     #[test]
-    fn strided_tiles_cover_every_pixel_once() {
-        for (w, h, step) in [(60, 45, 16), (20, 13, 4), (9, 7, 2), (64, 48, 1)] {
+    fn tiles_cover_every_pixel_once_per_lane() {
+        for (w, h, step, size) in [
+            (60, 45, 16, [8, 8]),
+            (20, 13, 4, [8, 8]),
+            (9, 7, 2, [8, 8]),
+            (64, 48, 1, [8, 8]),
+            (37, 21, 1, [8, 4]),
+            (30, 17, 1, [4, 8]),
+        ] {
             let shape = BlockShape {
                 ch: 128,
                 mid: 32,
                 res_c: 128,
                 kernel: [3, 3],
                 dilation: [step, step],
-                tile: Some(Tile {
-                    size: [8, 8],
+                tile: Tile {
+                    size,
                     step: [step, step],
-                }),
+                },
+                project: true,
                 expand: true,
                 pool: false,
             };
             let [gx, gy] = shape.grid(w, h);
-            // The shader's mapping of workgroup and invocation to output pixel.
-            let mut seen = vec![0; w * h];
+            let [tw, th] = shape.tile().size;
+            let pixels = tw * th;
+            let lanes = THREADS / pixels;
+            // The shader's mapping of workgroup and invocation to output pixel and lane.
+            let mut seen = vec![vec![0; lanes]; w * h];
             for wy in 0..gy {
                 for wx in 0..gx {
-                    let x0 = wx % step + (wx / step) * 8 * step;
-                    let y0 = wy % step + (wy / step) * 8 * step;
-                    for t in 0..64 {
-                        let (ox, oy) = (x0 + (t % 8) * step, y0 + (t / 8) * step);
+                    let x0 = wx % step + (wx / step) * tw * step;
+                    let y0 = wy % step + (wy / step) * th * step;
+                    for t in 0..THREADS {
+                        let (q, lane) = (t % pixels, t / pixels);
+                        let (ox, oy) = (x0 + (q % tw) * step, y0 + (q / tw) * step);
                         if ox < w && oy < h {
-                            seen[oy * w + ox] += 1;
+                            seen[oy * w + ox][lane] += 1;
                         }
                     }
                 }
             }
-            assert!(seen.iter().all(|&n| n == 1), "{w}x{h} step {step}");
+            assert!(
+                seen.iter().flatten().all(|&n| n == 1),
+                "{w}x{h} step {step} tile {size:?}"
+            );
         }
     }
 
