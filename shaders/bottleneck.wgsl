@@ -8,8 +8,9 @@
 // a barrier between each:
 //   1. the tile and its halo of the main convolution's input into workgroup memory, all 256
 //      sharing the pixels: PROJECT, the projection of `input` computed there (it never goes
-//      to memory); otherwise `mid`, written by the dispatches before (the first convolution
-//      of an asymmetric block, the strided projection of a downsampling block);
+//      to memory): 1x1, or PROJ_K x PROJ_K at stride PROJ_K (a downsampling block's, of its
+//      input, which is also the pooled residual); otherwise `mid`, written by the dispatch
+//      before (an asymmetric block's first convolution);
 //   2. the main convolution, MID -> MID channels: each pixel's output groups of 4 split over
 //      the LANES = 256 / pixels invocations that share the pixel, reading the staged tile;
 //      its outputs (PReLU'd) replace the tile in workgroup memory;
@@ -38,6 +39,8 @@ override TD_H: u32;
 override HALO_W: u32;
 override HALO_H: u32;
 override PROJECT: bool;
+override PROJ_CIN: u32;
+override PROJ_K: u32;
 override EXPAND: bool;
 override POOL: bool;
 
@@ -107,9 +110,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             let pixel = u32(iy) * p.w + u32(ix);
             if (PROJECT) {
                 var acc = aux[p.proj_aux + g];
-                let wb = p.proj_w + g * CH;
-                for (var ci = 0u; ci < CH; ci++) {
-                    acc += f32(input[ci * plane + pixel]) * vec4<f32>(weights[wb + ci]);
+                if (PROJ_K == 1u) {
+                    let wb = p.proj_w + g * PROJ_CIN;
+                    for (var ci = 0u; ci < PROJ_CIN; ci++) {
+                        acc += f32(input[ci * plane + pixel]) * vec4<f32>(weights[wb + ci]);
+                    }
+                } else {
+                    // A downsampling block's projection, PROJ_K x PROJ_K at stride PROJ_K,
+                    // of the block's input (res_h x res_w).
+                    let rplane = p.res_h * p.res_w;
+                    for (var ci = 0u; ci < PROJ_CIN; ci++) {
+                        for (var ky = 0u; ky < PROJ_K; ky++) {
+                            let row = ci * rplane + (u32(iy) * PROJ_K + ky) * p.res_w + u32(ix) * PROJ_K;
+                            let wb = p.proj_w + ((g * PROJ_CIN + ci) * PROJ_K + ky) * PROJ_K;
+                            for (var kx = 0u; kx < PROJ_K; kx++) {
+                                acc += f32(input[row + kx]) * vec4<f32>(weights[wb + kx]);
+                            }
+                        }
+                    }
                 }
                 v = prelu4(acc, aux[p.proj_aux + p.mid_groups + g]);
             } else {

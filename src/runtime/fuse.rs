@@ -4,12 +4,11 @@
 //! A bottleneck (1x1 projection -> main convolution -> 1x1 expansion + residual + PReLU, as
 //! three [`Op::Conv`]s) runs as one dispatch of `shaders/bottleneck.wgsl` when the projection
 //! of a tile of outputs with its halo fits in WebGPU's default 16 KiB of workgroup memory
-//! (regular and dilation-2 blocks). Otherwise its tail (main convolution, expansion, residual,
-//! PReLU) is one dispatch after the ops before it: the projection of a block with a large
-//! dilation, the projection and first convolution of an asymmetric block, the pooling and
-//! strided projection of a downsampling block. A downsampling block's max-pool (the residual
-//! and the indices the decoder unpools with) runs in its tail; an asymmetric block's
-//! projection is staged for its first convolution (two dispatches for the block). An
+//! (regular and dilated blocks; large dilations in tiles of pixels a dilation apart). A
+//! downsampling block too: its 2x2 stride-2 projection computed into the tile from the
+//! block's input, its max-pool (the residual and the indices the decoder unpools with) in
+//! the same dispatch. An asymmetric block is two: its projection staged for its first
+//! convolution, then its tail (second convolution, expansion, residual, PReLU). An
 //! upsampling block (1x1 main + max-unpool, 1x1 projection -> transposed convolution -> 1x1
 //! expansion + residual) is one dispatch of `shaders/upsample.wgsl`.
 
@@ -152,6 +151,10 @@ pub struct BlockShape {
     /// Whether that input is the projection, computed in the kernel (false: read from
     /// memory).
     pub project: bool,
+    /// The projection's input channels and its (square) kernel, equal to its stride: 1, or
+    /// 2 for a downsampling block's.
+    pub proj_cin: usize,
+    pub proj_k: usize,
     /// Whether the main convolution's output is expanded (false: it is the output).
     pub expand: bool,
     /// Whether the residual is the 2x2 max-pool of the `residual` binding.
@@ -196,6 +199,8 @@ impl BlockShape {
             ("HALO_W", t.size[0] + (self.kernel[1] - 1) * td[1]),
             ("HALO_H", t.size[1] + (self.kernel[0] - 1) * td[0]),
             ("PROJECT", self.project as usize),
+            ("PROJ_CIN", self.proj_cin),
+            ("PROJ_K", self.proj_k),
             ("EXPAND", self.expand as usize),
             ("POOL", self.pool as usize),
         ]
@@ -233,6 +238,10 @@ impl Bottleneck {
             }
             (None, None) => unreachable!("a fused step has a projection or an expansion"),
         };
+        let (proj_cin, proj_k) = match self.proj.map(|p| &graph.ops[p]) {
+            Some(Op::Conv { conv: proj, .. }) => (proj.cin, proj.geom.kernel[0]),
+            _ => (0, 1),
+        };
         BlockShape {
             ch,
             mid: conv.cin,
@@ -241,6 +250,8 @@ impl Bottleneck {
             dilation: conv.geom.dilation,
             tile: self.tile,
             project: self.proj.is_some(),
+            proj_cin,
+            proj_k,
             expand: self.expand.is_some(),
             pool: self.pool.is_some(),
         }
@@ -572,6 +583,7 @@ pub fn steps(graph: &Graph) -> Vec<Step> {
         }
     }
     fold_pools(graph, &mut out, &readers);
+    fold_strided_projections(graph, &mut out, &readers);
     fold_ends(graph, &mut out);
     out
 }
@@ -645,6 +657,35 @@ fn fold_pools(graph: &Graph, steps: &mut Vec<Step>, readers: &[usize]) {
     steps.retain(|s| !matches!(s, Step::Op(k) if folded.contains(k)));
 }
 
+/// A downsampling block's 2x2 stride-2 projection into its tail, once that pools: the tail
+/// then computes its staged tile from the block's input itself (the pool's input too).
+fn fold_strided_projections(graph: &Graph, steps: &mut Vec<Step>, readers: &[usize]) {
+    let mut k = 1;
+    while k < steps.len() {
+        if let (Step::Op(j), Step::Bottleneck(b)) = (steps[k - 1], steps[k])
+            && b.proj.is_none()
+            && let Some(pool) = b.pool
+            && let Op::MaxPool { input: x, .. } = &graph.ops[pool]
+            && let Op::Conv {
+                input,
+                output,
+                conv,
+                residual: None,
+            } = &graph.ops[j]
+            && let Op::Conv { input: mi, .. } = &graph.ops[b.main]
+            && input == x
+            && output == mi
+            && readers[*output] == 1
+            && conv.geom == crate::model::graph::ConvGeom::new(2, 2).stride(2)
+        {
+            steps[k] = Step::Bottleneck(Bottleneck { proj: Some(j), ..b });
+            steps.remove(k - 1);
+        } else {
+            k += 1;
+        }
+    }
+}
+
 /// Every op as its own dispatch (fusion off).
 pub fn unfused(graph: &Graph) -> Vec<Step> {
     (0..graph.ops.len()).map(Step::Op).collect()
@@ -710,12 +751,13 @@ mod tests {
             let pairs = names(&|b| b.expand.is_none());
             let tails = names(&|b| b.proj.is_none());
             let pooled = names(&|b| b.pool.is_some());
-            // Regular and dilated blocks in one dispatch. The asymmetric blocks in two: the
-            // projection staged for the first of their two convolutions, then the tail. The
-            // downsampling blocks: the strided projection, then the tail, which pools.
-            assert_eq!(one.len(), 19, "{layout:?}: {one:?}");
+            // Regular, dilated and downsampling blocks in one dispatch (a downsampling block
+            // projects its tile with its strided convolution and pools in it). The asymmetric
+            // blocks in two: the projection staged for the first of their two convolutions,
+            // then the tail.
+            assert_eq!(one.len(), 19 + 2, "{layout:?}: {one:?}");
             assert_eq!(pairs.len(), 4, "{layout:?}: {pairs:?}");
-            assert_eq!(tails.len(), 4 + 2, "{layout:?}: {tails:?}");
+            assert_eq!(tails.len(), 4, "{layout:?}: {tails:?}");
             for s in ["2", "3"] {
                 for b in ["1", "2", "4", "5", "6", "8"] {
                     assert!(one.contains(&format!("bottleneck{s}_{b}.conv")), "{one:?}");
@@ -726,6 +768,9 @@ mod tests {
                 }
             }
             assert_eq!(pooled, ["bottleneck1_0.conv", "bottleneck2_0.conv"]);
+            for b in fused.iter().filter(|b| b.pool.is_some()) {
+                assert_eq!(b.shape(&g).proj_k, 2, "{b:?}");
+            }
             assert!(one.contains(&"bottleneck1_1.conv".to_string()));
             assert!(one.contains(&"bottleneck5_1.conv".to_string()));
             // Both upsampling blocks in one dispatch each.
@@ -737,8 +782,8 @@ mod tests {
                 })
                 .collect();
             assert_eq!(ups, ["bottleneck4_0.tconv", "bottleneck5_0.tconv"]);
-            // What is left on its own: the downsampling projections. The preprocessing runs
-            // in the initial block, the argmax in the final transposed convolution.
+            // Nothing is left on its own: the preprocessing runs in the initial block, the
+            // argmax in the final transposed convolution.
             let alone: Vec<&str> = steps
                 .iter()
                 .filter_map(|s| match s {
@@ -746,22 +791,22 @@ mod tests {
                     _ => None,
                 })
                 .collect();
-            assert_eq!(alone, ["bottleneck1_0.proj", "bottleneck2_0.proj"]);
+            assert!(alone.is_empty(), "{alone:?}");
             assert_eq!(g.name(steps[0].last()), Some("initial"));
             assert!(matches!(steps[0], Step::FrameInitial(_)));
             let end = *steps.last().unwrap();
             assert!(matches!(end, Step::WithArgmax(_)));
             assert_eq!(g.name(end.last()), Some("fullconv"));
             let ops = g.ops.len();
-            // 19 bottlenecks of 3 ops, 4 pairs and 6 tails of 2, 2 pools into tails, 2
-            // upsampling blocks of 5: all in one dispatch each; no dispatch of their own for
+            // 19 bottlenecks of 3 ops, 2 downsampling blocks of 4, 4 pairs and 4 tails of 2,
+            // 2 upsampling blocks of 5: all in one dispatch each; no dispatch of their own for
             // the preprocessing and the argmax.
             assert_eq!(
                 dispatch_count(&steps),
-                ops - 2 * 19 - 4 - 6 - 2 - 4 * 2,
+                ops - 2 * 19 - 3 * 2 - 4 - 4 - 4 * 2,
                 "{layout:?}"
             );
-            assert_eq!(dispatch_count(&steps), 35);
+            assert_eq!(dispatch_count(&steps), 33);
             assert_eq!(dispatch_count(&unfused(&g)), 95);
             // Every op is emitted exactly once.
             let mut seen = vec![0; ops];
@@ -781,7 +826,9 @@ mod tests {
                 }
             }
             let internal = written.iter().filter(|w| !**w).count();
-            assert_eq!(internal, 2 * 19 + 4 + 6 + 2 + 2 * 4, "{layout:?}");
+            // Inside each: 2 per bottleneck, 3 per downsampling block (the pooled input, the
+            // projection, the main convolution), 1 per pair and tail, 4 per upsampling block.
+            assert_eq!(internal, 2 * 19 + 3 * 2 + 4 + 4 + 4 * 2, "{layout:?}");
         }
     }
 
@@ -847,6 +894,8 @@ mod tests {
                     step: [step, step],
                 },
                 project: true,
+                proj_cin: 128,
+                proj_k: 1,
                 expand: true,
                 pool: false,
             };
@@ -884,7 +933,7 @@ mod tests {
             assert!(matches!(steps[0], Step::FrameInitial(_)));
             let folded = matches!(steps.last(), Some(Step::WithArgmax(_)));
             assert_eq!(folded, classes <= ARGMAX_CLASSES, "{classes} classes");
-            assert_eq!(dispatch_count(&steps), 35 + !folded as usize);
+            assert_eq!(dispatch_count(&steps), 33 + !folded as usize);
         }
         // An initial block of another stride reads a larger tile: the preprocessing stays
         // its own dispatch.
@@ -894,7 +943,7 @@ mod tests {
         }
         let steps = steps(&g);
         assert!(matches!(steps[0], Step::Op(0)));
-        assert_eq!(dispatch_count(&steps), 36);
+        assert_eq!(dispatch_count(&steps), 34);
     }
 
     #[test]
