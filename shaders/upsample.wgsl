@@ -6,13 +6,15 @@
 // each convolution with its folded BatchNorm bias and activation slope, as the separate
 // kernels compute them.
 //
-// A workgroup owns 8x8 output pixels (one invocation each). They unpool 4x4 pixels of the
-// block's input and their transposed convolution reads the projection of LT x LT of them
-// (4x4 for 2x2 kernels, 5x5 for 3x3 with padding 1): both are first computed into workgroup
-// memory, every invocation sharing that work, so neither goes to memory. The shapes are
-// pipeline constants, one pipeline per kind of block, so every loop unrolls. Weights and
-// per-channel values are packed as for the conv kernels (conv_common.wgsl): vec4 over groups
-// of 4 output channels.
+// A workgroup owns 8x8 output pixels, four invocations (lanes) each. They unpool 4x4 pixels
+// of the block's input and their transposed convolution reads the projection of LT x LT of
+// them (4x4 for 2x2 kernels, 5x5 for 3x3 with padding 1): both are first computed into
+// workgroup memory, all 256 invocations sharing that work, so neither goes to memory. Then
+// each pixel's transposed-convolution groups are split over its lanes, their outputs staged
+// in workgroup memory too, and its expansion groups likewise. The shapes are pipeline
+// constants, one pipeline per kind of block, so every loop unrolls. Weights and per-channel
+// values are packed as for the conv kernels (conv_common.wgsl): vec4 over groups of 4 output
+// channels.
 
 override CIN: u32;
 override CH: u32;
@@ -35,8 +37,12 @@ struct UpsampleParams {
 @group(0) @binding(4) var<storage, read> indices: array<u32>;
 @group(0) @binding(5) var<storage, read_write> output: array<act>;
 
-// 8 KiB. The projection [group][LT x LT pixel], then the main branch [group][4x4 pixel].
-var<workgroup> tile: array<vec4<f32>, 512>;
+// 16 KiB. The projection [group][LT x LT pixel], the main branch [group][4x4 pixel], the
+// transposed convolution's outputs [group][8x8 pixel].
+var<workgroup> tile: array<vec4<f32>, 1024>;
+
+const THREADS: u32 = 256u;
+const LANES: u32 = 4u;
 
 fn prelu4(v: vec4<f32>, slope: vec4<f32>) -> vec4<f32> {
     return select(v * slope, v, v >= vec4<f32>(0.0));
@@ -53,7 +59,7 @@ fn pointwise(w_off: u32, aux_off: u32, groups: u32, g: u32, pixel: u32) -> vec4<
     return prelu4(acc, aux[aux_off + groups + g]);
 }
 
-@compute @workgroup_size(64, 1, 1)
+@compute @workgroup_size(256, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let x0 = wid.x * 8u;
     let y0 = wid.y * 8u;
@@ -64,7 +70,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let cg = (CH + 3u) / 4u;
     let lt2 = LT * LT;
     let proj_items = mg * lt2;
-    for (var item = lid; item < proj_items + cg * 16u; item += 64u) {
+    let mids = proj_items + cg * 16u;
+    for (var item = lid; item < mids; item += THREADS) {
         var v = vec4<f32>(0.0);
         if (item < proj_items) {
             let g = item / lt2;
@@ -86,22 +93,26 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         tile[item] = v;
     }
     workgroupBarrier();
-    let ox = x0 + lid % 8u;
-    let oy = y0 + lid / 8u;
-    if (ox >= p.w || oy >= p.h) {
-        return;
-    }
+    let q8 = lid % 64u;
+    let lane = lid / 64u;
+    let ox = x0 + q8 % 8u;
+    let oy = y0 + q8 / 8u;
+    let valid = ox < p.w && oy < p.h;
 
     // Transposed convolution in gather form: output (oy, ox) collects input (iy, ix) where
-    // oy = iy * 2 - PAD + ky.
-    var m: array<vec4<f32>, 8>;
-    for (var go = 0u; go < mg; go++) {
-        m[go] = aux[p.tconv_aux + go];
+    // oy = iy * 2 - PAD + ky. This lane's output groups: lane, lane + LANES (MID <= 32).
+    let per = (mg + LANES - 1u) / LANES;
+    var m: array<vec4<f32>, 2>;
+    for (var k = 0u; k < per; k++) {
+        let go = lane + k * LANES;
+        if (go < mg) {
+            m[k] = aux[p.tconv_aux + go];
+        }
     }
     let taps = K * K;
     for (var ky = 0u; ky < K; ky++) {
         let ty = i32(oy + PAD) - i32(ky);
-        if (ty < 0 || ty % 2 != 0 || u32(ty) / 2u >= p.in_h) {
+        if (!valid || ty < 0 || ty % 2 != 0 || u32(ty) / 2u >= p.in_h) {
             continue;
         }
         let qy = u32(ty) / 2u - ly0;
@@ -113,34 +124,52 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             let q = qy * LT + u32(tx) / 2u - lx0;
             for (var ci = 0u; ci < mg; ci++) {
                 let v = tile[ci * lt2 + q];
-                for (var go = 0u; go < mg; go++) {
-                    let wi = p.tconv_w + ((go * MID + ci * 4u) * K + ky) * K + kx;
-                    m[go] += v.x * vec4<f32>(weights[wi]) + v.y * vec4<f32>(weights[wi + taps])
-                        + v.z * vec4<f32>(weights[wi + 2u * taps]) + v.w * vec4<f32>(weights[wi + 3u * taps]);
+                for (var k = 0u; k < per; k++) {
+                    let go = lane + k * LANES;
+                    if (go < mg) {
+                        let wi = p.tconv_w + ((go * MID + ci * 4u) * K + ky) * K + kx;
+                        m[k] += v.x * vec4<f32>(weights[wi]) + v.y * vec4<f32>(weights[wi + taps])
+                            + v.z * vec4<f32>(weights[wi + 2u * taps]) + v.w * vec4<f32>(weights[wi + 3u * taps]);
+                    }
                 }
             }
         }
     }
-    for (var go = 0u; go < mg; go++) {
-        m[go] = prelu4(m[go], aux[p.tconv_aux + p.mid_groups + go]);
+    for (var k = 0u; k < per; k++) {
+        let go = lane + k * LANES;
+        if (go < mg) {
+            tile[mids + go * 64u + q8] = prelu4(m[k], aux[p.tconv_aux + p.mid_groups + go]);
+        }
+    }
+    workgroupBarrier();
+    if (!valid) {
+        return;
     }
 
-    // Expansion, the unpooled main branch (its value where the pool's index points here,
-    // zero elsewhere), the block's PReLU.
+    // Expansion, this lane's groups lane, lane + LANES, ...; the unpooled main branch (its
+    // value where the pool's index points here, zero elsewhere); the block's PReLU.
+    var x: array<vec4<f32>, 8>;
+    for (var ci = 0u; ci < mg; ci++) {
+        x[ci] = tile[mids + ci * 64u + q8];
+    }
     let plane = p.h * p.w;
     let pixel = oy * p.w + ox;
     let ix = ox / 2u;
     let iy = oy / 2u;
     let inside = ix < p.in_w && iy < p.in_h;
     let q = (iy - ly0) * 4u + ix - lx0;
-    for (var g = 0u; g < cg; g++) {
+    for (var k = 0u; k < (cg + LANES - 1u) / LANES; k++) {
+        let g = lane + k * LANES;
+        if (g >= cg) {
+            break;
+        }
         var acc = aux[p.exp_aux + g];
         let wb = p.exp_w + g * MID;
         for (var ci = 0u; ci < mg; ci++) {
-            let x = m[ci];
+            let xv = x[ci];
             let wi = wb + ci * 4u;
-            acc += x.x * vec4<f32>(weights[wi]) + x.y * vec4<f32>(weights[wi + 1u]) + x.z * vec4<f32>(weights[wi + 2u])
-                + x.w * vec4<f32>(weights[wi + 3u]);
+            acc += xv.x * vec4<f32>(weights[wi]) + xv.y * vec4<f32>(weights[wi + 1u]) + xv.z * vec4<f32>(weights[wi + 2u])
+                + xv.w * vec4<f32>(weights[wi + 3u]);
         }
         var v = prelu4(acc, aux[p.exp_aux + p.ch_groups + g]);
         var r = vec4<f32>(0.0);

@@ -62,10 +62,10 @@ pub struct Upsample {
 
 /// Output pixels of an upsampling workgroup: 8x8, from 4x4 pixels of the block's input.
 pub const UP_TILE: usize = 8;
-/// Invocations of an upsampling workgroup: one per output pixel.
-pub const UP_THREADS: usize = UP_TILE * UP_TILE;
-/// Workgroup memory of `shaders/upsample.wgsl`, in vec4s (8 KiB).
-pub const UP_TILE_VEC4: usize = 512;
+/// Invocations of an upsampling workgroup: four per output pixel.
+pub const UP_THREADS: usize = 4 * UP_TILE * UP_TILE;
+/// Workgroup memory of `shaders/upsample.wgsl`, in vec4s (16 KiB).
+pub const UP_TILE_VEC4: usize = 1024;
 
 /// What an upsampling block's pipeline is specialised for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -85,10 +85,12 @@ impl UpShape {
     }
 
     /// Workgroup memory the tile needs, in vec4s: the projection over [`UpShape::low_tile`]
-    /// squared pixels and the main branch over the 4x4 pixels the tile unpools.
+    /// squared pixels, the main branch over the 4x4 pixels the tile unpools, the transposed
+    /// convolution's outputs over the tile.
     pub fn staged_vec4(&self) -> usize {
         let half = UP_TILE / 2;
-        self.mid.div_ceil(4) * self.low_tile().pow(2) + self.ch.div_ceil(4) * half * half
+        let mg = self.mid.div_ceil(4);
+        mg * self.low_tile().pow(2) + self.ch.div_ceil(4) * half * half + mg * UP_TILE * UP_TILE
     }
 
     pub fn grid(&self, w: usize, h: usize) -> [usize; 2] {
