@@ -4,12 +4,23 @@
 #
 #   scripts/gpu_bench.sh OUT_DIR [WEIGHTS]
 #
-# Needs target/release/enet built beforehand (binaries built on Debian 12 run there) and, when
-# the machine has no Vulkan loader, the .deb files in .gl/ (see the README's Benchmarks).
+# Needs target/release/enet (built here when cargo is at hand; a binary built on Debian 12
+# runs on the GPU machines) and, where the machine has no Vulkan loader, the .deb files
+# scripts/vulkan_debs.sh puts in .gl/. Takes about 5 minutes on an H200, most of it
+# torch.compile.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 out=${1:?usage: scripts/gpu_bench.sh OUT_DIR [WEIGHTS]}
 weights=${2:-tests/fixtures/paper-random.safetensors}
 mkdir -p "$out"
+if [ ! -x target/release/enet ]; then
+  if command -v cargo >/dev/null; then
+    cargo build --release --locked --bin enet
+  else
+    echo "target/release/enet is missing and there is no cargo here: build it with cargo build --release and bring it along" >&2
+    exit 1
+  fi
+fi
 if [ -d .gl ] && ! ldconfig -p | grep -q libvulkan.so.1; then
   for f in .gl/*.deb; do dpkg -x "$f" /; done
   ldconfig
@@ -26,7 +37,7 @@ for size in 480x360 640x360 1024x512; do
   target/release/enet bench --weights "$weights" --size "$size" --frames 300 --precision f32 --unfused --json > "$out/engine-unfused-$size.json"
 done
 python3 scripts/torch_bench.py "$weights" --sizes 480x360 640x360 1024x512 > "$out/torch.json"
-python3 - "$out" <<'PY'
+python3 - "$out" <<'PY' | tee "$out/table.md"
 import json, sys, glob, os
 out = sys.argv[1]
 torch = json.load(open(os.path.join(out, "torch.json")))
@@ -42,4 +53,17 @@ for size, t in torch["sizes"].items():
           f"{f['gpu_ms_per_frame']:.3f} | {u['gpu_ms_per_frame']:.3f} ({u['dispatches_per_frame']}) | "
           f"{t['eager_fp32_ms']:.3f} | {t['amp_fp16_ms']:.3f} | {t['compile_cudagraphs_ms']:.3f} | "
           f"{t['compile_cudagraphs_ms'] / g:.2f}x |")
+# Where the time goes at 640x360, by kind of dispatch (each timed in its own pass, which adds
+# a little per dispatch).
+e = json.load(open(os.path.join(out, "engine-640x360.json")))
+kinds = {}
+for d in e.get("per_kernel_ms", []):
+    kind = d["dispatch"].split(" ")[-1].split(":")[-1]
+    n, ms = kinds.get(kind, (0, 0.0))
+    kinds[kind] = (n + 1, ms + d["ms"])
+print(f"\n640x360, {e['precision']}, per kind of dispatch:\n")
+print("| kind | dispatches | GPU ms | us per dispatch |")
+print("|---|---|---|---|")
+for kind, (n, ms) in sorted(kinds.items(), key=lambda kv: -kv[1][1]):
+    print(f"| {kind} | {n} | {ms:.3f} | {1000 * ms / n:.1f} |")
 PY

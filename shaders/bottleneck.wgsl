@@ -23,6 +23,12 @@
 // constants, one pipeline per kind of block, so every loop has a constant trip count and
 // unrolls. Weights and per-channel values are packed as for the conv kernels
 // (conv_common.wgsl): vec4 over groups of 4 output channels.
+//
+// FIRST (an asymmetric block: two main convolutions, F_KH x F_KW then K_H x K_W, both "same"
+// and of dilation 1): phase 1 stages the projection over the tile and both halos (P_W x
+// P_H), and the first convolution's outputs over the tile and the second's halo then replace
+// it, a barrier before and after, so neither intermediate goes to memory.
+
 override CH: u32;
 override MID: u32;
 override RES_C: u32;
@@ -41,6 +47,11 @@ override HALO_H: u32;
 override PROJECT: bool;
 override PROJ_CIN: u32;
 override PROJ_K: u32;
+override FIRST: bool;
+override F_KH: u32;
+override F_KW: u32;
+override P_W: u32;
+override P_H: u32;
 override EXPAND: bool;
 override POOL: bool;
 
@@ -48,7 +59,7 @@ struct BottleneckParams {
     h: u32, w: u32, pad_h: u32, pad_w: u32,
     proj_w: u32, proj_aux: u32, main_w: u32, main_aux: u32,
     exp_w: u32, exp_aux: u32, mid_groups: u32, exp_groups: u32,
-    res_h: u32, res_w: u32, _pad0: u32, _pad1: u32,
+    res_h: u32, res_w: u32, first_w: u32, first_aux: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: BottleneckParams;
@@ -89,6 +100,54 @@ fn pool(c: u32, ox: u32, oy: u32, pixel: u32) -> f32 {
 
 const THREADS: u32 = 256u;
 
+// An asymmetric block's first convolution, MID -> MID, from the staged projection (P_W x P_H)
+// to its outputs over the main convolution's input region (HALO_W x HALO_H), which replace
+// the projection in workgroup memory. Outside the picture its outputs are zeros: the main
+// convolution's padding.
+fn first_conv(x0: u32, y0: u32, lid: u32) {
+    let mg = (MID + 3u) / 4u;
+    let halo = HALO_W * HALO_H;
+    let pp = P_W * P_H;
+    let taps = F_KH * F_KW;
+    // At most 1024 items over 256 invocations.
+    var f: array<vec4<f32>, 4>;
+    for (var k = 0u; k < (mg * halo + THREADS - 1u) / THREADS; k++) {
+        let item = lid + k * THREADS;
+        f[k] = vec4<f32>(0.0);
+        if (item >= mg * halo) {
+            break;
+        }
+        let go = item / halo;
+        let r = (item % halo) / HALO_W;
+        let c = (item % halo) % HALO_W;
+        let iy = i32(y0 + r) - i32(p.pad_h);
+        let ix = i32(x0 + c) - i32(p.pad_w);
+        if (iy < 0 || iy >= i32(p.h) || ix < 0 || ix >= i32(p.w)) {
+            continue;
+        }
+        var acc = aux[p.first_aux + go];
+        for (var cg = 0u; cg < mg; cg++) {
+            for (var ky = 0u; ky < F_KH; ky++) {
+                for (var kx = 0u; kx < F_KW; kx++) {
+                    let v = tile[cg * pp + (r + ky) * P_W + c + kx];
+                    let wi = p.first_w + ((go * MID + cg * 4u) * F_KH + ky) * F_KW + kx;
+                    acc += v.x * vec4<f32>(weights[wi]) + v.y * vec4<f32>(weights[wi + taps])
+                        + v.z * vec4<f32>(weights[wi + 2u * taps]) + v.w * vec4<f32>(weights[wi + 3u * taps]);
+                }
+            }
+        }
+        f[k] = prelu4(acc, aux[p.first_aux + p.mid_groups + go]);
+    }
+    workgroupBarrier();
+    for (var k = 0u; k < (mg * halo + THREADS - 1u) / THREADS; k++) {
+        let item = lid + k * THREADS;
+        if (item < mg * halo) {
+            tile[item] = f[k];
+        }
+    }
+    workgroupBarrier();
+}
+
 @compute @workgroup_size(256, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let plane = p.h * p.w;
@@ -98,12 +157,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let mg = (MID + 3u) / 4u;
     let halo = HALO_W * HALO_H;
 
-    // Phase 1: the main convolution's input over the tile and its halo.
-    for (var item = lid; item < mg * halo; item += THREADS) {
-        let g = item / halo;
-        let q = item % halo;
-        let iy = i32(y0 + (q / HALO_W) * STEP_H) - i32(p.pad_h);
-        let ix = i32(x0 + (q % HALO_W) * STEP_W) - i32(p.pad_w);
+    // Phase 1: the main convolution's input over the tile and its halo (FIRST: the first
+    // convolution's input, over its halo too).
+    let sw = select(HALO_W, P_W, FIRST);
+    let staged = select(halo, P_W * P_H, FIRST);
+    let off_h = i32(p.pad_h + select(0u, (F_KH - 1u) / 2u, FIRST));
+    let off_w = i32(p.pad_w + select(0u, (F_KW - 1u) / 2u, FIRST));
+    for (var item = lid; item < mg * staged; item += THREADS) {
+        let g = item / staged;
+        let q = item % staged;
+        let iy = i32(y0 + (q / sw) * STEP_H) - off_h;
+        let ix = i32(x0 + (q % sw) * STEP_W) - off_w;
         // Outside the picture the main convolution reads zeros (its padding).
         var v = vec4<f32>(0.0);
         if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
@@ -141,6 +205,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         tile[item] = v;
     }
     workgroupBarrier();
+    if (FIRST) {
+        first_conv(x0, y0, lid);
+    }
 
     // This invocation's pixel, and its lane among those that share it.
     let pixels = TILE_W * TILE_H;

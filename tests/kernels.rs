@@ -68,13 +68,24 @@ fn push_downsampling(g: &mut Graph, rng: &mut SplitMix, mid: usize, cout: usize)
     (out, indices)
 }
 
-/// Appends an asymmetric bottleneck on `x` (1x1 projection to `mid`, 5x1 and 1x5
+/// Appends an asymmetric bottleneck on `x` (1x1 projection to `mid`, kx1 and 1xk
 /// convolutions, expansion to `ch` with `x` as residual); returns its output.
-fn push_asymmetric(g: &mut Graph, rng: &mut SplitMix, x: usize, mid: usize, ch: usize) -> usize {
+fn push_asymmetric_k(
+    g: &mut Graph,
+    rng: &mut SplitMix,
+    x: usize,
+    (mid, ch): (usize, usize),
+    k: usize,
+) -> usize {
     let a = push_conv(g, rng, x, mid, ConvGeom::new(1, 1), None);
-    let b = push_conv(g, rng, a, mid, ConvGeom::new(5, 1).pad(2, 0), None);
-    let c = push_conv(g, rng, b, mid, ConvGeom::new(1, 5).pad(0, 2), None);
+    let b = push_conv(g, rng, a, mid, ConvGeom::new(k, 1).pad(k / 2, 0), None);
+    let c = push_conv(g, rng, b, mid, ConvGeom::new(1, k).pad(0, k / 2), None);
     push_conv(g, rng, c, ch, ConvGeom::new(1, 1), Some(x))
+}
+
+/// ENet's asymmetric bottleneck: 5x1 and 1x5.
+fn push_asymmetric(g: &mut Graph, rng: &mut SplitMix, x: usize, mid: usize, ch: usize) -> usize {
+    push_asymmetric_k(g, rng, x, (mid, ch), 5)
 }
 
 /// Appends an upsampling block on `x` to `c` channels at tensor 0's size (1x1 main branch
@@ -275,9 +286,10 @@ fn check_bottleneck(seed: u64, ch: usize, mid: usize, (w, h): (usize, usize), ge
     assert_close(&got[0], &want.data, 1e-4, &what);
 }
 
-/// Bottleneck tails (main convolution, expansion, residual in one dispatch after the ops
-/// before them): an asymmetric block; and a downsampling block, whose residual (the pooled
-/// input) has fewer channels than the output, in one dispatch.
+/// Asymmetric blocks, and bottleneck tails (main convolution, expansion, residual in one
+/// dispatch after the ops before them) where a block does not fit one; and a downsampling
+/// block, whose residual (the pooled input) has fewer channels than the output, in one
+/// dispatch.
 #[test]
 fn fused_bottleneck_tails() {
     let check = |g: Graph, input: Tensor, tails: usize, what: &str| {
@@ -294,11 +306,26 @@ fn fused_bottleneck_tails() {
         assert_close(&got[0], &want.data, 1e-4, what);
     };
     let mut rng = SplitMix(40);
-    for (ch, mid, (w, h)) in [(64, 16, (19, 13)), (128, 32, (11, 9))] {
+    // ENet's asymmetric blocks in one dispatch (no tail: both convolutions staged in turn);
+    // one whose two 9-tap convolutions are too wide to stage together, in two (its projection
+    // staged for the first, then the tail).
+    for (ch, mid, (w, h), k, tails) in [
+        (64, 16, (19, 13), 5, 0),
+        (128, 32, (11, 9), 5, 0),
+        (128, 32, (21, 19), 5, 0),
+        (128, 32, (21, 19), 9, 1),
+    ] {
         let mut g = Graph::new(ch);
         let input = random_tensor(&mut rng, Shape { c: ch, h, w });
-        g.output = push_asymmetric(&mut g, &mut rng, 0, mid, ch);
-        check(g, input, 1, &format!("asymmetric block {ch}/{mid} {w}x{h}"));
+        g.output = push_asymmetric_k(&mut g, &mut rng, 0, (mid, ch), k);
+        let steps = enet_wgpu::runtime::fuse::steps(&g);
+        assert_eq!(steps.len(), 1 + tails, "{steps:?}");
+        check(
+            g,
+            input,
+            tails,
+            &format!("asymmetric block {ch}/{mid} {k}x1, 1x{k}, {w}x{h}"),
+        );
     }
     for (cin, cout, mid, (w, h)) in [(16, 64, 16, (26, 18)), (64, 128, 32, (14, 10))] {
         let mut g = Graph::new(cin);

@@ -31,10 +31,12 @@ const MIN_TILE: usize = 32;
 /// into that memory), its tail (no `proj`: the main convolution's input loaded from memory),
 /// or a projection and main convolution without expansion (the first half of an asymmetric
 /// block). A tail whose residual is a max-pool's output computes that pool (`pool`), indices
-/// included.
+/// included. An asymmetric block has two main convolutions: `first`, computed over the tile's
+/// halo into workgroup memory, then `main`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Bottleneck {
     pub proj: Option<usize>,
+    pub first: Option<usize>,
     pub main: usize,
     pub expand: Option<usize>,
     pub pool: Option<usize>,
@@ -157,6 +159,9 @@ pub struct BlockShape {
     /// 2 for a downsampling block's.
     pub proj_cin: usize,
     pub proj_k: usize,
+    /// The kernel of a first main convolution (an asymmetric block's), computed between the
+    /// projection and the main convolution.
+    pub first_kernel: Option<[usize; 2]>,
     /// Whether the main convolution's output is expanded (false: it is the output).
     pub expand: bool,
     /// Whether the residual is the 2x2 max-pool of the `residual` binding.
@@ -167,6 +172,16 @@ impl BlockShape {
     /// The output tile a workgroup computes.
     pub fn tile(&self) -> Tile {
         self.tile
+    }
+
+    /// The main convolution's input region, `[w, h]` pixels of the tile's grid: the tile and
+    /// its halo.
+    pub fn halo(&self) -> [usize; 2] {
+        let t = self.tile;
+        [
+            t.size[0] + (self.kernel[1] - 1) * (self.dilation[1] / t.step[0]),
+            t.size[1] + (self.kernel[0] - 1) * (self.dilation[0] / t.step[1]),
+        ]
     }
 
     /// Workgroups over an output of `w` x `h`: per row and column of the tile grid, `step`
@@ -184,6 +199,8 @@ impl BlockShape {
         let t = self.tile();
         // The convolution's dilation in tile pixels.
         let td = [self.dilation[0] / t.step[1], self.dilation[1] / t.step[0]];
+        let [halo_w, halo_h] = self.halo();
+        let [fkh, fkw] = self.first_kernel.unwrap_or([1, 1]);
         [
             ("CH", self.ch),
             ("MID", self.mid),
@@ -198,8 +215,13 @@ impl BlockShape {
             ("STEP_H", t.step[1]),
             ("TD_W", td[1]),
             ("TD_H", td[0]),
-            ("HALO_W", t.size[0] + (self.kernel[1] - 1) * td[1]),
-            ("HALO_H", t.size[1] + (self.kernel[0] - 1) * td[0]),
+            ("HALO_W", halo_w),
+            ("HALO_H", halo_h),
+            ("FIRST", self.first_kernel.is_some() as usize),
+            ("F_KH", fkh),
+            ("F_KW", fkw),
+            ("P_W", halo_w + fkw - 1),
+            ("P_H", halo_h + fkh - 1),
             ("PROJECT", self.project as usize),
             ("PROJ_CIN", self.proj_cin),
             ("PROJ_K", self.proj_k),
@@ -254,6 +276,10 @@ impl Bottleneck {
             project: self.proj.is_some(),
             proj_cin,
             proj_k,
+            first_kernel: self.first.map(|f| match &graph.ops[f] {
+                Op::Conv { conv, .. } => conv.geom.kernel,
+                _ => unreachable!("a first main convolution is a convolution"),
+            }),
             expand: self.expand.is_some(),
             pool: self.pool.is_some(),
         }
@@ -282,7 +308,7 @@ impl Step {
     pub fn ops(&self) -> Vec<usize> {
         match *self {
             Step::Op(i) | Step::FrameInitial(i) | Step::WithArgmax(i) => vec![i],
-            Step::Bottleneck(b) => [b.pool, b.proj, Some(b.main), b.expand]
+            Step::Bottleneck(b) => [b.pool, b.proj, b.first, Some(b.main), b.expand]
                 .into_iter()
                 .flatten()
                 .collect(),
@@ -394,6 +420,7 @@ fn tail_at(graph: &Graph, i: usize, readers: &[usize]) -> Option<Bottleneck> {
     (same(main) && fits && op.kind() == "conv1x1" && ic == pb && readers[*pb] == 1).then_some(
         Bottleneck {
             proj: None,
+            first: None,
             main: i,
             expand: Some(i + 1),
             pool: None,
@@ -444,6 +471,81 @@ fn bottleneck_at(graph: &Graph, i: usize, readers: &[usize]) -> Option<Bottlenec
     })
 }
 
+/// The largest contiguous tile (at least [`MIN_TILE`] pixels) for two "same" convolutions of
+/// `mid` channels one after the other (an asymmetric block's), both staged: the first's input
+/// (the projection) over the tile with both halos, then its output over the tile with the
+/// second's halo, each within [`TILE_VEC4`].
+fn two_conv_tile(mid: usize, first: [usize; 2], second: [usize; 2]) -> Option<Tile> {
+    let groups = mid.div_ceil(4);
+    [[8, 8], [16, 4], [8, 4], [4, 8]]
+        .into_iter()
+        .find(|t| {
+            let (hw, hh) = (t[0] + second[1] - 1, t[1] + second[0] - 1);
+            let (pw, ph) = (hw + first[1] - 1, hh + first[0] - 1);
+            t[0] * t[1] >= MIN_TILE && groups * pw * ph <= TILE_VEC4
+        })
+        .map(|size| Tile { size, step: [1, 1] })
+}
+
+/// Ops `i` to `i + 3` as a whole asymmetric block, if they are one: a 1x1 projection, a
+/// "same" convolution of dilation 1 (the first), then a tail of the same kind whose residual
+/// is the block's input, the intermediates read once, the tile within workgroup memory.
+fn asymmetric_at(graph: &Graph, i: usize, readers: &[usize]) -> Option<Bottleneck> {
+    let tail = tail_at(graph, i + 2, readers)?;
+    let (
+        op @ Op::Conv {
+            input: x,
+            output: pa,
+            conv: proj,
+            residual: None,
+        },
+        Op::Conv {
+            input: ib,
+            output: pb,
+            conv: first,
+            residual: None,
+        },
+        Op::Conv {
+            input: ic,
+            conv: main,
+            ..
+        },
+        Op::Conv {
+            residual: Some(res),
+            conv: expand,
+            ..
+        },
+    ) = (
+        &graph.ops[i],
+        &graph.ops[i + 1],
+        &graph.ops[i + 2],
+        &graph.ops[i + 3],
+    )
+    else {
+        return None;
+    };
+    let block = op.kind() == "conv1x1"
+        && ib == pa
+        && ic == pb
+        && readers[*pa] == 1
+        && readers[*pb] == 1
+        && same(first)
+        && first.geom.dilation == [1, 1]
+        && main.geom.dilation == [1, 1]
+        && proj.cout == first.cin
+        && first.cout == first.cin
+        && first.cout == main.cin
+        && expand.cout == proj.cin
+        && res.tensor == *x;
+    let tile = two_conv_tile(main.cout, first.geom.kernel, main.geom.kernel)?;
+    block.then_some(Bottleneck {
+        proj: Some(i),
+        first: Some(i + 1),
+        tile,
+        ..tail
+    })
+}
+
 /// Ops `i` and `i + 1` as a staged projection and main convolution, if they are: a 1x1
 /// projection read by nothing else, then a "same" convolution of at most [`MAX_MID`]
 /// channels that does not begin a tail (the first half of an asymmetric block).
@@ -476,6 +578,7 @@ fn staged_pair_at(graph: &Graph, i: usize, readers: &[usize]) -> Option<Bottlene
     let tile = staged_tile(main.cout, main.geom.kernel, main.geom.dilation)?;
     pair.then_some(Bottleneck {
         proj: Some(i),
+        first: None,
         main: i + 1,
         expand: None,
         pool: None,
@@ -573,6 +676,9 @@ pub fn steps(graph: &Graph) -> Vec<Step> {
         } else if let Some(b) = bottleneck_at(graph, i, &readers) {
             out.push(Step::Bottleneck(b));
             i += 3;
+        } else if let Some(b) = asymmetric_at(graph, i, &readers) {
+            out.push(Step::Bottleneck(b));
+            i += 4;
         } else if let Some(b) = staged_pair_at(graph, i, &readers) {
             out.push(Step::Bottleneck(b));
             i += 2;
@@ -753,20 +859,22 @@ mod tests {
             let pairs = names(&|b| b.expand.is_none());
             let tails = names(&|b| b.proj.is_none());
             let pooled = names(&|b| b.pool.is_some());
-            // Regular, dilated and downsampling blocks in one dispatch (a downsampling block
-            // projects its tile with its strided convolution and pools in it). The asymmetric
-            // blocks in two: the projection staged for the first of their two convolutions,
-            // then the tail.
-            assert_eq!(one.len(), 19 + 2, "{layout:?}: {one:?}");
-            assert_eq!(pairs.len(), 4, "{layout:?}: {pairs:?}");
-            assert_eq!(tails.len(), 4, "{layout:?}: {tails:?}");
+            // Every block in one dispatch: regular and dilated ones; downsampling ones (the
+            // tile projected by the strided convolution, the pool in the residual);
+            // asymmetric ones (both convolutions staged in turn).
+            assert_eq!(one.len(), 19 + 2 + 4, "{layout:?}: {one:?}");
+            assert!(pairs.is_empty(), "{layout:?}: {pairs:?}");
+            assert!(tails.is_empty(), "{layout:?}: {tails:?}");
             for s in ["2", "3"] {
                 for b in ["1", "2", "4", "5", "6", "8"] {
                     assert!(one.contains(&format!("bottleneck{s}_{b}.conv")), "{one:?}");
                 }
                 for b in ["3", "7"] {
-                    assert!(pairs.contains(&format!("bottleneck{s}_{b}.conv1")));
-                    assert!(tails.contains(&format!("bottleneck{s}_{b}.conv2")));
+                    let main = format!("bottleneck{s}_{b}.conv2");
+                    let block = fused.iter().find(|b| name(b) == main).expect("asymmetric");
+                    let first = block.first.map(|f| g.name(f).unwrap());
+                    assert_eq!(first, Some(format!("bottleneck{s}_{b}.conv1").as_str()));
+                    assert!(block.tile.size[0] * block.tile.size[1] >= MIN_TILE);
                 }
             }
             assert_eq!(pooled, ["bottleneck1_0.conv", "bottleneck2_0.conv"]);
@@ -800,15 +908,15 @@ mod tests {
             assert!(matches!(end, Step::WithArgmax(_)));
             assert_eq!(g.name(end.last()), Some("fullconv"));
             let ops = g.ops.len();
-            // 19 bottlenecks of 3 ops, 2 downsampling blocks of 4, 4 pairs and 4 tails of 2,
-            // 2 upsampling blocks of 5: all in one dispatch each; no dispatch of their own for
+            // 19 bottlenecks of 3 ops, 2 downsampling and 4 asymmetric blocks of 4, 2
+            // upsampling blocks of 5: all in one dispatch each; no dispatch of their own for
             // the preprocessing and the argmax.
             assert_eq!(
                 dispatch_count(&steps),
-                ops - 2 * 19 - 3 * 2 - 4 - 4 - 4 * 2,
+                ops - 2 * 19 - 3 * 2 - 3 * 4 - 4 * 2,
                 "{layout:?}"
             );
-            assert_eq!(dispatch_count(&steps), 33);
+            assert_eq!(dispatch_count(&steps), 29);
             assert_eq!(dispatch_count(&unfused(&g)), 95);
             // Every op is emitted exactly once.
             let mut seen = vec![0; ops];
@@ -829,8 +937,9 @@ mod tests {
             }
             let internal = written.iter().filter(|w| !**w).count();
             // Inside each: 2 per bottleneck, 3 per downsampling block (the pooled input, the
-            // projection, the main convolution), 1 per pair and tail, 4 per upsampling block.
-            assert_eq!(internal, 2 * 19 + 3 * 2 + 4 + 4 + 4 * 2, "{layout:?}");
+            // projection, the main convolution) and per asymmetric block, 4 per upsampling
+            // block.
+            assert_eq!(internal, 2 * 19 + 3 * 2 + 3 * 4 + 4 * 2, "{layout:?}");
         }
     }
 
@@ -876,6 +985,17 @@ mod tests {
     }
 
     #[test]
+    fn asymmetric_tiles_fit_workgroup_memory() {
+        // Both orders ENet uses (the paper's 1x5 then 5x1, PyTorch-ENet's 5x1 then 1x5), 32
+        // channels: 8x4 tiles, whose projection over both halos (12x8 or 12x8) fits.
+        let tile = |size| Some(Tile { size, step: [1, 1] });
+        assert_eq!(two_conv_tile(32, [1, 5], [5, 1]), tile([8, 4]));
+        assert_eq!(two_conv_tile(32, [5, 1], [1, 5]), tile([8, 4]));
+        assert_eq!(two_conv_tile(16, [5, 1], [1, 5]), tile([8, 8]));
+        assert_eq!(two_conv_tile(32, [9, 9], [9, 9]), None);
+    }
+
+    #[test]
     fn tiles_cover_every_pixel_once_per_lane() {
         for (w, h, step, size) in [
             (60, 45, 16, [8, 8]),
@@ -898,6 +1018,7 @@ mod tests {
                 project: true,
                 proj_cin: 128,
                 proj_k: 1,
+                first_kernel: None,
                 expand: true,
                 pool: false,
             };
@@ -935,7 +1056,7 @@ mod tests {
             assert!(matches!(steps[0], Step::FrameInitial(_)));
             let folded = matches!(steps.last(), Some(Step::WithArgmax(_)));
             assert_eq!(folded, classes <= ARGMAX_CLASSES, "{classes} classes");
-            assert_eq!(dispatch_count(&steps), 33 + !folded as usize);
+            assert_eq!(dispatch_count(&steps), 29 + !folded as usize);
         }
         // An initial block of another stride reads a larger tile: the preprocessing stays
         // its own dispatch.
@@ -945,7 +1066,7 @@ mod tests {
         }
         let steps = steps(&g);
         assert!(matches!(steps[0], Step::Op(0)));
-        assert_eq!(dispatch_count(&steps), 34);
+        assert_eq!(dispatch_count(&steps), 30);
     }
 
     #[test]

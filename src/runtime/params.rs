@@ -128,7 +128,7 @@ params! {
         h: u32, w: u32, pad_h: u32, pad_w: u32,
         proj_w: u32, proj_aux: u32, main_w: u32, main_aux: u32,
         exp_w: u32, exp_aux: u32, mid_groups: u32, exp_groups: u32,
-        res_h: u32, res_w: u32, _pad0: u32, _pad1: u32,
+        res_h: u32, res_w: u32, first_w: u32, first_aux: u32,
     }
 }
 

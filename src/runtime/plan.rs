@@ -203,8 +203,8 @@ fn bottleneck_dispatch(
     let s = shapes[out];
     let rs = shapes[res.unwrap_or(input)];
     let g = main.geom;
-    let [mo, eo] =
-        [Some(b.main), b.expand].map(|i| i.map(|i| engine.offsets[i]).unwrap_or_default());
+    let [mo, eo, fo] =
+        [Some(b.main), b.expand, b.first].map(|i| i.map(|i| engine.offsets[i]).unwrap_or_default());
     let name = graph.name(b.main).map_or(b.main.to_string(), |n| {
         n.rsplit_once('.').map_or(n, |(a, _)| a).to_string()
     });
@@ -231,7 +231,8 @@ fn bottleneck_dispatch(
             exp_groups: u(super::engine::conv_groups(block.ch)),
             res_h: u(rs.h),
             res_w: u(rs.w),
-            ..Default::default()
+            first_w: fo.weights,
+            first_aux: fo.aux,
         }
         .bytes(),
         // Each binding the kernel does not read in this form gets a tensor it may read.
