@@ -4,15 +4,16 @@
 //
 // A workgroup owns a tile of output pixels (TILE_W x TILE_H, 32 or 64 of them), STEP_W x
 // STEP_H apart: contiguous, or a dilation apart for a large dilation, whose taps are then
-// neighbours in the tile (tile-space dilation TD). Its 256 invocations work in three phases,
-// a barrier between each:
-//   1. the tile and its halo of the main convolution's input into workgroup memory, all 256
-//      sharing the pixels: PROJECT, the projection of `input` computed there (it never goes
+// neighbours in the tile (tile-space dilation TD). Its THREADS invocations (256 on GPUs, 64
+// on CPU emulations, which run them one after the other) work in three phases, a barrier
+// between each:
+//   1. the tile and its halo of the main convolution's input into workgroup memory, all
+//      invocations sharing the pixels: PROJECT, the projection of `input` computed there (it never goes
 //      to memory): 1x1, or PROJ_K x PROJ_K at stride PROJ_K (a downsampling block's, of its
 //      input, which is also the pooled residual); otherwise `mid`, written by the dispatch
 //      before (an asymmetric block's first convolution);
 //   2. the main convolution, MID -> MID channels: each pixel's output groups of 4 split over
-//      the LANES = 256 / pixels invocations that share the pixel, reading the staged tile;
+//      the lanes = THREADS / pixels invocations that share the pixel, reading the staged tile;
 //      its outputs (PReLU'd) replace the tile in workgroup memory;
 //   3. the expansion back to CH channels, its groups split over the lanes likewise, with the
 //      residual (RES_C <= CH channels, zero-padded; POOL: the 2x2 max-pool of the `residual`
@@ -29,6 +30,7 @@
 // P_H), and the first convolution's outputs over the tile and the second's halo then replace
 // it, a barrier before and after, so neither intermediate goes to memory.
 
+override THREADS: u32;
 override CH: u32;
 override MID: u32;
 override RES_C: u32;
@@ -98,8 +100,6 @@ fn pool(c: u32, ox: u32, oy: u32, pixel: u32) -> f32 {
     return best;
 }
 
-const THREADS: u32 = 256u;
-
 // An asymmetric block's first convolution, MID -> MID, from the staged projection (P_W x P_H)
 // to its outputs over the main convolution's input region (HALO_W x HALO_H), which replace
 // the projection in workgroup memory. Outside the picture its outputs are zeros: the main
@@ -109,8 +109,8 @@ fn first_conv(x0: u32, y0: u32, lid: u32) {
     let halo = HALO_W * HALO_H;
     let pp = P_W * P_H;
     let taps = F_KH * F_KW;
-    // At most 1024 items over 256 invocations.
-    var f: array<vec4<f32>, 4>;
+    // At most 1024 items over 64 or more invocations.
+    var f: array<vec4<f32>, 16>;
     for (var k = 0u; k < (mg * halo + THREADS - 1u) / THREADS; k++) {
         let item = lid + k * THREADS;
         f[k] = vec4<f32>(0.0);
@@ -148,7 +148,7 @@ fn first_conv(x0: u32, y0: u32, lid: u32) {
     workgroupBarrier();
 }
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(THREADS, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let plane = p.h * p.w;
     // The tile's first pixel: interleaved tile grids, one per residue of the step.
@@ -221,11 +221,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let valid = ox < p.w && oy < p.h;
     let pixel = oy * p.w + ox;
 
-    // Phase 2: main convolution, this lane's output groups lane, lane + lanes (at most two:
-    // MID <= 32, lanes >= 4), accumulated in registers; each staged vec4 (4 channels at one
-    // tap) is read once and feeds both.
+    // Phase 2: main convolution, this lane's output groups lane, lane + lanes, ... (MID <= 32:
+    // at most 8), accumulated in registers; each staged vec4 (4 channels at one tap) is read
+    // once and feeds them all.
     let per = (mg + lanes - 1u) / lanes;
-    var m: array<vec4<f32>, 2>;
+    var m: array<vec4<f32>, 8>;
     for (var k = 0u; k < per; k++) {
         let go = lane + k * lanes;
         if (go < mg) {

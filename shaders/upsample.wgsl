@@ -6,16 +6,18 @@
 // each convolution with its folded BatchNorm bias and activation slope, as the separate
 // kernels compute them.
 //
-// A workgroup owns 8x8 output pixels, four invocations (lanes) each. They unpool 4x4 pixels
-// of the block's input and their transposed convolution reads the projection of LT x LT of
-// them (4x4 for 2x2 kernels, 5x5 for 3x3 with padding 1): both are first computed into
-// workgroup memory, all 256 invocations sharing that work, so neither goes to memory. Then
+// A workgroup owns 8x8 output pixels, THREADS / 64 invocations (lanes) each: 4 on GPUs, 1 on
+// CPU emulations, which run invocations one after the other. They unpool 4x4 pixels of the
+// block's input and their transposed convolution reads the projection of LT x LT of them
+// (4x4 for 2x2 kernels, 5x5 for 3x3 with padding 1): both are first computed into workgroup
+// memory, all invocations sharing that work, so neither goes to memory. Then
 // each pixel's transposed-convolution groups are split over its lanes, their outputs staged
 // in workgroup memory too, and its expansion groups likewise. The shapes are pipeline
 // constants, one pipeline per kind of block, so every loop unrolls. Weights and per-channel
 // values are packed as for the conv kernels (conv_common.wgsl): vec4 over groups of 4 output
 // channels.
 
+override THREADS: u32;
 override CIN: u32;
 override CH: u32;
 override MID: u32;
@@ -41,8 +43,7 @@ struct UpsampleParams {
 // transposed convolution's outputs [group][8x8 pixel].
 var<workgroup> tile: array<vec4<f32>, 1024>;
 
-const THREADS: u32 = 256u;
-const LANES: u32 = 4u;
+
 
 fn prelu4(v: vec4<f32>, slope: vec4<f32>) -> vec4<f32> {
     return select(v * slope, v, v >= vec4<f32>(0.0));
@@ -59,7 +60,7 @@ fn pointwise(w_off: u32, aux_off: u32, groups: u32, g: u32, pixel: u32) -> vec4<
     return prelu4(acc, aux[aux_off + groups + g]);
 }
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(THREADS, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let x0 = wid.x * 8u;
     let y0 = wid.y * 8u;
@@ -93,6 +94,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         tile[item] = v;
     }
     workgroupBarrier();
+    let lanes = THREADS / 64u;
     let q8 = lid % 64u;
     let lane = lid / 64u;
     let ox = x0 + q8 % 8u;
@@ -100,11 +102,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let valid = ox < p.w && oy < p.h;
 
     // Transposed convolution in gather form: output (oy, ox) collects input (iy, ix) where
-    // oy = iy * 2 - PAD + ky. This lane's output groups: lane, lane + LANES (MID <= 32).
-    let per = (mg + LANES - 1u) / LANES;
-    var m: array<vec4<f32>, 2>;
+    // oy = iy * 2 - PAD + ky. This lane's output groups: lane, lane + lanes, ... (MID <= 32:
+    // at most 8).
+    let per = (mg + lanes - 1u) / lanes;
+    var m: array<vec4<f32>, 8>;
     for (var k = 0u; k < per; k++) {
-        let go = lane + k * LANES;
+        let go = lane + k * lanes;
         if (go < mg) {
             m[k] = aux[p.tconv_aux + go];
         }
@@ -125,7 +128,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             for (var ci = 0u; ci < mg; ci++) {
                 let v = tile[ci * lt2 + q];
                 for (var k = 0u; k < per; k++) {
-                    let go = lane + k * LANES;
+                    let go = lane + k * lanes;
                     if (go < mg) {
                         let wi = p.tconv_w + ((go * MID + ci * 4u) * K + ky) * K + kx;
                         m[k] += v.x * vec4<f32>(weights[wi]) + v.y * vec4<f32>(weights[wi + taps])
@@ -136,7 +139,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
     }
     for (var k = 0u; k < per; k++) {
-        let go = lane + k * LANES;
+        let go = lane + k * lanes;
         if (go < mg) {
             tile[mids + go * 64u + q8] = prelu4(m[k], aux[p.tconv_aux + p.mid_groups + go]);
         }
@@ -146,7 +149,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         return;
     }
 
-    // Expansion, this lane's groups lane, lane + LANES, ...; the unpooled main branch (its
+    // Expansion, this lane's groups lane, lane + lanes, ...; the unpooled main branch (its
     // value where the pool's index points here, zero elsewhere); the block's PReLU.
     var x: array<vec4<f32>, 8>;
     for (var ci = 0u; ci < mg; ci++) {
@@ -158,8 +161,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let iy = oy / 2u;
     let inside = ix < p.in_w && iy < p.in_h;
     let q = (iy - ly0) * 4u + ix - lx0;
-    for (var k = 0u; k < (cg + LANES - 1u) / LANES; k++) {
-        let g = lane + k * LANES;
+    for (var k = 0u; k < (cg + lanes - 1u) / lanes; k++) {
+        let g = lane + k * lanes;
         if (g >= cg) {
             break;
         }

@@ -305,6 +305,8 @@ fn bench_reports_json() {
         ["f16", "f32"].contains(&v["precision"].as_str().unwrap()),
         "{v}"
     );
+    // lavapipe is a CPU: the fused kernels' smaller workgroups.
+    assert_eq!(v["threads_per_workgroup"], 64, "{v}");
     assert_eq!(v["fused"], true);
     let o = enet(&[
         "bench",

@@ -20,13 +20,14 @@ fn every_shader_parses_validates_and_fits_default_limits() {
             "{}: entry point main",
             k.name
         );
-        // The fused kernels map their invocations onto a tile themselves.
-        let want = if k.name == kernels::BOTTLENECK.name {
-            [enet_wgpu::runtime::fuse::THREADS as u32, 1]
-        } else if k.name == kernels::UPSAMPLE.name {
-            [enet_wgpu::runtime::fuse::UP_THREADS as u32, 1]
+        // The fused kernels map their invocations onto a tile themselves, as many as the
+        // engine chooses per device (a pipeline constant, at most WebGPU's default 256).
+        use enet_wgpu::runtime::fuse::{CPU_THREADS, FRAME_TILE, THREADS};
+        let fused = k.name == kernels::BOTTLENECK.name || k.name == kernels::UPSAMPLE.name;
+        let want = if fused {
+            [THREADS.max(CPU_THREADS) as u32, 1]
         } else if k.name == kernels::FRAME_INITIAL.name {
-            [enet_wgpu::runtime::fuse::FRAME_TILE as u32; 2]
+            [FRAME_TILE as u32; 2]
         } else {
             kernels::WORKGROUP
         };
@@ -34,13 +35,25 @@ fn every_shader_parses_validates_and_fits_default_limits() {
         for entry in &module.entry_points {
             assert_eq!(entry.stage, naga::ShaderStage::Compute, "{}", k.name);
             let [x, y, ez] = entry.workgroup_size;
-            assert_eq!(
-                [x, y],
-                want,
-                "{} {}: workgroup size matches the runtime's dispatch math",
-                k.name,
-                entry.name
-            );
+            if fused {
+                let o = entry
+                    .workgroup_size_overrides
+                    .expect("an overridable workgroup size");
+                assert!(
+                    o[0].is_some() && o[1].is_none() && o[2].is_none(),
+                    "{}",
+                    k.name
+                );
+                assert_eq!([y, ez], [1, 1], "{}", k.name);
+            } else {
+                assert_eq!(
+                    [x, y],
+                    want,
+                    "{} {}: workgroup size matches the runtime's dispatch math",
+                    k.name,
+                    entry.name
+                );
+            }
             z = ez;
         }
         let [x, y] = want;

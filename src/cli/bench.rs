@@ -105,6 +105,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             "dispatches_per_frame": plan.dispatch_count(),
             "fused": !a.unfused,
             "precision": engine.precision().name(),
+            "threads_per_workgroup": engine.threads(),
             "multiply_adds": model.graph.multiply_adds(h, w)?,
             "gpu_memory_bytes": plan.memory_bytes(),
             "per_kernel_ms": per_kernel.iter().map(|(l, v)| serde_json::json!({"dispatch": l, "ms": v})).collect::<Vec<_>>(),
@@ -114,6 +115,10 @@ pub fn run(a: BenchArgs) -> Result<()> {
         println!("adapter              {adapter}");
         println!("model                {} layout, {w}x{h}", model.layout);
         println!("precision            {}", engine.precision());
+        println!(
+            "fused kernels        {} invocations per workgroup",
+            engine.threads()
+        );
         println!("frames               {}", a.frames);
         println!("wall ms per frame    {wall_ms:.3} (pipelined, upload included)");
         println!("frames per second    {:.1}", 1e3 / wall_ms);

@@ -88,14 +88,16 @@ pub struct Engine {
     pub(crate) bottlenecks: HashMap<BlockShape, wgpu::ComputePipeline>,
     /// The fused upsampling pipelines, one per kind of upsampling block.
     pub(crate) upsamples: HashMap<UpShape, wgpu::ComputePipeline>,
+    /// Invocations per workgroup of the fused kernels ([`fuse::THREADS`] on GPUs,
+    /// [`fuse::CPU_THREADS`] on CPU emulations).
+    pub(crate) threads: usize,
 }
 
 /// One pipeline of `kernel` per shape: the shapes are pipeline constants, so the kernel's
 /// loops unroll.
 fn specialised<S: std::hash::Hash + Eq>(
     device: &wgpu::Device,
-    kernel: KernelSource,
-    precision: Precision,
+    (kernel, precision, threads): (KernelSource, Precision, usize),
     shapes: HashSet<S>,
     constants: impl Fn(&S) -> Vec<(&'static str, f64)>,
 ) -> HashMap<S, wgpu::ComputePipeline> {
@@ -109,7 +111,8 @@ fn specialised<S: std::hash::Hash + Eq>(
     shapes
         .into_iter()
         .map(|shape| {
-            let constants = constants(&shape);
+            let mut constants = constants(&shape);
+            constants.push(("THREADS", threads as f64));
             let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(kernel.name),
                 layout: None,
@@ -134,6 +137,7 @@ fn fused_pipelines(
     device: &wgpu::Device,
     graph: &Graph,
     precision: Precision,
+    threads: usize,
 ) -> (
     HashMap<BlockShape, wgpu::ComputePipeline>,
     HashMap<UpShape, wgpu::ComputePipeline>,
@@ -156,15 +160,13 @@ fn fused_pipelines(
     (
         specialised(
             device,
-            kernels::BOTTLENECK,
-            precision,
+            (kernels::BOTTLENECK, precision, threads),
             blocks,
             BlockShape::constants,
         ),
         specialised(
             device,
-            kernels::UPSAMPLE,
-            precision,
+            (kernels::UPSAMPLE, precision, threads),
             ups,
             UpShape::constants,
         ),
@@ -227,6 +229,31 @@ impl Engine {
         normalization: Normalization,
         precision: Precision,
     ) -> Result<Engine, EngineError> {
+        let threads = if gpu.info().device_type == wgpu::DeviceType::Cpu {
+            fuse::CPU_THREADS
+        } else {
+            fuse::THREADS
+        };
+        Engine::with_threads(gpu, graph, normalization, precision, threads)
+    }
+
+    /// As [`Engine::with_precision`], the fused kernels with `threads` invocations per
+    /// workgroup ([`fuse::CPU_THREADS`] or [`fuse::THREADS`]) whatever the device: to test
+    /// and compare both on any adapter.
+    pub fn with_threads(
+        gpu: &Gpu,
+        graph: &Graph,
+        normalization: Normalization,
+        precision: Precision,
+        threads: usize,
+    ) -> Result<Engine, EngineError> {
+        if ![fuse::CPU_THREADS, fuse::THREADS].contains(&threads) {
+            return Err(EngineError::Gpu(format!(
+                "the fused kernels run {} or {} invocations per workgroup, not {threads}",
+                fuse::CPU_THREADS,
+                fuse::THREADS
+            )));
+        }
         if precision == Precision::F16 && !gpu.has_f16() {
             return Err(EngineError::Gpu(format!(
                 "f16 needs the shader-f16 feature, which {} does not offer; use f32",
@@ -316,7 +343,7 @@ impl Engine {
             }
         };
         let aux = upload("aux", bytemuck::cast_slice(&aux));
-        let (bottlenecks, upsamples) = fused_pipelines(&gpu.device, graph, precision);
+        let (bottlenecks, upsamples) = fused_pipelines(&gpu.device, graph, precision, threads);
         Ok(Engine {
             gpu: gpu.clone(),
             graph: graph.clone(),
@@ -329,7 +356,13 @@ impl Engine {
             precision,
             bottlenecks,
             upsamples,
+            threads,
         })
+    }
+
+    /// Invocations per workgroup of the fused kernels.
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     pub fn gpu(&self) -> &Gpu {

@@ -16,9 +16,13 @@ use crate::model::graph::{Graph, Op};
 
 /// Workgroup memory the fused kernel stages the projection in, in vec4s (16 KiB).
 pub const TILE_VEC4: usize = 1024;
-/// Invocations of the fused kernel's workgroup: WebGPU's default limit. Those that share an
-/// output pixel split its channels.
+/// Invocations of a fused kernel's workgroup on a GPU: WebGPU's default limit. Those that
+/// share an output pixel split its channels, so a block's serial work per invocation shrinks
+/// and more of them hide memory latency.
 pub const THREADS: usize = 256;
+/// The same on a CPU emulation of a GPU (lavapipe, SwiftShader, WARP), which runs a
+/// workgroup's invocations one after the other: more lanes only add their overhead there.
+pub const CPU_THREADS: usize = 64;
 /// Output pixels of a fused bottleneck's tile, at most.
 pub const PIXELS: usize = 64;
 /// The main convolution's channels are kept in registers: at most this many.
@@ -64,8 +68,8 @@ pub struct Upsample {
 
 /// Output pixels of an upsampling workgroup: 8x8, from 4x4 pixels of the block's input.
 pub const UP_TILE: usize = 8;
-/// Invocations of an upsampling workgroup: four per output pixel.
-pub const UP_THREADS: usize = 4 * UP_TILE * UP_TILE;
+/// Output pixels of an upsampling workgroup: each gets `threads / UP_PIXELS` invocations.
+pub const UP_PIXELS: usize = UP_TILE * UP_TILE;
 /// Workgroup memory of `shaders/upsample.wgsl`, in vec4s (16 KiB).
 pub const UP_TILE_VEC4: usize = 1024;
 
@@ -980,6 +984,7 @@ mod tests {
                 assert!(mid.div_ceil(4) * halo <= TILE_VEC4);
                 assert!(t.size[0] * t.size[1] <= PIXELS);
                 assert_eq!(THREADS % (t.size[0] * t.size[1]), 0);
+                assert_eq!(CPU_THREADS % (t.size[0] * t.size[1]), 0);
             }
         }
     }
@@ -1025,26 +1030,28 @@ mod tests {
             let [gx, gy] = shape.grid(w, h);
             let [tw, th] = shape.tile().size;
             let pixels = tw * th;
-            let lanes = THREADS / pixels;
-            // The shader's mapping of workgroup and invocation to output pixel and lane.
-            let mut seen = vec![vec![0; lanes]; w * h];
-            for wy in 0..gy {
-                for wx in 0..gx {
-                    let x0 = wx % step + (wx / step) * tw * step;
-                    let y0 = wy % step + (wy / step) * th * step;
-                    for t in 0..THREADS {
-                        let (q, lane) = (t % pixels, t / pixels);
-                        let (ox, oy) = (x0 + (q % tw) * step, y0 + (q / tw) * step);
-                        if ox < w && oy < h {
-                            seen[oy * w + ox][lane] += 1;
+            for threads in [THREADS, CPU_THREADS] {
+                let lanes = threads / pixels;
+                // The shader's mapping of workgroup and invocation to output pixel and lane.
+                let mut seen = vec![vec![0; lanes]; w * h];
+                for wy in 0..gy {
+                    for wx in 0..gx {
+                        let x0 = wx % step + (wx / step) * tw * step;
+                        let y0 = wy % step + (wy / step) * th * step;
+                        for t in 0..threads {
+                            let (q, lane) = (t % pixels, t / pixels);
+                            let (ox, oy) = (x0 + (q % tw) * step, y0 + (q / tw) * step);
+                            if ox < w && oy < h {
+                                seen[oy * w + ox][lane] += 1;
+                            }
                         }
                     }
                 }
+                assert!(
+                    seen.iter().flatten().all(|&n| n == 1),
+                    "{w}x{h} step {step} tile {size:?}, {threads} invocations"
+                );
             }
-            assert!(
-                seen.iter().flatten().all(|&n| n == 1),
-                "{w}x{h} step {step} tile {size:?}"
-            );
         }
     }
 

@@ -72,28 +72,43 @@ pub fn run_gpu(graph: &Graph, input: &Tensor, outputs: &[usize]) -> Vec<Vec<f32>
     run_gpu_at(graph, input, outputs, enet_wgpu::kernels::Precision::F32)
 }
 
-/// [`run_gpu`] with activations and weights stored at `precision`.
+/// [`run_gpu`] with activations and weights stored at `precision`. The fused kernels run
+/// with both of their workgroup sizes (64 invocations, as on CPU emulations like this one,
+/// and 256, as on GPUs): both must give the same values; the first's are returned.
 pub fn run_gpu_at(
     graph: &Graph,
     input: &Tensor,
     outputs: &[usize],
     precision: enet_wgpu::kernels::Precision,
 ) -> Vec<Vec<f32>> {
-    let gpu = gpu();
-    let engine =
-        Engine::with_precision(gpu, graph, Normalization::default(), precision).expect("engine");
-    let plan = engine
-        .plan(
-            (input.shape.w, input.shape.h),
-            (input.shape.w, input.shape.h),
-        )
-        .expect("plan");
-    plan.write_tensor(0, &input.data);
-    plan.submit_ops_only();
-    outputs
-        .iter()
-        .map(|&t| pollster::block_on(plan.read_tensor(t)).expect("readback"))
-        .collect()
+    use enet_wgpu::runtime::fuse::{CPU_THREADS, THREADS};
+    let run = |threads| {
+        let engine =
+            Engine::with_threads(gpu(), graph, Normalization::default(), precision, threads)
+                .expect("engine");
+        let plan = engine
+            .plan(
+                (input.shape.w, input.shape.h),
+                (input.shape.w, input.shape.h),
+            )
+            .expect("plan");
+        plan.write_tensor(0, &input.data);
+        plan.submit_ops_only();
+        outputs
+            .iter()
+            .map(|&t| pollster::block_on(plan.read_tensor(t)).expect("readback"))
+            .collect::<Vec<_>>()
+    };
+    let got = run(CPU_THREADS);
+    for (a, b) in got.iter().zip(run(THREADS)) {
+        assert_close(
+            &b,
+            a,
+            1e-5,
+            &format!("{THREADS} vs {CPU_THREADS} invocations"),
+        );
+    }
+    got
 }
 
 /// Largest absolute difference, with a message naming the first offending index.
