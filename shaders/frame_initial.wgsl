@@ -6,7 +6,7 @@
 // A workgroup owns 16x16 output pixels, one invocation each. It first resizes and normalises
 // the 33x33 input pixels their windows read into workgroup memory (each once, though up to
 // four windows overlap it), rounded to the storage precision as the separate preprocessing
-// stores them; then each invocation computes its pixel from there. The pool window (2x2, or
+// stores them (resize_common.wgsl, its prefix, shared with preprocess.wgsl); then each invocation computes its pixel from there. The pool window (2x2, or
 // 3x3 with padding 1, stride 2) lies inside the convolution's.
 
 struct FrameInitialParams {
@@ -37,34 +37,9 @@ fn prelu4(v: vec4<f32>, slope: vec4<f32>) -> vec4<f32> {
     return select(v * slope, v, v >= vec4<f32>(0.0));
 }
 
-struct Tap {
-    i0: u32,
-    i1: u32,
-    f: f32,
-}
-
-fn tap(o: u32, src: u32, dst: u32) -> Tap {
-    let s = max((f32(o) + 0.5) * (f32(src) / f32(dst)) - 0.5, 0.0);
-    let i0 = min(u32(floor(s)), src - 1u);
-    return Tap(i0, min(i0 + 1u, src - 1u), s - f32(i0));
-}
-
-// Back to the exact byte, then /255 as the CPU twin does.
-fn px(x: u32, y: u32) -> vec3<f32> {
-    return round(textureLoad(source, vec2<u32>(x, y), 0).rgb * 255.0) / 255.0;
-}
-
 // The network input at (x, y), as preprocess.wgsl computes and stores it.
 fn preprocessed(x: u32, y: u32) -> vec3<f32> {
-    let tx = tap(x, p.src_w, p.in_w);
-    let ty = tap(y, p.src_h, p.in_h);
-    let a = px(tx.i0, ty.i0);
-    let b = px(tx.i1, ty.i0);
-    let c = px(tx.i0, ty.i1);
-    let d = px(tx.i1, ty.i1);
-    let top = a + (b - a) * tx.f;
-    let bottom = c + (d - c) * tx.f;
-    let v = (top + (bottom - top) * ty.f - p.mean.rgb) / p.stddev.rgb;
+    let v = normalised(x, y, p.in_w, p.in_h);
     return vec3<f32>(f32(act(v.r)), f32(act(v.g)), f32(act(v.b)));
 }
 

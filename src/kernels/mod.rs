@@ -103,9 +103,21 @@ macro_rules! conv_shader {
     };
 }
 
+/// The frame's resize and normalisation (`resize_common.wgsl`) before a kernel that reads it.
+macro_rules! frame_shader {
+    ($file:literal) => {
+        concat!(
+            "alias act = f32;\nalias act4 = vec4<f32>;\n",
+            shader!("resize_common.wgsl"),
+            "\n",
+            shader!($file)
+        )
+    };
+}
+
 pub const PREPROCESS: KernelSource = KernelSource {
     name: "preprocess",
-    wgsl: net_shader!("preprocess.wgsl"),
+    wgsl: frame_shader!("preprocess.wgsl"),
 };
 pub const INITIAL: KernelSource = KernelSource {
     name: "initial_block",
@@ -114,7 +126,7 @@ pub const INITIAL: KernelSource = KernelSource {
 /// The preprocessing folded into the initial block: the frame in, the block's output out.
 pub const FRAME_INITIAL: KernelSource = KernelSource {
     name: "frame_initial",
-    wgsl: net_shader!("frame_initial.wgsl"),
+    wgsl: frame_shader!("frame_initial.wgsl"),
 };
 pub const CONV2D: KernelSource = KernelSource {
     name: "conv2d",
