@@ -6,8 +6,9 @@
 // A workgroup owns 16x16 output pixels, one invocation each. It first resizes and normalises
 // the 33x33 input pixels their windows read into workgroup memory (each once, though up to
 // four windows overlap it), rounded to the storage precision as the separate preprocessing
-// stores them (resize_common.wgsl, its prefix, shared with preprocess.wgsl); then each invocation computes its pixel from there. The pool window (2x2, or
-// 3x3 with padding 1, stride 2) lies inside the convolution's.
+// stores them (resize_common.wgsl, shared with preprocess.wgsl); then each invocation computes its pixel from there. The pool window (2x2, or
+// 3x3 with padding 1, stride 2) lies inside the convolution's. The epilogue is
+// initial_common.wgsl's, shared with initial_block.wgsl.
 
 struct FrameInitialParams {
     src_w: u32, src_h: u32, in_w: u32, in_h: u32,
@@ -17,8 +18,6 @@ struct FrameInitialParams {
     stddev: vec4<f32>,
 }
 
-const IN_C: u32 = 3u;
-const CONV_C: u32 = 13u;
 const T: u32 = 16u;
 // Input pixels per side of a tile's windows: 2 * T + 1.
 const S: u32 = 33u;
@@ -32,10 +31,6 @@ const S: u32 = 33u;
 // 12.8 KiB: [channel][row][column] of the network input, zero outside it (the convolution's
 // padding).
 var<workgroup> staged: array<f32, 3267>;
-
-fn prelu4(v: vec4<f32>, slope: vec4<f32>) -> vec4<f32> {
-    return select(v * slope, v, v >= vec4<f32>(0.0));
-}
 
 // The network input at (x, y), as preprocess.wgsl computes and stores it.
 fn preprocessed(x: u32, y: u32) -> vec3<f32> {
@@ -82,17 +77,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             }
         }
     }
-    let hw = p.out_h * p.out_w;
-    let pixel = oy * p.out_w + ox;
-    for (var g = 0u; g < 4u; g++) {
-        let v = prelu4(acc[g], aux[p.aux_off + 4u + g]);
-        for (var j = 0u; j < 4u; j++) {
-            let co = g * 4u + j;
-            if (co < CONV_C) {
-                output[co * hw + pixel] = act(v[j]);
-            }
-        }
-    }
     // Max-pool branch; out-of-image taps are ignored, like PyTorch's -inf padding.
     var m = vec4<f32>(-3.4e38);
     for (var ky = 0u; ky < p.pool_k; ky++) {
@@ -109,8 +93,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             m = max(m, vec4<f32>(staged[i], staged[S * S + i], staged[2u * S * S + i], 0.0));
         }
     }
-    let pooled = prelu4(m * aux[p.aux_off + 8u] + aux[p.aux_off + 9u], aux[p.aux_off + 10u]);
-    for (var j = 0u; j < IN_C; j++) {
-        output[(CONV_C + j) * hw + pixel] = act(pooled[j]);
-    }
+    store_initial(acc, m, oy * p.out_w + ox);
 }

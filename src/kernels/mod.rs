@@ -103,13 +103,13 @@ macro_rules! conv_shader {
     };
 }
 
-/// The frame's resize and normalisation (`resize_common.wgsl`) before a kernel that reads it.
-macro_rules! frame_shader {
-    ($file:literal) => {
+/// A network kernel with shared parts before it (`resize_common.wgsl`: the frame's resize
+/// and normalisation; `initial_common.wgsl`: the initial block's epilogue).
+macro_rules! net_shader_with {
+    ($($part:literal),+ ; $file:literal) => {
         concat!(
             "alias act = f32;\nalias act4 = vec4<f32>;\n",
-            shader!("resize_common.wgsl"),
-            "\n",
+            $(shader!($part), "\n",)+
             shader!($file)
         )
     };
@@ -117,16 +117,16 @@ macro_rules! frame_shader {
 
 pub const PREPROCESS: KernelSource = KernelSource {
     name: "preprocess",
-    wgsl: frame_shader!("preprocess.wgsl"),
+    wgsl: net_shader_with!("resize_common.wgsl"; "preprocess.wgsl"),
 };
 pub const INITIAL: KernelSource = KernelSource {
     name: "initial_block",
-    wgsl: net_shader!("initial_block.wgsl"),
+    wgsl: net_shader_with!("initial_common.wgsl"; "initial_block.wgsl"),
 };
 /// The preprocessing folded into the initial block: the frame in, the block's output out.
 pub const FRAME_INITIAL: KernelSource = KernelSource {
     name: "frame_initial",
-    wgsl: frame_shader!("frame_initial.wgsl"),
+    wgsl: net_shader_with!("resize_common.wgsl", "initial_common.wgsl"; "frame_initial.wgsl"),
 };
 pub const CONV2D: KernelSource = KernelSource {
     name: "conv2d",
