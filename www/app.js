@@ -310,7 +310,12 @@ async function startCamera(deviceId) {
     : { facingMode: { ideal: "environment" }, width: { ideal: 1280 }, height: { ideal: 720 } };
   stream = await navigator.mediaDevices.getUserMedia({ video: video_, audio: false });
   const track = stream.getVideoTracks()[0];
+  const ownStream = stream;
   track.addEventListener("ended", () => {
+    // A track of a camera already replaced (switched, restarted) ends quietly.
+    if (stream !== ownStream) return;
+    // The camera is released so that the no-picture watchdog does not replace this message.
+    stopCamera();
     setState("no-camera");
     message("The camera stopped (unplugged, or taken by another app).", {
       error: true,

@@ -208,6 +208,9 @@ test("the camera track ends: a message and a restart button that works", { timeo
     });
     await page.waitForFunction(() => window.enet.state === "no-camera", null, { timeout: 10000 });
     assert.match(await page.textContent("#message-text"), /camera stopped/);
+    // Longer than the no-picture watchdog waits: the message and its button stay.
+    await page.waitForTimeout(7000);
+    assert.match(await page.textContent("#message-text"), /camera stopped/);
     const n = await frames(page);
     await page.click("text=Restart camera");
     await page.waitForFunction((k) => window.enet.state === "running" && window.enet.frames() > k, n, RUNNING);
