@@ -6,8 +6,10 @@
 #
 # Needs target/release/enet (built here when cargo is at hand; a binary built on Debian 12
 # runs on the GPU machines) and, where the machine has no Vulkan loader, the .deb files
-# scripts/vulkan_debs.sh puts in .gl/. Takes about 5 minutes on an H200, most of it
-# torch.compile.
+# scripts/vulkan_debs.sh puts in .gl/. It keeps to GPU_BENCH_SECONDS (500 by default, for
+# a call of 9 minutes): a step that fails or runs out of time is listed in OUT_DIR/failed.txt
+# and its cells say "failed", the rest is still measured; the exit status is 1 then.
+# A dry run on any Vulkan adapter: GPU_BENCH_SIZES="64x48 96x64 128x96" GPU_BENCH_FRAMES=3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: scripts/gpu_bench.sh OUT_DIR [WEIGHTS]}
@@ -27,43 +29,78 @@ if [ -d .gl ] && ! ldconfig -p | grep -q libvulkan.so.1; then
   export VK_DRIVER_FILES=${VK_DRIVER_FILES:-/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json}
 fi
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/gpu.txt"
-target/release/enet info > "$out/info.txt"
-for size in 480x360 640x360 1024x512; do
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/gpu.txt" || true
+target/release/enet info > "$out/info.txt" || echo "enet info failed: no adapter?" >&2
+# Each step has a time limit and a failed step is reported, not fatal, so that one call
+# always ends with the table of what did run (the call has 9 minutes).
+# Steps are cut to the time left before the deadline (GPU_BENCH_SECONDS, 500 by default).
+failed=0
+deadline=$((SECONDS + ${GPU_BENCH_SECONDS:-500}))
+rm -f "$out/failed.txt"
+step() {
+  local limit=$1 dest=$2
+  shift 2
+  local left=$((deadline - SECONDS - 10))
+  [ "$left" -lt "$limit" ] && limit=$left
+  if [ "$limit" -le 0 ] || ! timeout "$limit" "$@" > "$dest"; then
+    echo "failed or over ${limit}s: $*" | tee -a "$out/failed.txt" >&2
+    [ "$dest" != /dev/null ] && rm -f "$dest"
+    failed=1
+  fi
+}
+# GPU_BENCH_SIZES and GPU_BENCH_FRAMES make a short dry run on any machine.
+read -r -a sizes <<< "${GPU_BENCH_SIZES:-480x360 640x360 1024x512}"
+frames=${GPU_BENCH_FRAMES:-300}
+for size in "${sizes[@]}"; do
   # Default precision: f16 where the GPU has shader-f16.
-  target/release/enet bench --weights "$weights" --size "$size" --frames 300 --per-kernel --json > "$out/engine-$size.json"
-  target/release/enet bench --weights "$weights" --size "$size" --frames 300 --precision f32 --json > "$out/engine-f32-$size.json"
+  step 90 "$out/engine-$size.json" target/release/enet bench --weights "$weights" --size "$size" --frames "$frames" --per-kernel --json
+  step 60 "$out/engine-f32-$size.json" target/release/enet bench --weights "$weights" --size "$size" --frames "$frames" --precision f32 --json
   # The same network one op per dispatch: what fusing the bottlenecks gains on this GPU.
-  target/release/enet bench --weights "$weights" --size "$size" --frames 300 --precision f32 --unfused --json > "$out/engine-unfused-$size.json"
+  step 60 "$out/engine-unfused-$size.json" target/release/enet bench --weights "$weights" --size "$size" --frames "$frames" --precision f32 --unfused --json
 done
-python3 scripts/torch_bench.py "$weights" --sizes 480x360 640x360 1024x512 > "$out/torch.json"
-python3 - "$out" <<'PY' | tee "$out/table.md"
-import json, sys, glob, os
-out = sys.argv[1]
-torch = json.load(open(os.path.join(out, "torch.json")))
-print(f"GPU: {torch['gpu']}, PyTorch {torch['torch']}, layout {torch['layout']}")
+# torch.json is rewritten after each measurement: cut short, it keeps what was measured.
+step 400 /dev/null python3 scripts/torch_bench.py "$weights" --sizes "${sizes[@]}" --out "$out/torch.json"
+python3 - "$out" "${sizes[@]}" <<'PY' | tee "$out/table.md"
+import json, sys, os
+out, sizes = sys.argv[1], sys.argv[2:]
+
+def load(name):
+    try:
+        return json.load(open(os.path.join(out, name)))
+    except (OSError, ValueError):
+        return None
+
+def ms(d, key="gpu_ms_per_frame"):
+    return f"{d[key]:.3f}" if d and key in d else "failed"
+
+torch = load("torch.json")
+if torch:
+    print(f"GPU: {torch['gpu']}, PyTorch {torch['torch']}, layout {torch['layout']}")
+else:
+    print("PyTorch: failed (see failed.txt)")
 print("| size | engine GPU ms (precision) | engine wall ms | dispatches | engine f32 GPU ms | unfused f32 GPU ms (dispatches) | eager fp32 | AMP fp16 | compile+graphs | vs compile |")
 print("|---|---|---|---|---|---|---|---|---|---|")
-for size, t in torch["sizes"].items():
-    e = json.load(open(os.path.join(out, f"engine-{size}.json")))
-    f = json.load(open(os.path.join(out, f"engine-f32-{size}.json")))
-    u = json.load(open(os.path.join(out, f"engine-unfused-{size}.json")))
-    g = e["gpu_ms_per_frame"]
-    print(f"| {size} | {g:.3f} ({e['precision']}) | {e['ms_per_frame']:.3f} | {e['dispatches_per_frame']} | "
-          f"{f['gpu_ms_per_frame']:.3f} | {u['gpu_ms_per_frame']:.3f} ({u['dispatches_per_frame']}) | "
-          f"{t['eager_fp32_ms']:.3f} | {t['amp_fp16_ms']:.3f} | {t['compile_cudagraphs_ms']:.3f} | "
-          f"{t['compile_cudagraphs_ms'] / g:.2f}x |")
-# Where the time goes at 640x360, by kind of dispatch (each timed in its own pass, which adds
+for size in sizes:
+    e, f, u = load(f"engine-{size}.json"), load(f"engine-f32-{size}.json"), load(f"engine-unfused-{size}.json")
+    t = torch["sizes"].get(size) if torch else None
+    g = f"{e['gpu_ms_per_frame']:.3f} ({e['precision']})" if e else "failed"
+    d = e["dispatches_per_frame"] if e else "-"
+    ud = f" ({u['dispatches_per_frame']})" if u else ""
+    ratio = f"{t['compile_cudagraphs_ms'] / e['gpu_ms_per_frame']:.2f}x" if e and t and "compile_cudagraphs_ms" in t else "-"
+    print(f"| {size} | {g} | {ms(e, 'ms_per_frame')} | {d} | {ms(f)} | {ms(u)}{ud} | "
+          f"{ms(t, 'eager_fp32_ms')} | {ms(t, 'amp_fp16_ms')} | {ms(t, 'compile_cudagraphs_ms')} | {ratio} |")
+# Where the time goes at the second size (640x360), by kind of dispatch (each timed in its own pass, which adds
 # a little per dispatch).
-e = json.load(open(os.path.join(out, "engine-640x360.json")))
+e = load(f"engine-{sizes[min(1, len(sizes) - 1)]}.json") or {"precision": "failed"}
 kinds = {}
 for d in e.get("per_kernel_ms", []):
     kind = d["dispatch"].split(" ")[-1].split(":")[-1]
-    n, ms = kinds.get(kind, (0, 0.0))
-    kinds[kind] = (n + 1, ms + d["ms"])
-print(f"\n640x360, {e['precision']}, per kind of dispatch:\n")
+    n, total = kinds.get(kind, (0, 0.0))
+    kinds[kind] = (n + 1, total + d["ms"])
+print(f"\n{sizes[min(1, len(sizes) - 1)]}, {e['precision']}, per kind of dispatch:\n")
 print("| kind | dispatches | GPU ms | us per dispatch |")
 print("|---|---|---|---|")
-for kind, (n, ms) in sorted(kinds.items(), key=lambda kv: -kv[1][1]):
-    print(f"| {kind} | {n} | {ms:.3f} | {1000 * ms / n:.1f} |")
+for kind, (n, total) in sorted(kinds.items(), key=lambda kv: -kv[1][1]):
+    print(f"| {kind} | {n} | {total:.3f} | {1000 * total / n:.1f} |")
 PY
+exit "$failed"

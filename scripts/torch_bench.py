@@ -39,6 +39,7 @@ def main():
     p.add_argument("weights")
     p.add_argument("--sizes", nargs="+", default=["480x360", "640x360", "1024x512"])
     p.add_argument("--frames", type=int, default=200)
+    p.add_argument("--out", help="also rewrite this JSON file after each measurement, so that a run cut short keeps what it measured")
     a = p.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -50,21 +51,32 @@ def main():
     model = ENet(n, meta["layout"])
     model.load_engine_state_dict(tensors)
     model = model.cuda().eval()
-    compiled = torch.compile(model, mode="reduce-overhead")
     out = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "layout": meta["layout"], "sizes": {}}
+
+    def save():
+        if a.out:
+            tmp = a.out + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(out, f)
+            os.replace(tmp, a.out)
+
+    def amp(t):
+        with torch.autocast("cuda", dtype=torch.float16):
+            return model(t)
+
+    inputs = {}
     for size in a.sizes:
         w, h = (int(v) for v in size.split("x"))
-        x = torch.rand(1, 3, h, w, device="cuda")
-
-        def amp(t):
-            with torch.autocast("cuda", dtype=torch.float16):
-                return model(t)
-
-        out["sizes"][size] = {
-            "eager_fp32_ms": time_model(model, x, a.frames),
-            "amp_fp16_ms": time_model(amp, x, a.frames),
-            "compile_cudagraphs_ms": time_model(compiled, x, a.frames),
-        }
+        inputs[size] = torch.rand(1, 3, h, w, device="cuda")
+    # Eager and AMP at every size first: torch.compile takes most of the time, and a run cut
+    # short then still has these.
+    for size, x in inputs.items():
+        out["sizes"][size] = {"eager_fp32_ms": time_model(model, x, a.frames), "amp_fp16_ms": time_model(amp, x, a.frames)}
+        save()
+    compiled = torch.compile(model, mode="reduce-overhead")
+    for size, x in inputs.items():
+        out["sizes"][size]["compile_cudagraphs_ms"] = time_model(compiled, x, a.frames)
+        save()
     print(json.dumps(out))
 
 
