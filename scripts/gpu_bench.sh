@@ -3,6 +3,8 @@
 # sizes; prints one table with the ratios and writes the raw JSON to OUT_DIR.
 #
 #   scripts/gpu_bench.sh OUT_DIR [WEIGHTS]
+#   scripts/gpu_bench.sh --prepare    # on a Debian machine with cargo and apt, before taking
+#                                     # target/release/enet and .gl/ to a GPU machine
 #
 # Needs target/release/enet (built here when cargo is at hand; a binary built on Debian 12
 # runs on the GPU machines) and, where the machine has no Vulkan loader, the .deb files
@@ -12,7 +14,12 @@
 # A dry run on any Vulkan adapter: GPU_BENCH_SIZES="64x48 96x64 128x96" GPU_BENCH_FRAMES=3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=${1:?usage: scripts/gpu_bench.sh OUT_DIR [WEIGHTS]}
+out=${1:?usage: scripts/gpu_bench.sh OUT_DIR [WEIGHTS] | --prepare}
+if [ "$out" = --prepare ]; then
+  cargo build --release --locked --bin enet
+  scripts/vulkan_debs.sh
+  exit
+fi
 weights=${2:-tests/fixtures/paper-random.safetensors}
 mkdir -p "$out"
 if [ ! -x target/release/enet ]; then
