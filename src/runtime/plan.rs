@@ -706,45 +706,109 @@ fn check_sizes(
     Ok(shapes)
 }
 
-impl Plan {
-    pub(crate) fn new(
-        engine: &Engine,
-        net: (usize, usize),
-        source: (usize, usize),
-    ) -> Result<Plan, EngineError> {
-        let (w, h) = net;
-        let size_err = |reason: String| EngineError::Size { w, h, reason };
-        let shapes = check_sizes(engine, net, source)?;
-        let gpu = &engine.gpu;
-        let device = &gpu.device;
-        let limits = device.limits();
-        let graph = &engine.graph;
-        let precision = engine.precision;
-        let max_groups = limits.max_compute_workgroups_per_dimension as usize;
+/// Every dispatch of a frame, in order, before binding: the preprocessing, the steps, the
+/// argmax (the ends where they are not folded into the first and last steps), and, where the
+/// preprocessing is folded into the first step, that step reading tensor 0 last (see
+/// [`Plan::submit_ops_only`]).
+struct Lowered {
+    pending: Vec<Pending>,
+    folded_pre: bool,
+    folded_argmax: bool,
+}
 
-        // Which ops run fused (a pure decision over the graph).
-        let steps = if engine.fusion {
-            super::fuse::steps(graph)
-        } else {
-            super::fuse::unfused(graph)
+fn lower(
+    engine: &Engine,
+    shapes: &[Shape],
+    steps: &[Step],
+    net: (usize, usize),
+    source: (usize, usize),
+) -> Result<Lowered, EngineError> {
+    let (w, h) = net;
+    let size_err = |reason: String| EngineError::Size { w, h, reason };
+    let graph = &engine.graph;
+    if graph.tensors[graph.output].dtype != DType::F32 {
+        return Err(EngineError::Gpu(
+            "the graph's output is not an f32 tensor".into(),
+        ));
+    }
+    let folded_pre = matches!(steps.first(), Some(Step::FrameInitial(_)));
+    let folded_argmax = matches!(steps.last(), Some(Step::WithArgmax(_)));
+    let mut pending = Vec::with_capacity(steps.len() + 3);
+    if !folded_pre {
+        pending.push(preprocess_dispatch(engine, source, net));
+    }
+    for step in steps {
+        pending.push(match *step {
+            Step::Op(i) => op_dispatch(engine, shapes, i).map_err(size_err)?,
+            Step::FrameInitial(i) => frame_initial_dispatch(engine, shapes, i, source),
+            Step::WithArgmax(i) => with_argmax_dispatch(engine, shapes, i).map_err(size_err)?,
+            Step::Bottleneck(b) => bottleneck_dispatch(engine, shapes, b)?,
+            Step::Upsample(up) => upsample_dispatch(engine, shapes, up)?,
+        });
+    }
+    if !folded_argmax {
+        pending.push(argmax_dispatch(engine, shapes));
+    }
+    if let Some(&Step::FrameInitial(i)) = steps.first() {
+        pending.push(op_dispatch(engine, shapes, i).map_err(size_err)?);
+    }
+    let max_groups = engine
+        .gpu
+        .device
+        .limits()
+        .max_compute_workgroups_per_dimension;
+    if let Some(d) = pending
+        .iter()
+        .find(|d| d.groups.iter().any(|&g| g > max_groups))
+    {
+        return Err(size_err(format!(
+            "{} needs more workgroups than the adapter allows",
+            d.label
+        )));
+    }
+    Ok(Lowered {
+        pending,
+        folded_pre,
+        folded_argmax,
+    })
+}
+
+/// The memory a plan's dispatches bind: the activation buffers (shared by tensors whose
+/// lifetimes do not overlap), the source frame, the class map and its readback.
+struct Resources {
+    buffers: Vec<wgpu::Buffer>,
+    source: wgpu::Texture,
+    source_view: wgpu::TextureView,
+    classes: wgpu::Buffer,
+    classes_readback: wgpu::Buffer,
+    /// Bound where a dispatch writes nothing ([`Res::Scratch`]).
+    scratch: wgpu::Buffer,
+}
+
+impl Resources {
+    fn new(device: &wgpu::Device, sizes: &[u64], source: (usize, usize), class_bytes: u64) -> Self {
+        let buffer = |label: &str, size: u64, usage: wgpu::BufferUsages| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage,
+                mapped_at_creation: false,
+            })
         };
-        let (tensor_buffer, sizes) = assign_buffers(graph, &shapes, &steps, precision);
-        let buffers: Vec<wgpu::Buffer> = sizes
+        let buffers = sizes
             .iter()
             .enumerate()
             .map(|(i, &size)| {
-                device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some(&format!("activations {i}")),
+                buffer(
+                    &format!("activations {i}"),
                     size,
-                    usage: wgpu::BufferUsages::STORAGE
+                    wgpu::BufferUsages::STORAGE
                         | wgpu::BufferUsages::COPY_SRC
                         | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                })
+                )
             })
             .collect();
-
-        let source_tex = device.create_texture(&wgpu::TextureDescriptor {
+        let source = device.create_texture(&wgpu::TextureDescriptor {
             label: Some("source frame"),
             size: wgpu::Extent3d {
                 width: source.0 as u32,
@@ -761,141 +825,143 @@ impl Plan {
                 | wgpu::TextureUsages::RENDER_ATTACHMENT,
             view_formats: &[],
         });
+        Resources {
+            buffers,
+            source_view: source.create_view(&Default::default()),
+            source,
+            classes: buffer(
+                "class map",
+                class_bytes,
+                wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            ),
+            classes_readback: buffer(
+                "class map readback",
+                class_bytes,
+                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            ),
+            scratch: buffer("unused binding", 16, wgpu::BufferUsages::STORAGE),
+        }
+    }
+}
+
+/// The dispatches with their bind groups: every dispatch's parameters in one uniform buffer,
+/// each at its own aligned offset, and its tensors in the buffers `tensor_buffer` assigns.
+fn bind(
+    engine: &Engine,
+    pending: Vec<Pending>,
+    res: &Resources,
+    tensor_buffer: &[usize],
+    shapes: &[Shape],
+) -> Vec<Dispatch> {
+    let device = &engine.gpu.device;
+    let graph = &engine.graph;
+    let align = device.limits().min_uniform_buffer_offset_alignment as usize;
+    let slot = pending
+        .iter()
+        .map(|d| d.params.len())
+        .max()
+        .unwrap_or(16)
+        .next_multiple_of(align);
+    let mut uniform_data = vec![0u8; slot * pending.len()];
+    for (i, d) in pending.iter().enumerate() {
+        uniform_data[i * slot..i * slot + d.params.len()].copy_from_slice(&d.params);
+    }
+    let uniforms = {
+        use wgpu::util::DeviceExt;
+        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("dispatch parameters"),
+            contents: &uniform_data,
+            usage: wgpu::BufferUsages::UNIFORM,
+        })
+    };
+    pending
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let mut entries = vec![wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &uniforms,
+                    offset: (i * slot) as u64,
+                    size: NonZeroU64::new(d.params.len() as u64),
+                }),
+            }];
+            for (b, r) in d.resources.iter().enumerate() {
+                let resource = match r {
+                    Res::Tensor(t) => wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &res.buffers[tensor_buffer[*t]],
+                        offset: 0,
+                        size: NonZeroU64::new(
+                            tensor_bytes(graph, *t, shapes[*t].len(), engine.precision).max(4),
+                        ),
+                    }),
+                    Res::Weights => engine.weights.as_entire_binding(),
+                    Res::Aux => engine.aux.as_entire_binding(),
+                    Res::Classes => res.classes.as_entire_binding(),
+                    Res::Scratch => res.scratch.as_entire_binding(),
+                    Res::Source => wgpu::BindingResource::TextureView(&res.source_view),
+                };
+                entries.push(wgpu::BindGroupEntry {
+                    binding: b as u32 + 1,
+                    resource,
+                });
+            }
+            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(&d.label),
+                layout: &d.pipeline.get_bind_group_layout(0),
+                entries: &entries,
+            });
+            Dispatch {
+                label: d.label,
+                pipeline: d.pipeline,
+                bind_group,
+                groups: d.groups,
+            }
+        })
+        .collect()
+}
+
+impl Plan {
+    /// Sizes checked, the graph lowered to dispatches (which ops fuse is a pure decision,
+    /// [`super::fuse`]), memory assigned and made, everything bound.
+    pub(crate) fn new(
+        engine: &Engine,
+        net: (usize, usize),
+        source: (usize, usize),
+    ) -> Result<Plan, EngineError> {
+        let shapes = check_sizes(engine, net, source)?;
+        let gpu = &engine.gpu;
+        let graph = &engine.graph;
+        let precision = engine.precision;
+        let steps = if engine.fusion {
+            super::fuse::steps(graph)
+        } else {
+            super::fuse::unfused(graph)
+        };
+        let Lowered {
+            pending,
+            folded_pre,
+            folded_argmax,
+        } = lower(engine, &shapes, &steps, net, source)?;
+        let (tensor_buffer, sizes) = assign_buffers(graph, &shapes, &steps, precision);
         let out_shape = shapes[graph.output];
         let class_bytes = (out_shape.w * out_shape.h * 4).max(4) as u64;
-        let classes = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("class map"),
-            size: class_bytes,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let scratch = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("unused binding"),
-            size: 16,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        });
-        let classes_readback = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("class map readback"),
-            size: class_bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-
-        // Every dispatch: preprocessing, the steps, the argmax (the ends where they are not
-        // folded into the first and last steps).
-        let folded_pre = matches!(steps.first(), Some(Step::FrameInitial(_)));
-        let folded_argmax = matches!(steps.last(), Some(Step::WithArgmax(_)));
-        let mut pending = Vec::with_capacity(steps.len() + 3);
-        if !folded_pre {
-            pending.push(preprocess_dispatch(engine, source, net));
-        }
-        for step in &steps {
-            pending.push(match *step {
-                Step::Op(i) => op_dispatch(engine, &shapes, i).map_err(size_err)?,
-                Step::FrameInitial(i) => frame_initial_dispatch(engine, &shapes, i, source),
-                Step::WithArgmax(i) => {
-                    with_argmax_dispatch(engine, &shapes, i).map_err(size_err)?
-                }
-                Step::Bottleneck(b) => bottleneck_dispatch(engine, &shapes, b)?,
-                Step::Upsample(up) => upsample_dispatch(engine, &shapes, up)?,
-            });
-        }
-        if graph.tensors[graph.output].dtype != DType::F32 {
-            return Err(EngineError::Gpu(
-                "the graph's output is not an f32 tensor".into(),
-            ));
-        }
-        if !folded_argmax {
-            pending.push(argmax_dispatch(engine, &shapes));
-        }
-        // Bound last, taken off after binding: the first op reading tensor 0.
-        if let Some(&Step::FrameInitial(i)) = steps.first() {
-            pending.push(op_dispatch(engine, &shapes, i).map_err(size_err)?);
-        }
-        for d in &pending {
-            if d.groups.iter().any(|&g| g as usize > max_groups) {
-                return Err(size_err(format!(
-                    "{} needs more workgroups than the adapter allows",
-                    d.label
-                )));
-            }
-        }
-
-        let align = limits.min_uniform_buffer_offset_alignment as usize;
-        let slot = pending
-            .iter()
-            .map(|d| d.params.len())
-            .max()
-            .unwrap_or(16)
-            .next_multiple_of(align);
-        let mut uniform_data = vec![0u8; slot * pending.len()];
-        for (i, d) in pending.iter().enumerate() {
-            uniform_data[i * slot..i * slot + d.params.len()].copy_from_slice(&d.params);
-        }
-        let uniforms = {
-            use wgpu::util::DeviceExt;
-            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("dispatch parameters"),
-                contents: &uniform_data,
-                usage: wgpu::BufferUsages::UNIFORM,
-            })
-        };
-        let source_view = source_tex.create_view(&Default::default());
-        let mut dispatches = pending
-            .into_iter()
-            .enumerate()
-            .map(|(i, d)| {
-                let mut entries = vec![wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &uniforms,
-                        offset: (i * slot) as u64,
-                        size: NonZeroU64::new(d.params.len() as u64),
-                    }),
-                }];
-                for (b, r) in d.resources.iter().enumerate() {
-                    let resource = match r {
-                        Res::Tensor(t) => wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: &buffers[tensor_buffer[*t]],
-                            offset: 0,
-                            size: NonZeroU64::new(
-                                tensor_bytes(graph, *t, shapes[*t].len(), precision).max(4),
-                            ),
-                        }),
-                        Res::Weights => engine.weights.as_entire_binding(),
-                        Res::Aux => engine.aux.as_entire_binding(),
-                        Res::Classes => classes.as_entire_binding(),
-                        Res::Scratch => scratch.as_entire_binding(),
-                        Res::Source => wgpu::BindingResource::TextureView(&source_view),
-                    };
-                    entries.push(wgpu::BindGroupEntry {
-                        binding: b as u32 + 1,
-                        resource,
-                    });
-                }
-                let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some(&d.label),
-                    layout: &d.pipeline.get_bind_group_layout(0),
-                    entries: &entries,
-                });
-                Dispatch {
-                    label: d.label,
-                    pipeline: d.pipeline,
-                    bind_group,
-                    groups: d.groups,
-                }
-            })
-            .collect::<Vec<_>>();
+        let res = Resources::new(&gpu.device, &sizes, source, class_bytes);
+        let mut dispatches = bind(engine, pending, &res, &tensor_buffer, &shapes);
         let tensor_entry = folded_pre.then(|| dispatches.pop()).flatten();
-
         let timestamps = gpu
             .has_timestamps()
             .then(|| Timestamps::new(gpu, 2 * dispatches.len() as u32));
-
         let tensor_bytes = (0..shapes.len())
             .map(|t| tensor_bytes(graph, t, shapes[t].len(), precision))
             .collect();
+        let Resources {
+            buffers,
+            source: source_tex,
+            classes,
+            classes_readback,
+            ..
+        } = res;
         Ok(Plan {
             gpu: gpu.clone(),
             net,
