@@ -20,7 +20,8 @@ if [ "$out" = --prepare ]; then
   scripts/vulkan_debs.sh
   exit
 fi
-weights=${2:-tests/fixtures/paper-random.safetensors}
+# The built-in model by default: what the page and the CLI run.
+weights=${2:-assets/enet-camvid.safetensors}
 mkdir -p "$out"
 if [ ! -x target/release/enet ]; then
   if command -v cargo >/dev/null; then
@@ -62,6 +63,8 @@ for size in "${sizes[@]}"; do
   # Default precision: f16 where the GPU has shader-f16.
   step 90 "$out/engine-$size.json" target/release/enet bench --weights "$weights" --size "$size" --frames "$frames" --per-kernel --json
   step 60 "$out/engine-f32-$size.json" target/release/enet bench --weights "$weights" --size "$size" --frames "$frames" --precision f32 --json
+  # Tiles of 32 pixels: twice the workgroups in the 1/8-resolution blocks, more halo each.
+  step 60 "$out/engine-t32-$size.json" target/release/enet bench --weights "$weights" --size "$size" --frames "$frames" --tile-pixels 32 --json
   # The same network one op per dispatch: what fusing the bottlenecks gains on this GPU.
   step 60 "$out/engine-unfused-$size.json" target/release/enet bench --weights "$weights" --size "$size" --frames "$frames" --precision f32 --unfused --json
 done
@@ -85,16 +88,17 @@ if torch:
     print(f"GPU: {torch['gpu']}, PyTorch {torch['torch']}, layout {torch['layout']}")
 else:
     print("PyTorch: failed (see failed.txt)")
-print("| size | engine GPU ms (precision) | engine wall ms | dispatches | engine f32 GPU ms | unfused f32 GPU ms (dispatches) | eager fp32 | AMP fp16 | compile+graphs | vs compile |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("| size | engine GPU ms (precision) | engine wall ms | dispatches | engine f32 GPU ms | 32-pixel tiles GPU ms | unfused f32 GPU ms (dispatches) | eager fp32 | AMP fp16 | compile+graphs | vs compile |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for size in sizes:
     e, f, u = load(f"engine-{size}.json"), load(f"engine-f32-{size}.json"), load(f"engine-unfused-{size}.json")
+    t32 = load(f"engine-t32-{size}.json")
     t = torch["sizes"].get(size) if torch else None
     g = f"{e['gpu_ms_per_frame']:.3f} ({e['precision']})" if e else "failed"
     d = e["dispatches_per_frame"] if e else "-"
     ud = f" ({u['dispatches_per_frame']})" if u else ""
     ratio = f"{t['compile_cudagraphs_ms'] / e['gpu_ms_per_frame']:.2f}x" if e and t and "compile_cudagraphs_ms" in t else "-"
-    print(f"| {size} | {g} | {ms(e, 'ms_per_frame')} | {d} | {ms(f)} | {ms(u)}{ud} | "
+    print(f"| {size} | {g} | {ms(e, 'ms_per_frame')} | {d} | {ms(f)} | {ms(t32)} | {ms(u)}{ud} | "
           f"{ms(t, 'eager_fp32_ms')} | {ms(t, 'amp_fp16_ms')} | {ms(t, 'compile_cudagraphs_ms')} | {ratio} |")
 # Where the time goes at the second size (640x360), by kind of dispatch (each timed in its own pass, which adds
 # a little per dispatch).

@@ -7,7 +7,7 @@ use anyhow::Result;
 use super::{BenchArgs, gpu, load_model};
 use enet_wgpu::model::weights::synthetic_file;
 use enet_wgpu::model::{Layout, Model};
-use enet_wgpu::runtime::{FrameOptions, Timing};
+use enet_wgpu::runtime::{FrameOptions, FusedConfig, Timing};
 use enet_wgpu::{Engine, blocking::block_on};
 
 fn median(v: &mut [f64]) -> f64 {
@@ -28,11 +28,17 @@ pub fn run(a: BenchArgs) -> Result<()> {
         anyhow::bail!("--frames must be at least 1");
     }
     let gpu = gpu()?;
-    let mut engine = Engine::with_precision(
+    let device_default = FusedConfig::for_device(&gpu);
+    let fused = FusedConfig {
+        threads: a.threads.unwrap_or(device_default.threads),
+        tile_pixels: a.tile_pixels,
+    };
+    let mut engine = Engine::with_config(
         &gpu,
         &model.graph,
         model.normalization,
         a.precision.resolve(&gpu),
+        fused,
     )?;
     engine.set_fusion(!a.unfused);
     let (w, h) = a.size;
@@ -106,6 +112,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             "fused": !a.unfused,
             "precision": engine.precision().name(),
             "threads_per_workgroup": engine.threads(),
+            "tile_pixels": engine.fused_config().tile_pixels,
             "multiply_adds": model.graph.multiply_adds(h, w)?,
             "gpu_memory_bytes": plan.memory_bytes(),
             "per_kernel_ms": per_kernel.iter().map(|(l, v)| serde_json::json!({"dispatch": l, "ms": v})).collect::<Vec<_>>(),
@@ -116,8 +123,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
         println!("model                {} layout, {w}x{h}", model.layout);
         println!("precision            {}", engine.precision());
         println!(
-            "fused kernels        {} invocations per workgroup",
-            engine.threads()
+            "fused kernels        {} invocations per workgroup, tiles of up to {} pixels",
+            engine.threads(),
+            engine.fused_config().tile_pixels
         );
         println!("frames               {}", a.frames);
         println!("wall ms per frame    {wall_ms:.3} (pipelined, upload included)");

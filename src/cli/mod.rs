@@ -140,6 +140,33 @@ pub struct BenchArgs {
     json: bool,
     #[arg(long, value_enum, default_value_t = PrecisionArg::Auto)]
     precision: PrecisionArg,
+    /// Output pixels of a fused bottleneck's tile, at most: 64, or 32 for twice the
+    /// workgroups (more halo per pixel), to compare on a GPU with many cores.
+    #[arg(long, default_value_t = 64, value_parser = parse_tile_pixels)]
+    tile_pixels: usize,
+    /// Invocations per workgroup of the fused kernels: 64, or 256 (the default on GPUs; 64 on
+    /// CPU emulations of one).
+    #[arg(long, value_parser = parse_threads)]
+    threads: Option<usize>,
+}
+
+fn parse_tile_pixels(s: &str) -> Result<usize, String> {
+    let sizes = enet_wgpu::runtime::fuse::TILE_PIXELS;
+    s.parse()
+        .ok()
+        .filter(|n| sizes.contains(n))
+        .ok_or_else(|| format!("{s:?} is not a tile size: {sizes:?}"))
+}
+
+fn parse_threads(s: &str) -> Result<usize, String> {
+    let sizes = [
+        enet_wgpu::runtime::fuse::CPU_THREADS,
+        enet_wgpu::runtime::fuse::THREADS,
+    ];
+    s.parse()
+        .ok()
+        .filter(|n| sizes.contains(n))
+        .ok_or_else(|| format!("{s:?} is not a workgroup size: {sizes:?}"))
 }
 
 /// How activations and weights are stored on the GPU.

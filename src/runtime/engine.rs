@@ -88,9 +88,46 @@ pub struct Engine {
     pub(crate) bottlenecks: HashMap<BlockShape, wgpu::ComputePipeline>,
     /// The fused upsampling pipelines, one per kind of upsampling block.
     pub(crate) upsamples: HashMap<UpShape, wgpu::ComputePipeline>,
-    /// Invocations per workgroup of the fused kernels ([`fuse::THREADS`] on GPUs,
-    /// [`fuse::CPU_THREADS`] on CPU emulations).
-    pub(crate) threads: usize,
+    /// How the fused kernels are laid out.
+    pub(crate) fused: FusedConfig,
+}
+
+/// The fused kernels' layout: shapes of their workgroups, so pipeline constants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FusedConfig {
+    /// Invocations per workgroup: [`fuse::THREADS`] on GPUs, [`fuse::CPU_THREADS`] on CPU
+    /// emulations.
+    pub threads: usize,
+    /// Output pixels of a bottleneck's tile, at most: one of [`fuse::TILE_PIXELS`].
+    pub tile_pixels: usize,
+}
+
+impl FusedConfig {
+    /// What a device gets unless told otherwise.
+    pub fn for_device(gpu: &Gpu) -> FusedConfig {
+        let threads = if gpu.info().device_type == wgpu::DeviceType::Cpu {
+            fuse::CPU_THREADS
+        } else {
+            fuse::THREADS
+        };
+        FusedConfig {
+            threads,
+            tile_pixels: fuse::PIXELS,
+        }
+    }
+
+    fn check(&self) -> Result<(), EngineError> {
+        let threads = [fuse::CPU_THREADS, fuse::THREADS];
+        if !threads.contains(&self.threads) || !fuse::TILE_PIXELS.contains(&self.tile_pixels) {
+            return Err(EngineError::Gpu(format!(
+                "the fused kernels run {threads:?} invocations per workgroup and tiles of {:?} pixels, not {} and {}",
+                fuse::TILE_PIXELS,
+                self.threads,
+                self.tile_pixels
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// One pipeline of `kernel` per shape: the shapes are pipeline constants, so the kernel's
@@ -137,12 +174,13 @@ fn fused_pipelines(
     device: &wgpu::Device,
     graph: &Graph,
     precision: Precision,
-    threads: usize,
+    fused: FusedConfig,
 ) -> (
     HashMap<BlockShape, wgpu::ComputePipeline>,
     HashMap<UpShape, wgpu::ComputePipeline>,
 ) {
-    let steps = fuse::steps(graph);
+    let threads = fused.threads;
+    let steps = fuse::steps_tiled(graph, fused.tile_pixels);
     let blocks: HashSet<BlockShape> = steps
         .iter()
         .filter_map(|s| match s {
@@ -229,12 +267,13 @@ impl Engine {
         normalization: Normalization,
         precision: Precision,
     ) -> Result<Engine, EngineError> {
-        let threads = if gpu.info().device_type == wgpu::DeviceType::Cpu {
-            fuse::CPU_THREADS
-        } else {
-            fuse::THREADS
-        };
-        Engine::with_threads(gpu, graph, normalization, precision, threads)
+        Engine::with_config(
+            gpu,
+            graph,
+            normalization,
+            precision,
+            FusedConfig::for_device(gpu),
+        )
     }
 
     /// As [`Engine::with_precision`], the fused kernels with `threads` invocations per
@@ -247,13 +286,23 @@ impl Engine {
         precision: Precision,
         threads: usize,
     ) -> Result<Engine, EngineError> {
-        if ![fuse::CPU_THREADS, fuse::THREADS].contains(&threads) {
-            return Err(EngineError::Gpu(format!(
-                "the fused kernels run {} or {} invocations per workgroup, not {threads}",
-                fuse::CPU_THREADS,
-                fuse::THREADS
-            )));
-        }
+        let fused = FusedConfig {
+            threads,
+            ..FusedConfig::for_device(gpu)
+        };
+        Engine::with_config(gpu, graph, normalization, precision, fused)
+    }
+
+    /// As [`Engine::with_precision`], the fused kernels laid out as `fused` says whatever the
+    /// device.
+    pub fn with_config(
+        gpu: &Gpu,
+        graph: &Graph,
+        normalization: Normalization,
+        precision: Precision,
+        fused: FusedConfig,
+    ) -> Result<Engine, EngineError> {
+        fused.check()?;
         if precision == Precision::F16 && !gpu.has_f16() {
             return Err(EngineError::Gpu(format!(
                 "f16 needs the shader-f16 feature, which {} does not offer; use f32",
@@ -343,7 +392,7 @@ impl Engine {
             }
         };
         let aux = upload("aux", bytemuck::cast_slice(&aux));
-        let (bottlenecks, upsamples) = fused_pipelines(&gpu.device, graph, precision, threads);
+        let (bottlenecks, upsamples) = fused_pipelines(&gpu.device, graph, precision, fused);
         Ok(Engine {
             gpu: gpu.clone(),
             graph: graph.clone(),
@@ -356,13 +405,18 @@ impl Engine {
             precision,
             bottlenecks,
             upsamples,
-            threads,
+            fused,
         })
     }
 
     /// Invocations per workgroup of the fused kernels.
     pub fn threads(&self) -> usize {
-        self.threads
+        self.fused.threads
+    }
+
+    /// How the fused kernels are laid out.
+    pub fn fused_config(&self) -> FusedConfig {
+        self.fused
     }
 
     pub fn gpu(&self) -> &Gpu {

@@ -28,7 +28,7 @@ pub const PIXELS: usize = 64;
 /// The main convolution's channels are kept in registers: at most this many.
 pub const MAX_MID: usize = 32;
 /// A tile smaller than this leaves most of the workgroup idle: two dispatches then.
-const MIN_TILE: usize = 32;
+pub const MIN_TILE: usize = 32;
 
 /// One fused dispatch over output tiles (`tile`) whose main convolution's input, with its
 /// halo, is staged in workgroup memory: a whole bottleneck (`proj`: the projection computed
@@ -662,8 +662,41 @@ fn upsample_at(graph: &Graph, i: usize, readers: &[usize]) -> Option<Upsample> {
     (geometry && wiring && channels && up.shape(graph).staged_vec4() <= UP_TILE_VEC4).then_some(up)
 }
 
-/// The graph's ops as the steps the lowering emits.
+/// The graph's ops as the steps the lowering emits, fused bottlenecks in tiles of up to
+/// [`PIXELS`] output pixels.
 pub fn steps(graph: &Graph) -> Vec<Step> {
+    steps_tiled(graph, PIXELS)
+}
+
+/// As [`steps`], fused bottlenecks in tiles of at most `max_pixels` output pixels ([`PIXELS`]
+/// or [`MIN_TILE`]): smaller tiles give a small frame more workgroups, for a GPU with more
+/// cores than a 64-pixel tiling keeps busy, at the cost of more halo per pixel.
+pub fn steps_tiled(graph: &Graph, max_pixels: usize) -> Vec<Step> {
+    let mut out = fused_steps(graph);
+    cap_tiles(&mut out, max_pixels);
+    out
+}
+
+/// Tile sizes the fused kernels take (output pixels at most): every one divides both
+/// workgroup sizes, and each fused block has a tile of at least the smaller.
+pub const TILE_PIXELS: [usize; 2] = [MIN_TILE, PIXELS];
+
+/// Every bottleneck's tile cut to at most `max_pixels` pixels, its longer side halved first
+/// (8x8 -> 8x4, 16x4 -> 8x4): a tile within a larger one's halo fits wherever that did.
+fn cap_tiles(steps: &mut [Step], max_pixels: usize) {
+    let max_pixels = max_pixels.max(MIN_TILE);
+    for s in steps {
+        if let Step::Bottleneck(b) = s {
+            let size = &mut b.tile.size;
+            while size[0] * size[1] > max_pixels {
+                let longer = if size[0] > size[1] { 0 } else { 1 };
+                size[longer] /= 2;
+            }
+        }
+    }
+}
+
+fn fused_steps(graph: &Graph) -> Vec<Step> {
     let mut readers = vec![0usize; graph.tensors.len()];
     for op in &graph.ops {
         for t in op.inputs() {
@@ -944,6 +977,49 @@ mod tests {
             // projection, the main convolution) and per asymmetric block, 4 per upsampling
             // block.
             assert_eq!(internal, 2 * 19 + 3 * 2 + 3 * 4 + 4 * 2, "{layout:?}");
+        }
+    }
+
+    #[test]
+    fn smaller_tiles_change_only_the_tiles() {
+        for layout in [Layout::Paper, Layout::PytorchEnet] {
+            let g = synthetic_graph(layout, 12);
+            let wide = steps(&g);
+            for max in TILE_PIXELS {
+                let small = steps_tiled(&g, max);
+                assert_eq!(small.len(), wide.len());
+                let mut cut = 0;
+                for (a, b) in wide.iter().zip(&small) {
+                    let (Step::Bottleneck(a), Step::Bottleneck(b)) = (a, b) else {
+                        assert_eq!(a, b);
+                        continue;
+                    };
+                    assert_eq!(Bottleneck { tile: a.tile, ..*b }, *a);
+                    let (ta, tb) = (a.tile, b.tile);
+                    assert_eq!(ta.step, tb.step);
+                    let pixels = tb.size[0] * tb.size[1];
+                    assert!((MIN_TILE..=max).contains(&pixels), "{b:?}");
+                    assert_eq!(THREADS % pixels, 0);
+                    assert_eq!(CPU_THREADS % pixels, 0);
+                    // Inside the wider tile, so its staged memory is no larger.
+                    assert!(tb.size[0] <= ta.size[0] && tb.size[1] <= ta.size[1]);
+                    let (sa, sb) = (a.shape(&g), b.shape(&g));
+                    let staged = |s: &BlockShape| {
+                        let [hw, hh] = s.halo();
+                        let [fkh, fkw] = s.first_kernel.unwrap_or([1, 1]);
+                        s.mid.div_ceil(4) * (hw + fkw - 1) * (hh + fkh - 1)
+                    };
+                    assert!(staged(&sb) <= staged(&sa) && staged(&sb) <= TILE_VEC4);
+                    // Rows stay 8 pixels wide, for whole memory transactions.
+                    assert_eq!(tb.size[0], 8, "{b:?}");
+                    cut += (ta != tb) as usize;
+                }
+                // With 32 pixels every 64-pixel tile is cut in two: all blocks but the
+                // asymmetric ones and the two of dilation 2, which are 8x4 already.
+                let expect = if max == PIXELS { 0 } else { 19 + 2 - 2 };
+                assert_eq!(cut, expect, "{layout:?} {max}");
+                assert_eq!(dispatch_count(&small), 29);
+            }
         }
     }
 

@@ -8,7 +8,7 @@ pub mod params;
 mod plan;
 pub mod smooth;
 
-pub use engine::Engine;
+pub use engine::{Engine, FusedConfig};
 pub use overlay::{DrawOptions, Overlay, OverlayBinding, View};
 pub use plan::{FrameOptions, Plan, StageTiming, Timing};
 pub use smooth::{SmoothBinding, Smoother};

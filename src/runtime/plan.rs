@@ -934,7 +934,7 @@ impl Plan {
         let graph = &engine.graph;
         let precision = engine.precision;
         let steps = if engine.fusion {
-            super::fuse::steps(graph)
+            super::fuse::steps_tiled(graph, engine.fused.tile_pixels)
         } else {
             super::fuse::unfused(graph)
         };

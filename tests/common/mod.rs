@@ -74,18 +74,23 @@ pub fn run_gpu(graph: &Graph, input: &Tensor, outputs: &[usize]) -> Vec<Vec<f32>
 
 /// [`run_gpu`] with activations and weights stored at `precision`. The fused kernels run
 /// with both of their workgroup sizes (64 invocations, as on CPU emulations like this one,
-/// and 256, as on GPUs): both must give the same values; the first's are returned.
+/// and 256, as on GPUs) and, with 256, both tile sizes (64 and 32 pixels): all must give
+/// the same values; the first's are returned.
 pub fn run_gpu_at(
     graph: &Graph,
     input: &Tensor,
     outputs: &[usize],
     precision: enet_wgpu::kernels::Precision,
 ) -> Vec<Vec<f32>> {
-    use enet_wgpu::runtime::fuse::{CPU_THREADS, THREADS};
-    let run = |threads| {
-        let engine =
-            Engine::with_threads(gpu(), graph, Normalization::default(), precision, threads)
-                .expect("engine");
+    use enet_wgpu::runtime::FusedConfig;
+    use enet_wgpu::runtime::fuse::{CPU_THREADS, MIN_TILE, PIXELS, THREADS};
+    let run = |threads, tile_pixels| {
+        let fused = FusedConfig {
+            threads,
+            tile_pixels,
+        };
+        let engine = Engine::with_config(gpu(), graph, Normalization::default(), precision, fused)
+            .expect("engine");
         let plan = engine
             .plan(
                 (input.shape.w, input.shape.h),
@@ -99,14 +104,18 @@ pub fn run_gpu_at(
             .map(|&t| pollster::block_on(plan.read_tensor(t)).expect("readback"))
             .collect::<Vec<_>>()
     };
-    let got = run(CPU_THREADS);
-    for (a, b) in got.iter().zip(run(THREADS)) {
-        assert_close(
-            &b,
-            a,
-            1e-5,
-            &format!("{THREADS} vs {CPU_THREADS} invocations"),
-        );
+    let got = run(CPU_THREADS, PIXELS);
+    for tile in [PIXELS, MIN_TILE] {
+        for (a, b) in got.iter().zip(run(THREADS, tile)) {
+            assert_close(
+                &b,
+                a,
+                1e-5,
+                &format!(
+                    "{THREADS} invocations, {tile}-pixel tiles vs {CPU_THREADS}, {PIXELS}-pixel"
+                ),
+            );
+        }
     }
     got
 }
