@@ -16,9 +16,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let hw = p.h * p.w;
     let pixel = gid.y * p.w + gid.x;
     var best = 0u;
-    var best_v = f32(logits[pixel]);
+    var best_v = f32(logits[at(0u, pixel, hw)]);
     for (var c = 1u; c < p.channels; c++) {
-        let v = f32(logits[c * hw + pixel]);
+        let v = f32(logits[at(c, pixel, hw)]);
         if (v > best_v) {
             best = c;
             best_v = v;

@@ -23,7 +23,8 @@
 // projection and first convolution), written after phase 2. The shapes are pipeline
 // constants, one pipeline per kind of block, so every loop has a constant trip count and
 // unrolls. Weights and per-channel values are packed as for the conv kernels
-// (conv_common.wgsl): vec4 over groups of 4 output channels.
+// (conv_common.wgsl): vec4 over groups of 4 output channels; activations are read and
+// written a pixel's group of 4 channels at a time (layout.wgsl).
 //
 // FIRST (an asymmetric block: two main convolutions, F_KH x F_KW then K_H x K_W, both "same"
 // and of dilation 1): phase 1 stages the projection over the tile and both halos (P_W x
@@ -67,10 +68,11 @@ struct BottleneckParams {
 @group(0) @binding(0) var<uniform> p: BottleneckParams;
 @group(0) @binding(1) var<storage, read> weights: array<act4>;
 @group(0) @binding(2) var<storage, read> aux: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> input: array<act>;
-@group(0) @binding(4) var<storage, read> mid: array<act>;
-@group(0) @binding(5) var<storage, read> residual: array<act>;
-@group(0) @binding(6) var<storage, read_write> output: array<act>;
+// Activations by group of 4 channels: group g of pixel i (of n) at g * n + i.
+@group(0) @binding(3) var<storage, read> input: array<act4>;
+@group(0) @binding(4) var<storage, read> mid: array<act4>;
+@group(0) @binding(5) var<storage, read> residual: array<act4>;
+@group(0) @binding(6) var<storage, read_write> output: array<act4>;
 @group(0) @binding(7) var<storage, read_write> indices: array<u32>;
 
 // 16 KiB: WebGPU's default workgroup memory. Phase 1 lays it out [channel group][halo
@@ -81,22 +83,32 @@ fn prelu4(v: vec4<f32>, slope: vec4<f32>) -> vec4<f32> {
     return select(v * slope, v, v >= vec4<f32>(0.0));
 }
 
-// The 2x2 max of channel `c` of the residual binding at output pixel (ox, oy), its index
-// (y * res_w + x) written out: the first maximum in row-major order on ties, NaN propagating,
-// as maxpool.wgsl and PyTorch.
-fn pool(c: u32, ox: u32, oy: u32, pixel: u32) -> f32 {
-    let base = c * p.res_h * p.res_w;
-    var best_i = (oy * 2u) * p.res_w + ox * 2u;
-    var best = f32(residual[base + best_i]);
+// Which of group g's channels are real: those below `n`.
+fn real(g: u32, n: u32) -> vec4<bool> {
+    return vec4<u32>(g * 4u) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(n);
+}
+
+// The 2x2 max of group `g` of the residual binding at output pixel (ox, oy), the indices
+// (y * res_w + x) of its real channels written out: the first maximum in row-major order on
+// ties, NaN propagating, as maxpool.wgsl and PyTorch.
+fn pool(g: u32, ox: u32, oy: u32, pixel: u32) -> vec4<f32> {
+    let base = g * p.res_h * p.res_w;
+    let first = (oy * 2u) * p.res_w + ox * 2u;
+    var best_i = vec4<u32>(first);
+    var best = vec4<f32>(residual[base + first]);
     for (var t = 1u; t < 4u; t++) {
         let i = (oy * 2u + t / 2u) * p.res_w + ox * 2u + t % 2u;
-        let v = f32(residual[base + i]);
-        if (v > best || v != v) {
-            best = v;
-            best_i = i;
+        let v = vec4<f32>(residual[base + i]);
+        let take = (v > best) | (v != v);
+        best = select(best, v, take);
+        best_i = select(best_i, vec4<u32>(i), take);
+    }
+    for (var j = 0u; j < 4u; j++) {
+        let c = g * 4u + j;
+        if (c < RES_C) {
+            indices[c * p.h * p.w + pixel] = best_i[j];
         }
     }
-    indices[c * p.h * p.w + pixel] = best_i;
     return best;
 }
 
@@ -174,32 +186,43 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             let pixel = u32(iy) * p.w + u32(ix);
             if (PROJECT) {
                 var acc = aux[p.proj_aux + g];
+                // The input a group of 4 channels at a time; the sum in the order of the
+                // separate convolution's (channel by channel).
                 if (PROJ_K == 1u) {
                     let wb = p.proj_w + g * PROJ_CIN;
-                    for (var ci = 0u; ci < PROJ_CIN; ci++) {
-                        acc += f32(input[ci * plane + pixel]) * vec4<f32>(weights[wb + ci]);
+                    for (var cg = 0u; cg < (PROJ_CIN + 3u) / 4u; cg++) {
+                        let x = vec4<f32>(input[cg * plane + pixel]);
+                        for (var j = 0u; j < 4u; j++) {
+                            if (cg * 4u + j < PROJ_CIN) {
+                                acc += x[j] * vec4<f32>(weights[wb + cg * 4u + j]);
+                            }
+                        }
                     }
                 } else {
-                    // A downsampling block's projection, PROJ_K x PROJ_K at stride PROJ_K,
-                    // of the block's input (res_h x res_w).
+                    // A downsampling block's projection, PROJ_K x PROJ_K (at most 2x2) at
+                    // stride PROJ_K, of the block's input (res_h x res_w).
                     let rplane = p.res_h * p.res_w;
-                    for (var ci = 0u; ci < PROJ_CIN; ci++) {
-                        for (var ky = 0u; ky < PROJ_K; ky++) {
-                            let row = ci * rplane + (u32(iy) * PROJ_K + ky) * p.res_w + u32(ix) * PROJ_K;
-                            let wb = p.proj_w + ((g * PROJ_CIN + ci) * PROJ_K + ky) * PROJ_K;
-                            for (var kx = 0u; kx < PROJ_K; kx++) {
-                                acc += f32(input[row + kx]) * vec4<f32>(weights[wb + kx]);
+                    for (var cg = 0u; cg < (PROJ_CIN + 3u) / 4u; cg++) {
+                        var x: array<vec4<f32>, 4>;
+                        for (var t = 0u; t < PROJ_K * PROJ_K; t++) {
+                            let row = u32(iy) * PROJ_K + t / PROJ_K;
+                            x[t] = vec4<f32>(input[cg * rplane + row * p.res_w + u32(ix) * PROJ_K + t % PROJ_K]);
+                        }
+                        for (var j = 0u; j < 4u; j++) {
+                            let ci = cg * 4u + j;
+                            if (ci < PROJ_CIN) {
+                                let wb = p.proj_w + (g * PROJ_CIN + ci) * PROJ_K * PROJ_K;
+                                for (var t = 0u; t < PROJ_K * PROJ_K; t++) {
+                                    acc += x[t][j] * vec4<f32>(weights[wb + t]);
+                                }
                             }
                         }
                     }
                 }
                 v = prelu4(acc, aux[p.proj_aux + p.mid_groups + g]);
             } else {
-                for (var j = 0u; j < 4u; j++) {
-                    if (g * 4u + j < MID) {
-                        v[j] = f32(mid[(g * 4u + j) * plane + pixel]);
-                    }
-                }
+                // The padding channels of the last group read as zeros.
+                v = select(vec4<f32>(0.0), vec4<f32>(mid[g * plane + pixel]), real(g, MID));
             }
         }
         tile[item] = v;
@@ -261,10 +284,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         if (valid) {
             for (var k = 0u; k < per; k++) {
                 let go = lane + k * lanes;
-                for (var j = 0u; j < 4u; j++) {
-                    if (go < mg && go * 4u + j < MID) {
-                        output[(go * 4u + j) * plane + pixel] = act(m[k][j]);
-                    }
+                if (go < mg) {
+                    output[go * plane + pixel] = act4(m[k]);
                 }
             }
         }
@@ -314,23 +335,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             }
         }
         var v = prelu4(acc, aux[p.exp_aux + p.exp_groups + g]);
+        // A residual of fewer channels is zero-padded (a downsampling block's).
         var r = vec4<f32>(0.0);
-        for (var j = 0u; j < 4u; j++) {
-            let co = g * 4u + j;
-            if (co < RES_C) {
-                if (POOL) {
-                    r[j] = pool(co, ox, oy, pixel);
-                } else {
-                    r[j] = f32(residual[co * plane + pixel]);
-                }
+        if (g * 4u < RES_C) {
+            if (POOL) {
+                r = pool(g, ox, oy, pixel);
+            } else {
+                r = vec4<f32>(residual[g * plane + pixel]);
             }
+            r = select(vec4<f32>(0.0), r, real(g, RES_C));
         }
         v = prelu4(v + r, aux[p.exp_aux + 2u * p.exp_groups + g]);
-        for (var j = 0u; j < 4u; j++) {
-            let co = g * 4u + j;
-            if (co < CH) {
-                output[co * plane + pixel] = act(v[j]);
-            }
-        }
+        output[g * plane + pixel] = act4(v);
     }
 }

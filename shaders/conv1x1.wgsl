@@ -19,7 +19,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     var a2 = group_bias(g0, 2u);
     var a3 = group_bias(g0, 3u);
     for (var ci = 0u; ci < n; ci++) {
-        let v = f32(input[ci * plane + pixel]);
+        let v = f32(input[at(ci, pixel, plane)]);
         let wi = wbase + ci;
         a0 += v * vec4<f32>(weights[wi]);
         a1 += v * vec4<f32>(weights[wi + n]);

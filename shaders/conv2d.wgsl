@@ -22,14 +22,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             if (iy < 0 || iy >= i32(p.in_h)) {
                 continue;
             }
-            let row = ci * plane + u32(iy) * p.in_w;
+            let row = u32(iy) * p.in_w;
             let wrow = p.w_off + ((g0 * p.in_c + ci) * p.k_h + ky) * p.k_w;
             for (var kx = 0u; kx < p.k_w; kx++) {
                 let ix = i32(ox * p.stride_w + kx * p.dil_w) - i32(p.pad_w);
                 if (ix < 0 || ix >= i32(p.in_w)) {
                     continue;
                 }
-                let v = f32(input[row + u32(ix)]);
+                let v = f32(input[at(ci, row + u32(ix), plane)]);
                 let wi = wrow + kx;
                 a0 += v * vec4<f32>(weights[wi]);
                 a1 += v * vec4<f32>(weights[wi + gstride]);

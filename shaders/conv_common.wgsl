@@ -42,7 +42,7 @@ fn store_group(acc: vec4<f32>, g: u32, pixel: u32) -> vec4<f32> {
             let co = g * 4u + j;
             // A residual with fewer channels is zero-padded (ENet's downsampling skip).
             if (co < p.res_c) {
-                r[j] = f32(residual[co * hw + pixel]);
+                r[j] = f32(residual[at(co, pixel, hw)]);
             }
         }
         v = prelu4(v + r, aux[p.aux_off + 2u * p.groups + g]);
@@ -50,7 +50,7 @@ fn store_group(acc: vec4<f32>, g: u32, pixel: u32) -> vec4<f32> {
     for (var j = 0u; j < 4u; j++) {
         let co = g * 4u + j;
         if (co < p.out_c) {
-            output[co * hw + pixel] = act(v[j]);
+            output[at(co, pixel, hw)] = act(v[j]);
             stored[j] = f32(act(v[j]));
         }
     }

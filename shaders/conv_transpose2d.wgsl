@@ -38,7 +38,7 @@ fn transposed(ox: u32, oy: u32, g0: u32) -> array<vec4<f32>, 4> {
             let src = iy * p.in_w + ix;
             let wk = p.w_off + ky * p.k_w + kx;
             for (var ci = 0u; ci < p.in_c; ci++) {
-                let v = f32(input[ci * plane + src]);
+                let v = f32(input[at(ci, src, plane)]);
                 let wi = wk + (g0 * p.in_c + ci) * p.k_h * p.k_w;
                 a0 += v * vec4<f32>(weights[wi]);
                 a1 += v * vec4<f32>(weights[wi + gstride]);

@@ -26,7 +26,8 @@ const S: u32 = 33u;
 @group(0) @binding(1) var<storage, read> weights: array<act4>;
 @group(0) @binding(2) var<storage, read> aux: array<vec4<f32>>;
 @group(0) @binding(3) var source: texture_2d<f32>;
-@group(0) @binding(4) var<storage, read_write> output: array<act>;
+// 16 channels: four groups of 4 (layout.wgsl).
+@group(0) @binding(4) var<storage, read_write> output: array<act4>;
 
 // 12.8 KiB: [channel][row][column] of the network input, zero outside it (the convolution's
 // padding).

@@ -14,7 +14,8 @@ struct InitialParams {
 @group(0) @binding(1) var<storage, read> weights: array<act4>;
 @group(0) @binding(2) var<storage, read> aux: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> input: array<act>;
-@group(0) @binding(4) var<storage, read_write> output: array<act>;
+// 16 channels: four groups of 4 (layout.wgsl).
+@group(0) @binding(4) var<storage, read_write> output: array<act4>;
 
 @compute @workgroup_size(16, 4, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -39,7 +40,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
                 if (ix < 0 || ix >= i32(p.in_w)) {
                     continue;
                 }
-                let v = f32(input[ci * plane + u32(iy) * p.in_w + u32(ix)]);
+                let v = f32(input[at(ci, u32(iy) * p.in_w + u32(ix), plane)]);
                 for (var g = 0u; g < 4u; g++) {
                     acc[g] += v * vec4<f32>(weights[p.w_off + ((g * IN_C + ci) * 3u + ky) * 3u + kx]);
                 }
@@ -59,7 +60,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
                 continue;
             }
             let i = u32(iy) * p.in_w + u32(ix);
-            m = max(m, vec4<f32>(f32(input[i]), f32(input[plane + i]), f32(input[2u * plane + i]), 0.0));
+            m = max(m, vec4<f32>(f32(input[at(0u, i, plane)]), f32(input[at(1u, i, plane)]), f32(input[at(2u, i, plane)]), 0.0));
         }
     }
     store_initial(acc, m, oy * p.out_w + ox);

@@ -24,10 +24,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let px = x / 2u;
     let py = y / 2u;
     if (px < p.in_w && py < p.in_h) {
-        let i = (c * p.in_h + py) * p.in_w + px;
-        if (indices[i] == y * p.out_w + x) {
-            v = f32(input[i]);
+        let i = py * p.in_w + px;
+        let plane = p.in_h * p.in_w;
+        if (indices[c * plane + i] == y * p.out_w + x) {
+            v = f32(input[at(c, i, plane)]);
         }
     }
-    output[(c * p.out_h + y) * p.out_w + x] = act(v);
+    output[at(c, y * p.out_w + x, p.out_h * p.out_w)] = act(v);
 }

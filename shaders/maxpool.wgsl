@@ -20,19 +20,20 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (ox >= p.out_w || oy >= p.out_h) {
         return;
     }
-    let base = c * p.in_h * p.in_w;
+    let plane = p.in_h * p.in_w;
     var best_i = (oy * 2u) * p.in_w + ox * 2u;
-    var best = f32(input[base + best_i]);
+    var best = f32(input[at(c, best_i, plane)]);
     let taps = array<vec2<u32>, 3>(vec2<u32>(1u, 0u), vec2<u32>(0u, 1u), vec2<u32>(1u, 1u));
     for (var t = 0u; t < 3u; t++) {
         let i = (oy * 2u + taps[t].y) * p.in_w + ox * 2u + taps[t].x;
-        let v = f32(input[base + i]);
+        let v = f32(input[at(c, i, plane)]);
         if (v > best || v != v) {
             best = v;
             best_i = i;
         }
     }
-    let o = (c * p.out_h + oy) * p.out_w + ox;
-    output[o] = act(best);
-    indices[o] = best_i;
+    let pixel = oy * p.out_w + ox;
+    let out_plane = p.out_h * p.out_w;
+    output[at(c, pixel, out_plane)] = act(best);
+    indices[c * out_plane + pixel] = best_i;
 }

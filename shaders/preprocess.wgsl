@@ -1,6 +1,6 @@
 // Frame -> network input: reads the RGBA8 source texture, resizes bilinearly with
 // half-pixel centres (align_corners=False) when sizes differ, and normalises to
-// (value / 255 - mean) / std in planar RGB (NCHW) order. Prefixed by resize_common.wgsl.
+// (value / 255 - mean) / std, RGB as channels 0 to 2 (layout.wgsl). Prefixed by resize_common.wgsl.
 
 struct PreParams {
     src_w: u32, src_h: u32, dst_w: u32, dst_h: u32,
@@ -20,7 +20,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let v = normalised(gid.x, gid.y, p.dst_w, p.dst_h);
     let hw = p.dst_w * p.dst_h;
     let pixel = gid.y * p.dst_w + gid.x;
-    output[pixel] = act(v.r);
-    output[hw + pixel] = act(v.g);
-    output[2u * hw + pixel] = act(v.b);
+    output[at(0u, pixel, hw)] = act(v.r);
+    output[at(1u, pixel, hw)] = act(v.g);
+    output[at(2u, pixel, hw)] = act(v.b);
 }

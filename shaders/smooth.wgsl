@@ -26,12 +26,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let hw = p.h * p.w;
     let pixel = gid.y * p.w + gid.x;
-    let top = f32(logits[raw_classes[pixel] * hw + pixel]);
+    let top = f32(logits[at(raw_classes[pixel], pixel, hw)]);
     var sum = 0.0;
     var e1 = 0.0;
     var e2 = 0.0;
     for (var c = 0u; c < p.channels; c++) {
-        let e = exp(f32(logits[c * hw + pixel]) - top);
+        let e = exp(f32(logits[at(c, pixel, hw)]) - top);
         sum += e;
         if (e > e1) {
             e2 = e1;
@@ -46,8 +46,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     var best = 0u;
     var best_v = -1.0;
     for (var c = 0u; c < p.channels; c++) {
+        // The blend is kept planar: probs[c][pixel].
         let i = c * hw + pixel;
-        let q = exp(f32(logits[i]) - top) / sum;
+        let q = exp(f32(logits[at(c, pixel, hw)]) - top) / sum;
         let b = mix(q, probs[i], keep);
         probs[i] = b;
         if (b > best_v) {

@@ -35,9 +35,10 @@ struct UpsampleParams {
 @group(0) @binding(0) var<uniform> p: UpsampleParams;
 @group(0) @binding(1) var<storage, read> weights: array<act4>;
 @group(0) @binding(2) var<storage, read> aux: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> input: array<act>;
+// Activations by group of 4 channels (layout.wgsl): group g of pixel i (of n) at g * n + i.
+@group(0) @binding(3) var<storage, read> input: array<act4>;
 @group(0) @binding(4) var<storage, read> indices: array<u32>;
-@group(0) @binding(5) var<storage, read_write> output: array<act>;
+@group(0) @binding(5) var<storage, read_write> output: array<act4>;
 
 // 16 KiB. The projection [group][LT x LT pixel], the main branch [group][4x4 pixel], the
 // transposed convolution's outputs [group][8x8 pixel].
@@ -54,8 +55,14 @@ fn pointwise(w_off: u32, aux_off: u32, groups: u32, g: u32, pixel: u32) -> vec4<
     let plane = p.in_h * p.in_w;
     var acc = aux[aux_off + g];
     let wb = w_off + g * CIN;
-    for (var ci = 0u; ci < CIN; ci++) {
-        acc += f32(input[ci * plane + pixel]) * vec4<f32>(weights[wb + ci]);
+    // The input a group of 4 channels at a time, summed channel by channel.
+    for (var cg = 0u; cg < (CIN + 3u) / 4u; cg++) {
+        let x = vec4<f32>(input[cg * plane + pixel]);
+        for (var j = 0u; j < 4u; j++) {
+            if (cg * 4u + j < CIN) {
+                acc += x[j] * vec4<f32>(weights[wb + cg * 4u + j]);
+            }
+        }
     }
     return prelu4(acc, aux[aux_off + groups + g]);
 }
@@ -186,11 +193,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             }
         }
         v = prelu4(v + r, aux[p.exp_aux + 2u * p.ch_groups + g]);
-        for (var j = 0u; j < 4u; j++) {
-            let c = g * 4u + j;
-            if (c < CH) {
-                output[c * plane + pixel] = act(v[j]);
-            }
-        }
+        output[g * plane + pixel] = act4(v);
     }
 }

@@ -327,7 +327,13 @@ fn fused_bottleneck_tails() {
             &format!("asymmetric block {ch}/{mid} {k}x1, 1x{k}, {w}x{h}"),
         );
     }
-    for (cin, cout, mid, (w, h)) in [(16, 64, 16, (26, 18)), (64, 128, 32, (14, 10))] {
+    // 10 -> 30 through 6: groups of 4 partly padding in the input, the pooled residual and
+    // the output.
+    for (cin, cout, mid, (w, h)) in [
+        (16, 64, 16, (26, 18)),
+        (64, 128, 32, (14, 10)),
+        (10, 30, 6, (18, 14)),
+    ] {
         let mut g = Graph::new(cin);
         let input = random_tensor(&mut rng, Shape { c: cin, h, w });
         (g.output, _) = push_downsampling(&mut g, &mut rng, mid, cout);
@@ -373,6 +379,14 @@ fn fused_downsampling_and_upsampling_blocks() {
             64,
             4,
             (34, 10),
+            ConvGeom::new(3, 3).stride(2).pad(1, 1).transposed(1),
+        ),
+        // Channel counts whose last group of 4 is partly padding.
+        (
+            10,
+            30,
+            8,
+            (22, 14),
             ConvGeom::new(3, 3).stride(2).pad(1, 1).transposed(1),
         ),
     ];
@@ -487,6 +501,16 @@ fn fused_bottleneck_staged() {
     );
     check_bottleneck(33, 16, 4, (13, 7), ConvGeom::new(3, 3).pad(1, 1));
     check_bottleneck(34, 24, 12, (9, 10), ConvGeom::new(5, 1).pad(2, 0));
+    // Channel counts that are not multiples of 4: the last group of 4 in memory is partly
+    // padding, which the fused kernel must neither use nor let through.
+    check_bottleneck(37, 22, 6, (11, 9), ConvGeom::new(3, 3).pad(1, 1));
+    check_bottleneck(
+        38,
+        13,
+        5,
+        (10, 7),
+        ConvGeom::new(3, 3).pad(2, 2).dilation(2),
+    );
 }
 
 #[test]

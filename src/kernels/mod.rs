@@ -81,11 +81,14 @@ macro_rules! shader {
     };
 }
 
-/// A network kernel: the storage types first (must equal `F32_PRELUDE`).
+/// A network kernel: the storage types first (must equal `F32_PRELUDE`), then how
+/// activations lie in memory (`layout.wgsl`).
 macro_rules! net_shader {
     ($file:literal) => {
         concat!(
             "alias act = f32;\nalias act4 = vec4<f32>;\n",
+            shader!("layout.wgsl"),
+            "\n",
             shader!($file)
         )
     };
@@ -96,6 +99,8 @@ macro_rules! conv_shader {
     ($file:literal) => {
         concat!(
             "alias act = f32;\nalias act4 = vec4<f32>;\n",
+            shader!("layout.wgsl"),
+            "\n",
             shader!("conv_common.wgsl"),
             "\n",
             shader!($file)
@@ -109,6 +114,8 @@ macro_rules! net_shader_with {
     ($($part:literal),+ ; $file:literal) => {
         concat!(
             "alias act = f32;\nalias act4 = vec4<f32>;\n",
+            shader!("layout.wgsl"),
+            "\n",
             $(shader!($part), "\n",)+
             shader!($file)
         )
@@ -181,6 +188,63 @@ pub const ALL: [KernelSource; 12] = [
     ARGMAX,
     SMOOTH,
 ];
+
+/// How activations lie in memory (`shaders/layout.wgsl`): channels in groups of 4, each group
+/// a plane of pixels whose 4 channels sit side by side, so a pixel's group is one vec4 load.
+/// A tensor of `c` channels takes `c` rounded up to 4; the padding channels hold nothing
+/// meaningful and no kernel reads them as channels.
+pub mod layout {
+    use crate::model::graph::Shape;
+
+    /// Values a tensor of `shape` takes in memory.
+    pub fn stored_len(shape: Shape) -> usize {
+        shape.c.next_multiple_of(4) * shape.h * shape.w
+    }
+
+    /// Where channel `c` of pixel `i` (of `plane` pixels) is stored.
+    pub fn at(c: usize, i: usize, plane: usize) -> usize {
+        ((c / 4) * plane + i) * 4 + c % 4
+    }
+
+    /// Planar (`[c][h][w]`) values as stored, the padding channels `padding`.
+    pub fn pack(shape: Shape, planar: &[f32], padding: f32) -> Vec<f32> {
+        let plane = shape.h * shape.w;
+        let mut out = vec![padding; stored_len(shape)];
+        for (k, &v) in planar.iter().enumerate().take(shape.len()) {
+            out[at(k / plane, k % plane, plane)] = v;
+        }
+        out
+    }
+
+    /// Stored values back to planar order.
+    pub fn unpack(shape: Shape, stored: &[f32]) -> Vec<f32> {
+        let plane = shape.h * shape.w;
+        (0..shape.len())
+            .map(|k| stored[at(k / plane, k % plane, plane)])
+            .collect()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn packing_round_trips_and_groups_a_pixels_channels() {
+            for c in [1, 3, 4, 13, 16] {
+                let shape = Shape { c, h: 3, w: 5 };
+                let planar: Vec<f32> = (0..shape.len()).map(|v| v as f32 + 1.0).collect();
+                let stored = pack(shape, &planar, 0.0);
+                assert_eq!(stored.len(), c.next_multiple_of(4) * 15);
+                assert_eq!(unpack(shape, &stored), planar);
+                // Pixel 7's first four channels are adjacent; padding channels are zero.
+                for j in 0..4 {
+                    let want = if j < c { planar[j * 15 + 7] } else { 0.0 };
+                    assert_eq!(stored[7 * 4 + j], want, "c={c} j={j}");
+                }
+            }
+        }
+    }
+}
 
 /// Workgroup size shared by all kernels: 16 x 4 over (x, y), z over channels or groups.
 pub const WORKGROUP: [u32; 2] = [16, 4];

@@ -41,7 +41,7 @@ fn grid_16x4(w: u32, h: u32, z: u32) -> [u32; 3] {
 }
 
 params! {
-    /// `shaders/preprocess.wgsl`: source frame -> normalised planar input.
+    /// `shaders/preprocess.wgsl`: source frame -> normalised network input.
     PreParams for [PREPROCESS] {
         src_w: u32, src_h: u32, dst_w: u32, dst_h: u32,
         mean: [f32; 4],

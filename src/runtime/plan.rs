@@ -11,7 +11,7 @@ use super::params::{
     PoolParams, PreParams, UpsampleParams,
 };
 use super::{EngineError, Gpu};
-use crate::kernels::{Precision, WORKGROUP};
+use crate::kernels::{Precision, WORKGROUP, layout};
 use crate::model::graph::{DType, Op, Shape, TensorId};
 
 /// Which timestamps a frame records (needs `TIMESTAMP_QUERY`; ignored without it).
@@ -584,7 +584,7 @@ fn assign_buffers(
     let mut free: Vec<usize> = Vec::new();
     let mut tensor_buffer = vec![usize::MAX; shapes.len()];
     let mut assign = |t: usize, tensor_buffer: &mut Vec<usize>, free: &mut Vec<usize>| {
-        let need = tensor_bytes(graph, t, shapes[t].len(), precision).max(16);
+        let need = tensor_bytes(graph, t, shapes[t], precision).max(16);
         let best = free
             .iter()
             .enumerate()
@@ -636,19 +636,20 @@ fn assign_buffers(
     (tensor_buffer, sizes)
 }
 
-/// Bytes of tensor `t` of `len` values in memory: activations at the storage precision,
-/// indices as u32; rounded up to 4, as buffer copies and bindings need.
+/// Bytes of tensor `t` of `shape` in memory: activations at the storage precision in groups
+/// of 4 channels ([`layout`]), indices as u32 planes; rounded up to 4, as buffer copies and
+/// bindings need.
 fn tensor_bytes(
     graph: &crate::model::graph::Graph,
     t: TensorId,
-    len: usize,
+    shape: Shape,
     precision: Precision,
 ) -> u64 {
-    let elem = match graph.tensors[t].dtype {
-        DType::F32 => precision.bytes(),
-        _ => 4,
+    let bytes = match graph.tensors[t].dtype {
+        DType::F32 => layout::stored_len(shape) * precision.bytes(),
+        _ => shape.len() * 4,
     };
-    ((len * elem) as u64).next_multiple_of(4)
+    (bytes as u64).next_multiple_of(4)
 }
 
 /// The tensors' shapes for a network input of `net` fed from frames of `source`, once every
@@ -683,7 +684,7 @@ fn check_sizes(
         .min(limits.max_buffer_size);
     let precision = engine.precision;
     for (t, s) in shapes.iter().enumerate() {
-        let bytes = tensor_bytes(graph, t, s.len(), precision);
+        let bytes = tensor_bytes(graph, t, *s, precision);
         if bytes > max_binding {
             return Err(size_err(format!(
                 "tensor {t} ({}x{}x{}) needs {} MiB, the adapter allows {} MiB per buffer; use a smaller input size",
@@ -892,7 +893,7 @@ fn bind(
                         buffer: &res.buffers[tensor_buffer[*t]],
                         offset: 0,
                         size: NonZeroU64::new(
-                            tensor_bytes(graph, *t, shapes[*t].len(), engine.precision).max(4),
+                            tensor_bytes(graph, *t, shapes[*t], engine.precision).max(4),
                         ),
                     }),
                     Res::Weights => engine.weights.as_entire_binding(),
@@ -953,7 +954,7 @@ impl Plan {
             .has_timestamps()
             .then(|| Timestamps::new(gpu, 2 * dispatches.len() as u32));
         let tensor_bytes = (0..shapes.len())
-            .map(|t| tensor_bytes(graph, t, shapes[t].len(), precision))
+            .map(|t| tensor_bytes(graph, t, shapes[t], precision))
             .collect();
         let Resources {
             buffers,
@@ -1238,6 +1239,8 @@ impl Plan {
     /// Test and debugging access: overwrite a tensor (e.g. the network input).
     pub fn write_tensor(&self, t: TensorId, data: &[f32]) {
         assert_eq!(data.len(), self.shapes[t].len(), "tensor {t} length");
+        // NaN in the padding channels: a kernel that took them for a channel would show.
+        let data = &layout::pack(self.shapes[t], data, f32::NAN);
         let mut bytes: Vec<u8> = match self.precision {
             Precision::F32 => bytemuck::cast_slice(data).to_vec(),
             Precision::F16 => data
@@ -1294,6 +1297,11 @@ impl Plan {
         Ok(raw)
     }
 
+    /// Bytes tensor `t` takes in its buffer.
+    pub fn tensor_bytes(&self, t: TensorId) -> u64 {
+        self.bytes(t)
+    }
+
     fn bytes(&self, t: TensorId) -> u64 {
         self.tensor_bytes[t]
     }
@@ -1307,14 +1315,16 @@ impl Plan {
     /// storage precision).
     pub async fn read_tensor(&self, t: TensorId) -> Result<Vec<f32>, EngineError> {
         let raw = self.read_tensor_bytes(t).await?;
-        let n = self.shapes[t].len();
-        Ok(match self.precision {
+        let shape = self.shapes[t];
+        let n = layout::stored_len(shape);
+        let stored: Vec<f32> = match self.precision {
             Precision::F32 => bytemuck::pod_collect_to_vec(&raw[..n * 4]),
             Precision::F16 => raw[..n * 2]
                 .chunks_exact(2)
                 .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
                 .collect(),
-        })
+        };
+        Ok(layout::unpack(shape, &stored))
     }
 
     /// Test and debugging access: a u32 tensor's values (max-pool indices).
@@ -1386,9 +1396,7 @@ mod tests {
                         check_no_live_tensor_is_overwritten(&g, &steps, &tensor_buffer);
                         for (t, &b) in tensor_buffer.iter().enumerate() {
                             if b != usize::MAX {
-                                assert!(
-                                    sizes[b] >= tensor_bytes(&g, t, shapes[t].len(), precision)
-                                );
+                                assert!(sizes[b] >= tensor_bytes(&g, t, shapes[t], precision));
                             }
                         }
                         total.push(sizes.iter().sum::<u64>());

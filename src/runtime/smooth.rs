@@ -104,8 +104,7 @@ impl Smoother {
             .find(|(p, _)| *p == plan.precision())
             .map_or(&self.pipelines[0].1, |(_, pipeline)| pipeline)
             .clone();
-        let logit_bytes =
-            (pixels * out.c as u64 * plan.precision().bytes() as u64).next_multiple_of(4);
+        let logit_bytes = plan.tensor_bytes(plan.output());
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("smooth"),
             layout: &pipeline.get_bind_group_layout(0),
