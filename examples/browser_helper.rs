@@ -46,7 +46,8 @@ fn classes(args: &[String]) -> anyhow::Result<()> {
     };
     let net = (args[2].parse()?, args[3].parse()?);
     let gpu = enet_wgpu::blocking::gpu()?;
-    let mut seg = Segmenter::new(&gpu, &model)?;
+    // The page runs f32 in the browser tests (SwiftShader has no shader-f16): the same here.
+    let mut seg = Segmenter::with_precision(&gpu, &model, enet_wgpu::kernels::Precision::F32)?;
     let map = pollster::block_on(seg.segment(&rgba, w, h, net))?;
     std::fs::write(&args[4], &map.data)?;
     Ok(())
