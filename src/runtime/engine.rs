@@ -276,25 +276,8 @@ impl Engine {
         )
     }
 
-    /// As [`Engine::with_precision`], the fused kernels with `threads` invocations per
-    /// workgroup ([`fuse::CPU_THREADS`] or [`fuse::THREADS`]) whatever the device: to test
-    /// and compare both on any adapter.
-    pub fn with_threads(
-        gpu: &Gpu,
-        graph: &Graph,
-        normalization: Normalization,
-        precision: Precision,
-        threads: usize,
-    ) -> Result<Engine, EngineError> {
-        let fused = FusedConfig {
-            threads,
-            ..FusedConfig::for_device(gpu)
-        };
-        Engine::with_config(gpu, graph, normalization, precision, fused)
-    }
-
     /// As [`Engine::with_precision`], the fused kernels laid out as `fused` says whatever the
-    /// device.
+    /// device: to test and compare every layout on any adapter.
     pub fn with_config(
         gpu: &Gpu,
         graph: &Graph,
