@@ -11,6 +11,7 @@ pub mod adaptive;
 pub mod assets;
 pub mod kernels;
 pub mod model;
+pub mod picture;
 pub mod runtime;
 pub mod segment;
 #[cfg(target_arch = "wasm32")]

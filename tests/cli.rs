@@ -603,3 +603,107 @@ fn unusual_images_give_results_or_clear_errors() {
     );
     assert!(d("both").join("huge.png").exists(), "{}", text(&o));
 }
+
+/// A partial picture is never segmented nor scored: JPEGs cut inside the header, inside the
+/// scan and just before the end marker, PNGs cut inside the header, the image data and before
+/// IEND, are each named with where their data ends; the other files go on, and a JPEG with
+/// bytes after its end marker is whole.
+#[test]
+fn truncated_pictures_are_refused_by_name() {
+    let dir = tmp();
+    let d = |name: &str| dir.path().join(name);
+    let camvid = camvid_dir().join("val");
+    let jpg_path = std::fs::read_dir(camvid.join("images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .min()
+        .unwrap();
+    let jpg = std::fs::read(&jpg_path).unwrap();
+    let sos = jpg.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+    let png = std::fs::read(val_png(0)).unwrap();
+    let idat = png.windows(4).position(|w| w == b"IDAT").unwrap();
+    let cuts: Vec<(&str, &[u8])> = vec![
+        ("header.jpg", &jpg[..sos / 2]),
+        ("scan.jpg", &jpg[..3000]),
+        ("end-marker.jpg", &jpg[..jpg.len() - 2]),
+        ("ihdr.png", &png[..20]),
+        ("idat.png", &png[..idat + png.len() / 2]),
+        ("iend.png", &png[..png.len() - 12]),
+    ];
+    let mut args = vec!["segment".to_string()];
+    for (name, bytes) in &cuts {
+        std::fs::write(d(name), bytes).unwrap();
+        args.push(d(name).to_str().unwrap().to_string());
+    }
+    let mut appended = jpg.clone();
+    appended.extend(b"\x00 trailing bytes \xFF\xD8");
+    std::fs::write(d("appended.jpg"), &appended).unwrap();
+    args.push(d("appended.jpg").to_str().unwrap().to_string());
+    let out = d("out");
+    args.extend(["--size", "64x48", "-o", out.to_str().unwrap()].map(String::from));
+    let o = enet(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let t = text(&o);
+    assert_clean_error(&o, "6 of 7 images could not be segmented");
+    for (name, bytes) in &cuts {
+        let kind = if name.ends_with(".jpg") {
+            "JPEG"
+        } else {
+            "PNG"
+        };
+        assert!(
+            t.contains(&format!(
+                "{name}: the {kind} data ends early, at byte {}",
+                bytes.len()
+            )),
+            "{name}: {t}"
+        );
+        assert!(!out.join(name).with_extension("png").exists(), "{name}");
+    }
+    assert!(out.join("appended.png").exists(), "{t}");
+
+    // eval: a cut picture and a cut label are named and skipped, the rest is scored, exit 1.
+    let data = d("data");
+    std::fs::create_dir_all(data.join("images")).unwrap();
+    std::fs::create_dir_all(data.join("labels")).unwrap();
+    let label = std::fs::read(
+        camvid
+            .join("labels")
+            .join(jpg_path.file_stem().unwrap())
+            .with_extension("png"),
+    )
+    .unwrap();
+    for stem in ["a", "b", "c"] {
+        let picture: &[u8] = if stem == "b" { &jpg[..3000] } else { &jpg };
+        std::fs::write(data.join(format!("images/{stem}.jpg")), picture).unwrap();
+        let label: &[u8] = if stem == "c" {
+            &label[..label.len() / 2]
+        } else {
+            &label
+        };
+        std::fs::write(data.join(format!("labels/{stem}.png")), label).unwrap();
+    }
+    let o = enet(&[
+        "eval",
+        "--data",
+        data.to_str().unwrap(),
+        "--size",
+        "64x48",
+        "--json",
+    ]);
+    let t = text(&o);
+    assert_clean_error(&o, "2 of 3 images could not be evaluated");
+    assert!(
+        t.contains("b.jpg: the JPEG data ends early, at byte 3000"),
+        "{t}"
+    );
+    assert!(t.contains("c.png: the PNG data ends early"), "{t}");
+    let json: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .last()
+            .expect("figures for the whole picture"),
+    )
+    .unwrap();
+    assert_eq!(json["images"], 1);
+    assert_eq!(json["failed_images"], 2);
+}

@@ -1,13 +1,25 @@
-//! Any bytes as an image: decoding (with the CLI's limits), then the path into the engine
-//! on the CPU (size policy, preprocessing twin, class-map resize) must not panic.
+//! Any bytes as an image: the completeness check, decoding (with the CLI's limits), then the
+//! path into the engine on the CPU (size policy, preprocessing twin, class-map resize) must
+//! not panic. A file the check accepts has no accepted prefix short of its end, and a file it
+//! refuses never reaches the decoder, as in the CLI and the page.
 #![no_main]
 
 use enet_wgpu::kernels::cpu;
 use enet_wgpu::model::Normalization;
+use enet_wgpu::picture::check_complete;
 use enet_wgpu::segment::{ClassMap, SizeRequest, network_size};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    let Ok(whole) = check_complete(data) else { return };
+    if let Some((_, end)) = whole {
+        // A few cuts short of the end, spread over the file and at its last bytes.
+        for cut in [end / 3, end / 2, end.saturating_sub(2), end.saturating_sub(1)] {
+            if cut < end {
+                assert!(!matches!(check_complete(&data[..cut]), Ok(Some(_))), "cut at {cut} of {end}");
+            }
+        }
+    }
     let Ok(reader) = image::ImageReader::new(std::io::Cursor::new(data)).with_guessed_format() else {
         return;
     };

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::images::{classify, open_rgba};
+use super::images::{classify, decode, open_rgba, read_whole};
 use super::{EvalArgs, gpu, load_model};
 use enet_wgpu::Segmenter;
 
@@ -129,69 +129,60 @@ pub fn run(a: EvalArgs) -> Result<()> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} images, {elapsed} ({eta} left)")
             .expect("valid template"),
     );
+    // A picture or label that cannot be used is named and skipped; the others are scored and
+    // the command fails at the end, so one bad file neither stops nor silently joins the run.
+    let mut failed = 0;
     for path in &images {
-        let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-        let label_path = labels_dir.join(format!("{stem}.png"));
-        let label = image::open(&label_path).with_context(|| {
-            format!(
-                "cannot read the label of {}: {}",
-                path.display(),
-                label_path.display()
-            )
-        })?;
-        let label = match label {
-            image::DynamicImage::ImageLuma8(l) => l,
-            other => bail!(
-                "{} is {:?}; labels must be 8-bit grey PNGs of class indices",
-                label_path.display(),
-                other.color()
-            ),
-        };
-        let img = open_rgba(path)?;
-        if img.dimensions() != label.dimensions() {
-            bail!(
-                "{} is {}x{} but its label {} is {}x{}",
-                path.display(),
-                img.width(),
-                img.height(),
-                label_path.display(),
-                label.width(),
-                label.height()
-            );
-        }
-        let map = classify(&mut seg, &img, a.size, path)?;
-        let theirs = match other.as_mut() {
-            Some(other) => Some(classify(other, &img, a.size, path)?),
-            None => None,
-        };
-        if let Some(theirs) = &theirs {
-            same += map
-                .data
-                .iter()
-                .zip(&theirs.data)
-                .filter(|(x, y)| x == y)
-                .count() as u64;
-            pixels += map.data.len() as u64;
-        }
-        for (i, &l) in label.as_raw().iter().enumerate() {
-            let l = l as usize;
-            if Some(l) == void {
-                continue;
-            }
-            if l >= n {
+        let result = (|| -> Result<()> {
+            let label = read_label(&labels_dir, path, n, void)?;
+            let img = open_rgba(path)?;
+            if img.dimensions() != label.dimensions() {
                 bail!(
-                    "{} holds class {l}, but the model has {n} classes",
-                    label_path.display()
+                    "{} is {}x{} but its label is {}x{}",
+                    path.display(),
+                    img.width(),
+                    img.height(),
+                    label.width(),
+                    label.height()
                 );
             }
-            conf.add(l, map.data[i] as usize);
+            let map = classify(&mut seg, &img, a.size, path)?;
+            let theirs = match other.as_mut() {
+                Some(other) => Some(classify(other, &img, a.size, path)?),
+                None => None,
+            };
             if let Some(theirs) = &theirs {
-                other_conf.add(l, theirs.data[i] as usize);
+                same += map
+                    .data
+                    .iter()
+                    .zip(&theirs.data)
+                    .filter(|(x, y)| x == y)
+                    .count() as u64;
+                pixels += map.data.len() as u64;
             }
+            for (i, &l) in label.as_raw().iter().enumerate() {
+                let l = l as usize;
+                if Some(l) == void {
+                    continue;
+                }
+                conf.add(l, map.data[i] as usize);
+                if let Some(theirs) = &theirs {
+                    other_conf.add(l, theirs.data[i] as usize);
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            failed += 1;
+            bar.suspend(|| eprintln!("error: {e:#}"));
         }
         bar.inc(1);
     }
     bar.finish_and_clear();
+    let scored = images.len() - failed;
+    if scored == 0 {
+        bail!("none of the {} images could be evaluated", images.len());
+    }
     let iou = conf.iou(void);
     let valid: Vec<f64> = iou.iter().flatten().copied().collect();
     let miou = valid.iter().sum::<f64>() / valid.len().max(1) as f64;
@@ -225,7 +216,8 @@ pub fn run(a: EvalArgs) -> Result<()> {
             "miou": miou,
             "per_class_iou": per_class,
             "pixel_accuracy": acc,
-            "images": images.len(),
+            "images": scored,
+            "failed_images": failed,
             "precision": precision.name(),
         });
         if let Some((_, agree, other_miou)) = &agreement {
@@ -236,11 +228,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         }
         println!("{out}");
     } else {
-        println!(
-            "{} images from {} ({precision})",
-            images.len(),
-            a.data.display()
-        );
+        println!("{scored} images from {} ({precision})", a.data.display());
         for (i, (c, v)) in model.classes.iter().zip(&iou).enumerate() {
             if Some(i) == void {
                 continue;
@@ -266,7 +254,46 @@ pub fn run(a: EvalArgs) -> Result<()> {
             println!("its class mIoU  {other_miou:.4}");
         }
     }
+    if failed > 0 {
+        bail!(
+            "{failed} of {} images could not be evaluated (named above); the figures cover the other {scored}",
+            images.len()
+        );
+    }
     Ok(())
+}
+
+/// The label of `image`: `labels/<stem>.png`, 8-bit class indices below `n` (or void), whole.
+fn read_label(
+    labels_dir: &Path,
+    image: &Path,
+    n: usize,
+    void: Option<usize>,
+) -> Result<image::GrayImage> {
+    let stem = image.file_stem().unwrap_or_default().to_string_lossy();
+    let label_path = labels_dir.join(format!("{stem}.png"));
+    let label = read_whole(&label_path)
+        .and_then(|bytes| decode(&label_path, &bytes))
+        .with_context(|| format!("cannot read the label of {}", image.display()))?;
+    let label = match label {
+        image::DynamicImage::ImageLuma8(l) => l,
+        other => bail!(
+            "{} is {:?}; labels must be 8-bit grey PNGs of class indices",
+            label_path.display(),
+            other.color()
+        ),
+    };
+    if let Some(&l) = label
+        .as_raw()
+        .iter()
+        .find(|&&l| l as usize >= n && Some(l as usize) != void)
+    {
+        bail!(
+            "{} holds class {l}, but the model has {n} classes",
+            label_path.display()
+        );
+    }
+    Ok(label)
 }
 
 #[cfg(test)]

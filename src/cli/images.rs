@@ -10,22 +10,44 @@ use super::{OutputKind, SegmentArgs, gpu, load_model, write_atomic};
 use enet_wgpu::model::Model;
 use enet_wgpu::segment::{ClassMap, Segmenter, SizeRequest, network_size};
 
-/// Opens an image as RGBA8 (grey, 16-bit and CMYK are converted), with a clear error.
-pub fn open_rgba(path: &Path) -> Result<RgbaImage> {
-    let reader = image::ImageReader::open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?
+/// Reads a picture file whole, refusing one that ends before its format's end marker.
+///
+/// The JPEG decoder fills a truncated file's missing rows with grey and reports success, so
+/// completeness is checked on the bytes first ([`enet_wgpu::picture`]), for every format.
+pub fn read_whole(path: &Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot open {}", path.display()))?;
+    check_whole(path, &bytes)?;
+    Ok(bytes)
+}
+
+/// [`enet_wgpu::picture::check_complete`] with the file's name in the error.
+pub fn check_whole(path: &Path, bytes: &[u8]) -> Result<()> {
+    enet_wgpu::picture::check_complete(bytes)
+        .map(|_| ())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// Decodes a whole picture's bytes (see [`read_whole`]) within the decoder's memory limit.
+pub fn decode(path: &Path, bytes: &[u8]) -> Result<DynamicImage> {
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .with_context(|| format!("cannot read {}", path.display()))?;
-    if reader.format().is_none() {
+    let Some(format) = reader.format() else {
         bail!("{} is not a PNG or JPEG image", path.display());
+    };
+    if !matches!(format, ImageFormat::Png | ImageFormat::Jpeg) {
+        bail!(
+            "{} is a {format:?} image; only PNG and JPEG are read",
+            path.display()
+        );
     }
-    let img = match reader.decode() {
-        Ok(img) => img,
+    match reader.decode() {
+        Ok(img) => Ok(img),
         // The decoder's memory limit (512 MiB) keeps a huge picture from exhausting memory.
         Err(image::ImageError::Limits(_)) => {
-            let size = image::ImageReader::open(path)
+            let size = image::ImageReader::new(std::io::Cursor::new(bytes))
+                .with_guessed_format()
                 .ok()
-                .and_then(|r| r.with_guessed_format().ok())
                 .and_then(|r| r.into_dimensions().ok())
                 .map_or(String::new(), |(w, h)| format!(" is {w}x{h}:"));
             bail!(
@@ -33,15 +55,19 @@ pub fn open_rgba(path: &Path) -> Result<RgbaImage> {
                 path.display()
             )
         }
-        Err(e) => {
-            return Err(e).with_context(|| {
-                format!(
-                    "cannot decode {} (truncated or not a supported image?)",
-                    path.display()
-                )
-            });
-        }
-    };
+        Err(e) => Err(e).with_context(|| {
+            format!(
+                "cannot decode {} (damaged or not a supported image?)",
+                path.display()
+            )
+        }),
+    }
+}
+
+/// Opens an image as RGBA8 (grey, 16-bit and CMYK are converted), with a clear error; a
+/// truncated file is refused.
+pub fn open_rgba(path: &Path) -> Result<RgbaImage> {
+    let img = decode(path, &read_whole(path)?)?;
     if img.width() == 0 || img.height() == 0 {
         bail!("{} has no pixels", path.display());
     }
