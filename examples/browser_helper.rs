@@ -11,7 +11,9 @@
 //!   pixel at the network size) for IN, a PNG or raw RGBA given as `file.rgba:WxH`.
 //! - `odd-images DIR IMAGE`: awkward inputs made from IMAGE: grey.png, rgb16.png (16 bits per
 //!   channel), one.png (1x1), odd.png (37x29), large.png (6000 px wide), vast.png (24000x24000, more than a
-//!   browser decodes), truncated.png, not-an-image.png (text) and broken.mp4 (not a video).
+//!   browser decodes), truncated.png and cut-before-iend.png, cut-header.jpg, cut-scan.jpg and
+//!   cut-end.jpg (partial files), appended.jpg (whole, bytes after its end marker),
+//!   not-an-image.png (text) and broken.mp4 (not a video).
 
 use std::io::Write;
 
@@ -71,6 +73,21 @@ fn odd_images(args: &[String]) -> anyhow::Result<()> {
     image::GrayImage::from_pixel(24000, 24000, image::Luma([90])).save(dir.join("vast.png"))?;
     let png = std::fs::read(dir.join("grey.png"))?;
     std::fs::write(dir.join("truncated.png"), &png[..png.len() / 3])?;
+    std::fs::write(dir.join("cut-before-iend.png"), &png[..png.len() - 12])?;
+    // JPEGs, which browsers draw however little of them arrived: cut inside the header,
+    // inside the scan and just before the end marker; and one with bytes after its end.
+    img.to_rgb8().save(dir.join("whole.jpg"))?;
+    let jpg = std::fs::read(dir.join("whole.jpg"))?;
+    let sos = jpg
+        .windows(2)
+        .position(|w| w == [0xFF, 0xDA])
+        .ok_or_else(|| anyhow::anyhow!("no scan in the JPEG"))?;
+    std::fs::write(dir.join("cut-header.jpg"), &jpg[..sos / 2])?;
+    std::fs::write(dir.join("cut-scan.jpg"), &jpg[..(sos + jpg.len()) / 2])?;
+    std::fs::write(dir.join("cut-end.jpg"), &jpg[..jpg.len() - 2])?;
+    let mut appended = jpg;
+    appended.extend(b"\x00 bytes after the end \xFF\xD8");
+    std::fs::write(dir.join("appended.jpg"), appended)?;
     std::fs::write(
         dir.join("not-an-image.png"),
         "these are words, not pixels\n",

@@ -67,6 +67,16 @@ pub fn validate_weights(weights: &[u8]) -> Result<(), JsError> {
     Model::from_safetensors(weights).map(|_| ()).map_err(js_err)
 }
 
+/// Refuses a picture file that ends before its format's end marker, as the CLI does
+/// ([`crate::picture::check_complete`]): browsers decode partial JPEGs and PNGs without an
+/// error, filling what is missing.
+#[wasm_bindgen]
+pub fn check_picture(bytes: &[u8]) -> Result<(), JsError> {
+    crate::picture::check_complete(bytes)
+        .map(|_| ())
+        .map_err(js_err)
+}
+
 /// What one plan's frames draw with: the overlay's bind group (reading the smoothed class map
 /// or the plan's own), the smoothing state, and the sizes they were made for.
 struct Bound {

@@ -396,6 +396,12 @@ async function openMedia(file) {
   } else {
     let picture;
     try {
+      // Browsers draw a partial picture without complaint: refuse it by its bytes first.
+      wasm.check_picture(new Uint8Array(await file.arrayBuffer()));
+    } catch (e) {
+      return message(`${file.name}: ${errorText(e)}.${keeps}`, { error: true });
+    }
+    try {
       picture = await decodeImage(file);
     } catch (e) {
       return message(`${file.name} is not an image this browser can decode (${errorText(e)}).${keeps}`, { error: true });
@@ -739,12 +745,20 @@ function renderTimings() {
 }
 
 // A camera that gives no picture (taken by another app, covered by the system, or broken)
-// is reported after a few seconds, and the report goes once frames come.
+// is reported after a few seconds, and the report goes once frames come. While the GPU works
+// on a frame the browser may deliver no camera frames at all (a slow phone, a software GPU
+// taking seconds a frame), so only time with the GPU idle counts: a slow GPU is not a broken
+// camera.
 const STALL_MS = 5000;
 let stallShown = false;
+let gpuBusyAt = 0; // when the watchdog last saw the GPU working on a frame (or being re-created)
 function watchCamera() {
-  if (source !== "camera" || !stream || paused || document.hidden || !app) return;
-  const quiet = performance.now() - Math.max(lastFrameAt, cameraSince);
+  if (source !== "camera" || !stream || paused || document.hidden) return;
+  if (!app || recreating || app.busy()) {
+    gpuBusyAt = performance.now();
+    return;
+  }
+  const quiet = performance.now() - Math.max(lastFrameAt, cameraSince, gpuBusyAt);
   if (quiet > STALL_MS && !stallShown) {
     stallShown = true;
     setState("no-camera");

@@ -266,6 +266,7 @@ test("odd pictures: each is segmented or refused with a message, and what ran ke
         [join(root, "tests/fixtures/cmyk.jpg"), [64, 48], SIZE],
         [join(dir, "one.png"), [1, 1], [240, 240]],
         [join(dir, "odd.png"), [37, 29], [304, 240]],
+        [join(dir, "appended.jpg"), [480, 360], SIZE],
       ]) {
         await open(file, size);
         const { map } = await pageMatchesNative(page, basename(file));
@@ -280,7 +281,12 @@ test("odd pictures: each is segmented or refused with a message, and what ran ke
       assert.ok(new Set(large.data).size >= 3, "a street scene has several classes");
 
       for (const [name, why] of [
-        ["truncated.png", /truncated\.png is not an image this browser can decode/],
+        // Partial pictures, which the browser would draw: refused by their bytes, by name.
+        ["truncated.png", /truncated\.png: the PNG data ends early, at byte \d+/],
+        ["cut-before-iend.png", /cut-before-iend\.png: the PNG data ends early, at byte \d+ \(before the IEND chunk\)/],
+        ["cut-header.jpg", /cut-header\.jpg: the JPEG data ends early, at byte \d+/],
+        ["cut-scan.jpg", /cut-scan\.jpg: the JPEG data ends early, at byte \d+ \(before the end of the scan data\)/],
+        ["cut-end.jpg", /cut-end\.jpg: the JPEG data ends early, at byte \d+/],
         ["vast.png", /vast\.png is not an image this browser can decode/],
         ["not-an-image.png", /not-an-image\.png is not an image this browser can decode/],
         ["broken.mp4", /broken\.mp4 is not a video this browser can play/],
