@@ -6,7 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
 
-step() { printf '\n== %s\n' "$*"; }
+# Each step says how long the one before it took, and the end says the total.
+start=$SECONDS
+last=
+step() {
+  [ -z "$last" ] || printf '   (%d s)\n' $((SECONDS - last))
+  last=$SECONDS
+  printf '\n== %s\n' "$*"
+}
+trap 'printf "   (%d s)\n\n== all tests: %d s\n" $((SECONDS - ${last:-$start})) $((SECONDS - start))' EXIT
 
 step "format and lints"
 cargo fmt --check
