@@ -10,8 +10,12 @@
 
 use std::task::Poll;
 
+use crate::kernels::upscale::Upscale;
 use crate::model::Model;
-use crate::runtime::{Checked, Engine, EngineError, FrameOptions, Gpu, Plan};
+use crate::runtime::{
+    Checked, Engine, EngineError, FrameOptions, Gpu, Plan, SmoothBinding, Smoother, UpscaleBinding,
+    Upscaler,
+};
 
 /// Largest side accepted for a network input; beyond it the activations of one frame
 /// outgrow what any browser lets a buffer hold.
@@ -161,6 +165,23 @@ pub struct Segmenter {
     /// Sizes whose plan the GPU refused, and why: asking again fails at once instead of
     /// allocating (and failing) on every frame.
     refused: Option<Refusal>,
+    /// Made on the first [`Segmenter::segment_to`].
+    upscaling: Option<Upscaling>,
+}
+
+/// The passes that bring a frame's classes to another size: its class probabilities (the
+/// smoothing pass, started afresh each frame) and the upscale, bound to one plan and size.
+struct Upscaling {
+    smoother: Smoother,
+    upscaler: Upscaler,
+    bound: Option<UpscaleBound>,
+}
+
+struct UpscaleBound {
+    net: (usize, usize),
+    source: (usize, usize),
+    smooth: SmoothBinding,
+    upscale: UpscaleBinding,
 }
 
 struct Refusal {
@@ -207,6 +228,7 @@ impl Segmenter {
             engine: Engine::with_precision(gpu, &model.graph, model.normalization, precision)?,
             plan: None,
             refused: None,
+            upscaling: None,
         })
     }
 
@@ -313,6 +335,65 @@ impl Segmenter {
         Ok(ClassMap {
             width: net.0,
             height: net.1,
+            data,
+        })
+    }
+
+    /// Segments one RGBA8 frame of `w` x `h` at network size `net` and brings its classes to
+    /// `out` (usually the frame's own size) by `mode`, guided by the frame itself for
+    /// [`Upscale::Edge`]: one submission, the class map read back at `out`.
+    pub async fn segment_to(
+        &mut self,
+        rgba: &[u8],
+        (w, h): (usize, usize),
+        net: (usize, usize),
+        out: (usize, usize),
+        mode: Upscale,
+    ) -> Result<ClassMap, EngineError> {
+        if out.0 == 0 || out.1 == 0 {
+            return Err(EngineError::Size {
+                w: out.0,
+                h: out.1,
+                reason: "an output needs at least one pixel".into(),
+            });
+        }
+        self.ready_plan(net, (w, h)).await?;
+        let plan = self.plan.as_ref().expect("made by ready_plan").value();
+        let gpu = self.engine.gpu();
+        let device = &gpu.device;
+        let up = self.upscaling.get_or_insert_with(|| Upscaling {
+            smoother: Smoother::new(device),
+            upscaler: Upscaler::new(device),
+            bound: None,
+        });
+        let stale = !matches!(&up.bound, Some(b)
+            if b.net == net && b.source == (w, h) && b.upscale.out_size() == out);
+        if stale {
+            up.bound = None;
+            let smooth = up.smoother.bind(device, plan);
+            let upscale = up.upscaler.bind(device, plan, smooth.prob_buffer(), out);
+            up.bound = Some(UpscaleBound {
+                net,
+                source: (w, h),
+                smooth,
+                upscale,
+            });
+        }
+        let bound = up.bound.as_ref().expect("bound above");
+        plan.upload_rgba(rgba)?;
+        let mut encoder = device.create_command_encoder(&Default::default());
+        plan.encode(&mut encoder, FrameOptions::default());
+        // Each frame on its own: the probabilities are this frame's softmax.
+        bound.smooth.reset();
+        up.smoother
+            .encode(&gpu.queue, &mut encoder, &bound.smooth, 0.0);
+        up.upscaler
+            .encode(&gpu.queue, &mut encoder, &bound.upscale, mode, true);
+        gpu.queue.submit([encoder.finish()]);
+        let data = bound.upscale.read(gpu).await?;
+        Ok(ClassMap {
+            width: out.0,
+            height: out.1,
             data,
         })
     }

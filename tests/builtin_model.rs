@@ -156,3 +156,44 @@ fn runs_within_webgpu_default_limits() {
     eprintln!("default limits: argmax agreement {same:.5}");
     assert!(same >= 0.999, "argmax agreement {same}");
 }
+
+/// `shaders/upscale.wgsl` against its twin (`kernels::upscale`) on the shipped model's own
+/// probabilities for a val frame run small: every mode, at the frame's size, larger, a single
+/// pixel and extreme aspects. The twin is given the engine's logits, so the two differ only
+/// by float rounding (GPU `exp` and division): near-ties may flip.
+#[test]
+fn upscale_kernel_matches_its_twin() {
+    use enet_wgpu::kernels::upscale::{self, Sizes, Upscale};
+    let model = builtin();
+    let (rgba, w, h) = load_png_rgba(&val_frames()[0]);
+    let net = (64, 48);
+    let mut seg =
+        Segmenter::with_precision(gpu(), &model, enet_wgpu::kernels::Precision::F32).unwrap();
+    let logits = pollster::block_on(seg.logits(&rgba, w, h, net)).unwrap();
+    let c = model.num_classes();
+    let probs = upscale::softmax(&logits, c, net.0 * net.1);
+    for out in [(w, h), (2 * w, 2 * h), (1, 1), (3, 200), (500, 7)] {
+        for mode in Upscale::ALL {
+            let got = pollster::block_on(seg.segment_to(&rgba, (w, h), net, out, mode)).unwrap();
+            assert_eq!((got.width, got.height), out);
+            let sizes = Sizes {
+                net,
+                src: (w, h),
+                out,
+                channels: c,
+            };
+            let want = upscale::upscale(&probs, &rgba, sizes, mode);
+            let same = got.data.iter().zip(&want).filter(|(a, b)| a == b).count();
+            let n = want.len();
+            assert!(
+                same * 1000 >= n * 999 || n - same <= 1,
+                "{mode} at {out:?}: {same} of {n} pixels agree"
+            );
+        }
+    }
+    // Nearest through the kernel is the plain class map, picked as the overlay picks it.
+    let map = pollster::block_on(seg.segment(&rgba, w, h, net)).unwrap();
+    let near =
+        pollster::block_on(seg.segment_to(&rgba, (w, h), net, (w, h), Upscale::Nearest)).unwrap();
+    assert_eq!(near, map.resize_nearest(w, h));
+}

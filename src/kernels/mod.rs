@@ -2,6 +2,7 @@
 //! their plain-Rust twins in [`cpu`].
 
 pub mod cpu;
+pub mod upscale;
 
 /// A compute kernel's WGSL source, ready for `create_shader_module`: `wgsl` stores
 /// activations and weights in f32; [`KernelSource::source`] gives the f16 form.
@@ -173,8 +174,19 @@ pub const SMOOTH: KernelSource = KernelSource {
     wgsl: net_shader!("smooth.wgsl"),
 };
 
+/// Class probabilities at the network's size -> classes at the output's size (nearest,
+/// bilinear or guided by the frame's edges; [`upscale`]).
+pub const UPSCALE: KernelSource = KernelSource {
+    name: "upscale",
+    wgsl: concat!(
+        shader!("upscale_common.wgsl"),
+        "\n",
+        shader!("upscale.wgsl")
+    ),
+};
+
 /// Every kernel the runtime uses.
-pub const ALL: [KernelSource; 12] = [
+pub const ALL: [KernelSource; 13] = [
     PREPROCESS,
     INITIAL,
     FRAME_INITIAL,
@@ -187,6 +199,7 @@ pub const ALL: [KernelSource; 12] = [
     UPSAMPLE,
     ARGMAX,
     SMOOTH,
+    UPSCALE,
 ];
 
 /// How activations lie in memory (`shaders/layout.wgsl`): channels in groups of 4, each group

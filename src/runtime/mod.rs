@@ -7,11 +7,13 @@ pub mod overlay;
 pub mod params;
 mod plan;
 pub mod smooth;
+pub mod upscale;
 
 pub use engine::{Engine, FusedConfig};
 pub use overlay::{DrawOptions, Overlay, OverlayBinding, View};
 pub use plan::{FrameOptions, Plan, StageTiming, Timing};
 pub use smooth::{SmoothBinding, Smoother};
+pub use upscale::{UpscaleBinding, Upscaler};
 
 use std::future::Future;
 use std::pin::Pin;

@@ -155,6 +155,23 @@ impl ArgmaxParams {
     }
 }
 
+params! {
+    /// `shaders/upscale.wgsl`: class probabilities -> classes at the output's size, over a
+    /// `grid_w` x `grid_h` window of the output starting at (`x0`, `y0`).
+    UpscaleParams for [UPSCALE] {
+        net_w: u32, net_h: u32, src_w: u32, src_h: u32,
+        out_w: u32, out_h: u32, channels: u32, mode: u32,
+        inv_space: f32, inv_range: f32, x0: u32, y0: u32,
+        grid_w: u32, grid_h: u32, _pad0: u32, _pad1: u32,
+    }
+}
+
+impl UpscaleParams {
+    pub fn grid(&self) -> [u32; 3] {
+        grid_16x4(self.grid_w, self.grid_h, 1)
+    }
+}
+
 /// A parameter struct as the test that holds it to its shaders sees it: its kernels, WGSL
 /// name, fields, their offsets, and its size.
 pub type Layout = (
@@ -186,5 +203,6 @@ pub fn all() -> Vec<Layout> {
         layout::<BottleneckParams>(),
         layout::<UpsampleParams>(),
         layout::<ArgmaxParams>(),
+        layout::<UpscaleParams>(),
     ]
 }

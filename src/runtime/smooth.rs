@@ -35,6 +35,11 @@ impl SmoothBinding {
         &self.classes
     }
 
+    /// The (smoothed) class probabilities, planar f32 (`probs[c][pixel]`).
+    pub fn prob_buffer(&self) -> &wgpu::Buffer {
+        &self.probs
+    }
+
     /// Forget the previous frames: the next frame's own probabilities are taken as they are.
     pub fn reset(&self) {
         self.reset.set(true);

@@ -1,0 +1,218 @@
+//! Class maps at the size they are shown or saved at (`shaders/upscale.wgsl`, the decision
+//! per pixel in `shaders/upscale_common.wgsl`, the twin in [`crate::kernels::upscale`]): the
+//! class probabilities a plan's frame leaves (the smoothing pass's, [`super::SmoothBinding`])
+//! guided by the frame in the plan's source texture, in the same encoder as the frame.
+
+use std::cell::Cell;
+
+use super::Plan;
+use super::params::{Params, UpscaleParams};
+use crate::kernels::{self, upscale::Upscale};
+
+/// The pipeline; one per device.
+pub struct Upscaler {
+    pipeline: wgpu::ComputePipeline,
+}
+
+/// One plan's upscale to one output size: parameters, the class map at that size and its
+/// readback (made when the plan or the size changes, never per frame).
+pub struct UpscaleBinding {
+    params: wgpu::Buffer,
+    bind_group: wgpu::BindGroup,
+    classes: wgpu::Buffer,
+    readback: wgpu::Buffer,
+    base: UpscaleParams,
+    /// Parameters last written, so a steady frame writes nothing.
+    written: Cell<Option<UpscaleParams>>,
+}
+
+impl UpscaleBinding {
+    /// The class map at the output size: one u32 class index per pixel.
+    pub fn class_buffer(&self) -> &wgpu::Buffer {
+        &self.classes
+    }
+
+    pub fn out_size(&self) -> (usize, usize) {
+        (self.base.out_w as usize, self.base.out_h as usize)
+    }
+
+    pub fn memory_bytes(&self) -> u64 {
+        self.classes.size() + self.readback.size()
+    }
+
+    /// The class map of the last frame encoded with [`Upscaler::encode`] and `read`.
+    pub async fn read(&self, gpu: &super::Gpu) -> Result<Vec<u8>, super::EngineError> {
+        let bytes = gpu.read_buffer(&self.readback).await?;
+        Ok(bytes.chunks_exact(4).map(|b| b[0]).collect())
+    }
+}
+
+impl Upscaler {
+    pub fn new(device: &wgpu::Device) -> Upscaler {
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(kernels::UPSCALE.name),
+            source: wgpu::ShaderSource::Wgsl(kernels::UPSCALE.wgsl.into()),
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(kernels::UPSCALE.name),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        Upscaler { pipeline }
+    }
+
+    /// Buffers for `plan`'s class probabilities `probs` (planar f32, the plan's output size
+    /// and classes) brought to `out`.
+    pub fn bind(
+        &self,
+        device: &wgpu::Device,
+        plan: &Plan,
+        probs: &wgpu::Buffer,
+        out: (usize, usize),
+    ) -> UpscaleBinding {
+        let shape = plan.shape(plan.output());
+        let (src_w, src_h) = plan.source_size();
+        let (inv_space, inv_range) = kernels::upscale::inverse_sigmas();
+        let base = UpscaleParams {
+            net_w: shape.w as u32,
+            net_h: shape.h as u32,
+            src_w: src_w as u32,
+            src_h: src_h as u32,
+            out_w: out.0 as u32,
+            out_h: out.1 as u32,
+            channels: shape.c as u32,
+            inv_space,
+            inv_range,
+            grid_w: out.0 as u32,
+            grid_h: out.1 as u32,
+            ..Default::default()
+        };
+        let bytes = (out.0 * out.1 * 4).max(4) as u64;
+        let classes = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("class map at the output size"),
+            size: bytes,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let readback = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("class map at the output size, read back"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let params = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("upscale parameters"),
+            size: std::mem::size_of::<UpscaleParams>() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let guide = plan.source_texture().create_view(&Default::default());
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("upscale"),
+            layout: &self.pipeline.get_bind_group_layout(0),
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: params.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: probs.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: wgpu::BindingResource::TextureView(&guide),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 3,
+                    resource: classes.as_entire_binding(),
+                },
+            ],
+        });
+        UpscaleBinding {
+            params,
+            bind_group,
+            classes,
+            readback,
+            base,
+            written: Cell::new(None),
+        }
+    }
+
+    /// Records the upscale of the whole output (after the frame and its smoothing pass),
+    /// and, with `read`, the copy that [`UpscaleBinding::read`] maps.
+    pub fn encode(
+        &self,
+        queue: &wgpu::Queue,
+        encoder: &mut wgpu::CommandEncoder,
+        binding: &UpscaleBinding,
+        mode: Upscale,
+        read: bool,
+    ) {
+        let params = UpscaleParams {
+            mode: mode.mode(),
+            ..binding.base
+        };
+        if binding.written.get() != Some(params) {
+            queue.write_buffer(&binding.params, 0, &params.bytes());
+            binding.written.set(Some(params));
+        }
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("upscale"),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&self.pipeline);
+            pass.set_bind_group(0, &binding.bind_group, &[]);
+            let [x, y, z] = params.grid();
+            pass.dispatch_workgroups(x, y, z);
+        }
+        if read {
+            encoder.copy_buffer_to_buffer(
+                &binding.classes,
+                0,
+                &binding.readback,
+                0,
+                binding.classes.size(),
+            );
+        }
+    }
+
+    /// Records the class of one pixel `at` of an output of size `out`, copied into `dest`
+    /// (4 bytes): the class the overlay draws there. `binding` is bound with a 1x1 output.
+    pub fn encode_point(
+        &self,
+        queue: &wgpu::Queue,
+        encoder: &mut wgpu::CommandEncoder,
+        binding: &UpscaleBinding,
+        mode: Upscale,
+        (out, at): ((usize, usize), (usize, usize)),
+        dest: &wgpu::Buffer,
+    ) {
+        let params = UpscaleParams {
+            mode: mode.mode(),
+            out_w: out.0 as u32,
+            out_h: out.1 as u32,
+            x0: at.0 as u32,
+            y0: at.1 as u32,
+            grid_w: 1,
+            grid_h: 1,
+            ..binding.base
+        };
+        queue.write_buffer(&binding.params, 0, &params.bytes());
+        binding.written.set(Some(params));
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("upscale one pixel"),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&self.pipeline);
+            pass.set_bind_group(0, &binding.bind_group, &[]);
+            pass.dispatch_workgroups(1, 1, 1);
+        }
+        encoder.copy_buffer_to_buffer(&binding.classes, 0, dest, 0, 4);
+    }
+}
