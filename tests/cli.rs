@@ -707,3 +707,66 @@ fn truncated_pictures_are_refused_by_name() {
     assert_eq!(json["images"], 1);
     assert_eq!(json["failed_images"], 2);
 }
+
+/// `--upsample`: each mode gives a class map at the image's size; edge-aware and nearest
+/// differ only near boundaries; eval reports the mode and the accuracy near label edges; a
+/// mode that does not exist is a usage error naming the choices.
+#[test]
+fn upsample_modes_map_classes_to_the_image() {
+    let dir = tmp();
+    let img = val_png(0);
+    let mut maps = Vec::new();
+    for mode in ["nearest", "bilinear", "edge"] {
+        let out = dir.path().join(format!("{mode}.png"));
+        let o = enet(&[
+            "segment",
+            img.to_str().unwrap(),
+            "--size",
+            "120x88",
+            "--upsample",
+            mode,
+            "--output",
+            "classes",
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        let map = image::open(&out).unwrap().to_luma8();
+        assert_eq!(map.dimensions(), (480, 360), "{mode}");
+        maps.push(map.into_raw());
+    }
+    let differ = |a: &[u8], b: &[u8]| a.iter().zip(b).filter(|(x, y)| x != y).count();
+    let (near_edge, near_bilinear) = (differ(&maps[0], &maps[2]), differ(&maps[0], &maps[1]));
+    println!("edge differs from nearest on {near_edge} pixels, bilinear on {near_bilinear}");
+    assert!(near_edge > 0 && near_edge * 5 < 480 * 360, "{near_edge}");
+    assert!(near_bilinear > 0, "{near_bilinear}");
+
+    let o = enet(&[
+        "eval",
+        "--data",
+        camvid_dir().join("val").to_str().unwrap(),
+        "--limit",
+        "1",
+        "--size",
+        "120x88",
+        "--upsample",
+        "bilinear",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["upsample"], "bilinear");
+    let band = v["boundary_accuracy"].as_f64().unwrap();
+    assert!(
+        band > 0.2 && band < v["pixel_accuracy"].as_f64().unwrap(),
+        "{v}"
+    );
+
+    let o = enet(&["segment", img.to_str().unwrap(), "--upsample", "cubic"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("nearest, bilinear or edge"),
+        "{}",
+        text(&o)
+    );
+}

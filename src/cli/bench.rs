@@ -7,7 +7,7 @@ use anyhow::Result;
 use super::{BenchArgs, gpu, load_model};
 use enet_wgpu::model::weights::synthetic_file;
 use enet_wgpu::model::{Layout, Model};
-use enet_wgpu::runtime::{FrameOptions, FusedConfig, Timing};
+use enet_wgpu::runtime::{FrameOptions, FusedConfig, Smoother, Timing, Upscaler};
 use enet_wgpu::{Engine, blocking::block_on};
 
 fn median(v: &mut [f64]) -> f64 {
@@ -98,6 +98,33 @@ pub fn run(a: BenchArgs) -> Result<()> {
             .map(|(l, v)| (l.to_string(), median(v)))
             .collect();
     }
+    // The classes brought to an output size after each frame, timed alone (pipelined).
+    let upscale_ms = match a.upscale_to {
+        Some(out) => {
+            let smoother = Smoother::new(&gpu.device);
+            let smooth = smoother.bind(&gpu.device, &plan);
+            let upscaler = Upscaler::new(&gpu.device);
+            let binding = upscaler.bind(&gpu.device, &plan, smooth.prob_buffer(), out);
+            let pass = || {
+                let mut encoder = gpu.device.create_command_encoder(&Default::default());
+                smoother.encode(&gpu.queue, &mut encoder, &smooth, 0.7);
+                upscaler.encode(&gpu.queue, &mut encoder, &binding, a.upsample, false);
+                gpu.queue.submit([encoder.finish()]);
+            };
+            plan.submit_frame(&rgba, FrameOptions::default())?;
+            for _ in 0..3 {
+                pass();
+            }
+            wait()?;
+            let start = Instant::now();
+            for _ in 0..a.frames {
+                pass();
+            }
+            wait()?;
+            Some((out, start.elapsed().as_secs_f64() * 1e3 / a.frames as f64))
+        }
+        None => None,
+    };
     let adapter = gpu.describe();
     if a.json {
         let out = serde_json::json!({
@@ -115,6 +142,12 @@ pub fn run(a: BenchArgs) -> Result<()> {
             "tile_pixels": engine.fused_config().tile_pixels,
             "multiply_adds": model.graph.multiply_adds(h, w)?,
             "gpu_memory_bytes": plan.memory_bytes(),
+            "upscale": upscale_ms.map(|((ow, oh), ms)| serde_json::json!({
+                "to": format!("{ow}x{oh}"),
+                "mode": a.upsample.name(),
+                "ms_per_frame": ms,
+                "share_of_frame": ms / wall_ms,
+            })),
             "per_kernel_ms": per_kernel.iter().map(|(l, v)| serde_json::json!({"dispatch": l, "ms": v})).collect::<Vec<_>>(),
         });
         println!("{out}");
@@ -145,6 +178,13 @@ pub fn run(a: BenchArgs) -> Result<()> {
             "GPU memory (plan)    {:.1} MiB",
             plan.memory_bytes() as f64 / (1 << 20) as f64
         );
+        if let Some(((ow, oh), ms)) = upscale_ms {
+            println!(
+                "upscale to {ow}x{oh}  {ms:.3} ms ({}, after the frame: {:.0} % of the frame's wall time)",
+                a.upsample,
+                100.0 * ms / wall_ms
+            );
+        }
         if !per_kernel.is_empty() {
             let total: f64 = per_kernel.iter().map(|(_, v)| v).sum();
             let mut sorted = per_kernel.clone();

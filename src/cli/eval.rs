@@ -132,6 +132,8 @@ pub fn run(a: EvalArgs) -> Result<()> {
     // A picture or label that cannot be used is named and skipped; the others are scored and
     // the command fails at the end, so one bad file neither stops nor silently joins the run.
     let mut failed = 0;
+    // Labelled pixels near a label boundary: (correct, all).
+    let mut band = (0u64, 0u64);
     for path in &images {
         let result = (|| -> Result<()> {
             let label = read_label(&labels_dir, path, n, void)?;
@@ -146,9 +148,9 @@ pub fn run(a: EvalArgs) -> Result<()> {
                     label.height()
                 );
             }
-            let map = classify(&mut seg, &img, a.size, path)?;
+            let map = classify(&mut seg, &img, a.size, a.upsample, path)?;
             let theirs = match other.as_mut() {
-                Some(other) => Some(classify(other, &img, a.size, path)?),
+                Some(other) => Some(classify(other, &img, a.size, a.upsample, path)?),
                 None => None,
             };
             if let Some(theirs) = &theirs {
@@ -160,10 +162,15 @@ pub fn run(a: EvalArgs) -> Result<()> {
                     .count() as u64;
                 pixels += map.data.len() as u64;
             }
+            let near = near_boundary(&label, BOUNDARY_BAND);
             for (i, &l) in label.as_raw().iter().enumerate() {
                 let l = l as usize;
                 if Some(l) == void {
                     continue;
+                }
+                if near[i] {
+                    band.0 += (map.data[i] as usize == l) as u64;
+                    band.1 += 1;
                 }
                 conf.add(l, map.data[i] as usize);
                 if let Some(theirs) = &theirs {
@@ -187,6 +194,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let valid: Vec<f64> = iou.iter().flatten().copied().collect();
     let miou = valid.iter().sum::<f64>() / valid.len().max(1) as f64;
     let acc = conf.pixel_accuracy();
+    let band_acc = band.0 as f64 / band.1.max(1) as f64;
     let mean_iou = |c: &Confusion| {
         let v: Vec<f64> = c.iou(void).into_iter().flatten().collect();
         v.iter().sum::<f64>() / v.len().max(1) as f64
@@ -216,6 +224,9 @@ pub fn run(a: EvalArgs) -> Result<()> {
             "miou": miou,
             "per_class_iou": per_class,
             "pixel_accuracy": acc,
+            "boundary_accuracy": band_acc,
+            "boundary_pixels": band.1,
+            "upsample": a.upsample.name(),
             "images": scored,
             "failed_images": failed,
             "precision": precision.name(),
@@ -246,6 +257,10 @@ pub fn run(a: EvalArgs) -> Result<()> {
             valid.len()
         );
         println!("pixel accuracy  {acc:.4}");
+        println!(
+            "near edges      {band_acc:.4} pixel accuracy within {BOUNDARY_BAND} pixels of a label boundary ({} pixels; classes brought to the labels' size by {})",
+            band.1, a.upsample
+        );
         if let Some((what, agree, other_miou)) = agreement {
             println!(
                 "agreement       {:.3} % of {pixels} pixels have the same class with {what}",
@@ -261,6 +276,35 @@ pub fn run(a: EvalArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// How far from a label boundary a pixel counts as near it (the report's "near edges").
+const BOUNDARY_BAND: usize = 2;
+
+/// Pixels within `r` pixels (a square window) of a pixel with another label, void included.
+fn near_boundary(label: &image::GrayImage, r: usize) -> Vec<bool> {
+    let (w, h) = (label.width() as usize, label.height() as usize);
+    let l = label.as_raw();
+    // Per row, then per column: does the window hold another label? Two passes of
+    // "differs from the centre somewhere in the window" need the min and max of the window.
+    let mut lo = vec![0u8; w * h];
+    let mut hi = vec![0u8; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            let row = &l[y * w + x.saturating_sub(r)..y * w + (x + r + 1).min(w)];
+            lo[y * w + x] = *row.iter().min().expect("a window holds a pixel");
+            hi[y * w + x] = *row.iter().max().expect("a window holds a pixel");
+        }
+    }
+    (0..w * h)
+        .map(|i| {
+            let (x, y) = (i % w, i / w);
+            (y.saturating_sub(r)..(y + r + 1).min(h)).any(|yy| {
+                let j = yy * w + x;
+                lo[j] != l[i] || hi[j] != l[i]
+            })
+        })
+        .collect()
 }
 
 /// The label of `image`: `labels/<stem>.png`, 8-bit class indices below `n` (or void), whole.
@@ -298,7 +342,19 @@ fn read_label(
 
 #[cfg(test)]
 mod tests {
-    use super::Confusion;
+    use super::{Confusion, near_boundary};
+
+    #[test]
+    fn the_band_lies_within_r_of_a_change() {
+        // 8x1 labels 0 0 0 0 1 1 1 1: within 2 of the change are x = 2..=5.
+        let l = image::GrayImage::from_raw(8, 1, vec![0, 0, 0, 0, 1, 1, 1, 1]).unwrap();
+        let near = near_boundary(&l, 2);
+        assert_eq!(near, [false, false, true, true, true, true, false, false]);
+        // Vertically and diagonally too.
+        let l = image::GrayImage::from_fn(5, 5, |x, y| image::Luma([(x == 0 && y == 0) as u8]));
+        let near = near_boundary(&l, 2);
+        assert!(near[2 * 5 + 2] && !near[3 * 5 + 3] && !near[4 * 5]);
+    }
 
     #[test]
     fn iou_counts_void_predictions_as_misses() {

@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use image::{DynamicImage, GrayImage, ImageFormat, RgbaImage};
 
 use super::{OutputKind, SegmentArgs, gpu, load_model, write_atomic};
+use enet_wgpu::kernels::upscale::Upscale;
 use enet_wgpu::model::Model;
 use enet_wgpu::segment::{ClassMap, Segmenter, SizeRequest, network_size};
 
@@ -92,11 +93,13 @@ pub fn fit_texture(img: RgbaImage, max_side: u32, path: &Path) -> RgbaImage {
     image::imageops::resize(&img, nw, nh, image::imageops::FilterType::Triangle)
 }
 
-/// Segments one decoded image; the class map comes back at the image's own size.
+/// Segments one decoded image; the class map comes back at the image's own size, brought
+/// there by `upsample`.
 pub fn classify(
     seg: &mut Segmenter,
     img: &RgbaImage,
     size: Option<(usize, usize)>,
+    upsample: Upscale,
     path: &Path,
 ) -> Result<ClassMap> {
     let max_side = seg.engine().gpu().device.limits().max_texture_dimension_2d;
@@ -118,9 +121,27 @@ pub fn classify(
             net.1
         );
     }
-    let map = pollster::block_on(seg.segment(src.as_raw(), w, h, net))
-        .with_context(|| format!("segmenting {}", path.display()))?;
-    Ok(map.resize_nearest(img.width() as usize, img.height() as usize))
+    let (iw, ih) = (img.width() as usize, img.height() as usize);
+    let map = if upsample == Upscale::Nearest {
+        pollster::block_on(seg.segment(src.as_raw(), w, h, net))
+    } else {
+        // The class map is made at the image's size on the GPU, or as close to it as one
+        // storage buffer holds (then nearest neighbour does the rest).
+        let limits = seg.engine().gpu().device.limits();
+        let most = limits.max_storage_buffer_binding_size as usize / 4;
+        let out = if iw * ih <= most {
+            (iw, ih)
+        } else {
+            let scale = (most as f64 / (iw * ih) as f64).sqrt();
+            (
+                ((iw as f64 * scale) as usize).max(1),
+                ((ih as f64 * scale) as usize).max(1),
+            )
+        };
+        pollster::block_on(seg.segment_to(src.as_raw(), (w, h), net, out, upsample))
+    }
+    .with_context(|| format!("segmenting {}", path.display()))?;
+    Ok(map.resize_nearest(iw, ih))
 }
 
 /// Renders a class map as the requested picture.
@@ -253,7 +274,7 @@ pub fn segment(a: SegmentArgs) -> Result<()> {
     for (input, out) in a.images.iter().zip(&outputs) {
         let result = (|| -> Result<()> {
             let img = open_rgba(input)?;
-            let map = classify(&mut seg, &img, a.size, input)?;
+            let map = classify(&mut seg, &img, a.size, a.upsample, input)?;
             let picture = render(&model, &img, &map, a.output, a.alpha);
             let mut bytes = std::io::Cursor::new(Vec::new());
             picture

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use enet_wgpu::kernels::upscale::Upscale;
 use enet_wgpu::model::import::{self, ImportOptions};
 use enet_wgpu::model::weights::{ClassInfo, camvid_classes};
 use enet_wgpu::model::{Layout, Model, Normalization, expected_params};
@@ -85,6 +86,11 @@ pub struct SegmentArgs {
     alpha: f32,
     #[arg(long, value_enum, default_value_t = PrecisionArg::Auto)]
     precision: PrecisionArg,
+    /// How the class map is brought from the network's size to the image's: the nearest
+    /// network pixel, the probabilities blended bilinearly, or blended along the picture's
+    /// own edges (joint bilateral upsampling): nearest, bilinear or edge.
+    #[arg(long, default_value_t = Upscale::default())]
+    upsample: Upscale,
 }
 
 #[derive(clap::Args, Debug)]
@@ -114,6 +120,9 @@ pub struct EvalArgs {
     /// its mIoU (e.g. f32 against the default f16).
     #[arg(long, value_enum)]
     compare_precision: Option<PrecisionArg>,
+    /// How the class map is brought from the network's size to the label's (as `segment`).
+    #[arg(long, default_value_t = Upscale::default())]
+    upsample: Upscale,
 }
 
 #[derive(clap::Args, Debug)]
@@ -148,6 +157,24 @@ pub struct BenchArgs {
     /// CPU emulations of one).
     #[arg(long, value_parser = parse_threads)]
     threads: Option<usize>,
+    /// Also time bringing each frame's classes to this output size WxH (e.g. a phone's
+    /// 1080x1920 screen): the probabilities pass and the upscale, after the network.
+    #[arg(long, value_parser = parse_any_size, value_name = "WxH")]
+    upscale_to: Option<(usize, usize)>,
+    /// The upscale `--upscale-to` times: nearest, bilinear or edge.
+    #[arg(long, default_value_t = Upscale::default())]
+    upsample: Upscale,
+}
+
+/// A picture size WxH of any positive sides (an output, not a network input).
+fn parse_any_size(s: &str) -> Result<(usize, usize), String> {
+    let (w, h) = s
+        .split_once('x')
+        .ok_or_else(|| format!("{s:?} is not a size WxH"))?;
+    match (w.parse::<usize>(), h.parse::<usize>()) {
+        (Ok(w), Ok(h)) if w > 0 && h > 0 && w <= 16384 && h <= 16384 => Ok((w, h)),
+        _ => Err(format!("{s:?}: each side must be 1 to 16384 pixels")),
+    }
 }
 
 fn parse_tile_pixels(s: &str) -> Result<usize, String> {
