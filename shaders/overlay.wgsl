@@ -1,7 +1,10 @@
 // Class map -> picture on the canvas. A full-screen triangle over a target of any size (the
-// canvas at the screen's pixel density): the source frame is sampled bilinearly, class-map
-// pixels are picked by nearest neighbour in integer arithmetic (so the CPU twin and the page's
-// "which class is here" agree with it exactly).
+// canvas at the screen's pixel density): the source frame is sampled bilinearly, and each
+// target pixel's class is either the nearest class-map pixel, picked in integer arithmetic
+// (so the CPU twin and the page's "which class is here" agree with it exactly), or decided
+// from the class probabilities at this pixel's own resolution (`upscale` 1 bilinear, 2 edge:
+// upscale_common.wgsl, guided by the frame), so class boundaries are drawn at the screen's
+// resolution along the picture's edges.
 //
 // Views: 0 overlay (class colours blended over the frame at `alpha`), 1 mask (class colours
 // only), 2 side by side (frame | mask, each panel half the target's width). `mirror` flips
@@ -11,14 +14,18 @@
 struct OverlayParams {
     src_w: u32, src_h: u32, net_w: u32, net_h: u32,
     out_w: u32, out_h: u32, view: u32, mirror: u32,
-    alpha: f32, void_class: u32, num_classes: u32, _pad: u32,
+    alpha: f32, void_class: u32, num_classes: u32, upscale: u32,
+    inv_space: f32, inv_range: f32, _pad0: u32, _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: OverlayParams;
-@group(0) @binding(1) var frame: texture_2d<f32>;
+// The frame: drawn, and the guide of edge-aware upscaling.
+@group(0) @binding(1) var guide: texture_2d<f32>;
 @group(0) @binding(2) var<storage, read> classes: array<u32>;
 @group(0) @binding(3) var<storage, read> palette: array<vec4<f32>>;
 @group(0) @binding(4) var frame_sampler: sampler;
+// Class probabilities at the network's size (planar), read when `upscale` is not 0.
+@group(0) @binding(5) var<storage, read> probs: array<f32>;
 
 @vertex
 fn vs_main(@builtin(vertex_index) i: u32) -> @builtin(position) vec4<f32> {
@@ -52,13 +59,20 @@ fn fs_main(@builtin(position) pos: vec4<f32>) -> @location(0) vec4<f32> {
         x = pw - 1u - x;
     }
     let uv = vec2<f32>((f32(x) + 0.5) / f32(pw), (f32(y) + 0.5) / f32(p.out_h));
-    let src = textureSampleLevel(frame, frame_sampler, uv, 0.0).rgb;
+    let src = textureSampleLevel(guide, frame_sampler, uv, 0.0).rgb;
     if (show == 1u) {
         return vec4<f32>(src, 1.0);
     }
-    let cx = min((2u * x + 1u) * p.net_w / (2u * pw), p.net_w - 1u);
-    let cy = min((2u * y + 1u) * p.net_h / (2u * p.out_h), p.net_h - 1u);
-    let c = classes[cy * p.net_w + cx];
+    var c: u32;
+    if (p.upscale == 0u) {
+        let cx = min((2u * x + 1u) * p.net_w / (2u * pw), p.net_w - 1u);
+        let cy = min((2u * y + 1u) * p.net_h / (2u * p.out_h), p.net_h - 1u);
+        c = classes[cy * p.net_w + cx];
+    } else {
+        let u = Upscale(p.net_w, p.net_h, p.src_w, p.src_h, pw, p.out_h, p.num_classes, p.upscale,
+            p.inv_space, p.inv_range);
+        c = upscale_class(u, x, y);
+    }
     var color = vec4<f32>(0.0);
     if (c != p.void_class && c < p.num_classes) {
         color = palette[c];

@@ -14,11 +14,12 @@ use wasm_bindgen::prelude::*;
 use web_sys::{HtmlCanvasElement, HtmlVideoElement, ImageBitmap};
 
 use crate::adaptive::AdaptiveSize;
-use crate::kernels::cpu::class_pixel_at;
+use crate::kernels::cpu::{class_pixel_at, view_column};
+use crate::kernels::upscale::Upscale;
 use crate::model::Model;
 use crate::runtime::{
     DrawOptions, FrameOptions, Gpu, Overlay, OverlayBinding, SmoothBinding, Smoother, StageTiming,
-    Timing, View,
+    Timing, UpscaleBinding, Upscaler, View,
 };
 use crate::segment::{Segmenter, SizeRequest};
 
@@ -83,6 +84,8 @@ struct Bound {
     overlay: OverlayBinding,
     smooth: SmoothBinding,
     smoothed: bool,
+    /// The class of one canvas pixel as the overlay decides it when upscaling (1x1).
+    probe_upscale: UpscaleBinding,
     /// The test hook's readback: the shown class map, then the frame's own.
     readback: wgpu::Buffer,
     net: (usize, usize),
@@ -99,6 +102,7 @@ pub struct App {
     segmenter: Segmenter,
     overlay: Overlay,
     smoother: Smoother,
+    upscaler: Upscaler,
     binding: Option<Bound>,
     smoothing: bool,
     strength: f32,
@@ -225,6 +229,7 @@ impl App {
         overlay.set_classes(&gpu.queue, &model.classes, model.void_class);
         let segmenter = Segmenter::new(&gpu, &model).map_err(js_err)?;
         let smoother = Smoother::new(&gpu.device);
+        let upscaler = Upscaler::new(&gpu.device);
         let probe = gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("class probe"),
             size: 4,
@@ -240,6 +245,7 @@ impl App {
             segmenter,
             overlay,
             smoother,
+            upscaler,
             binding: None,
             smoothing: true,
             strength: 0.7,
@@ -451,14 +457,30 @@ impl App {
         let Some(plan) = self.segmenter.cached_plan(bound.net, bound.src) else {
             return none();
         };
-        let classes = if bound.smoothed {
-            bound.smooth.class_buffer()
-        } else {
-            plan.class_buffer()
-        };
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
-        let offset = ((y * bound.net.0 + x) * 4) as u64;
-        encoder.copy_buffer_to_buffer(classes, offset, &self.probe, 0, 4);
+        if self.draw.upscale == Upscale::Nearest {
+            let classes = if bound.smoothed {
+                bound.smooth.class_buffer()
+            } else {
+                plan.class_buffer()
+            };
+            let offset = ((y * bound.net.0 + x) * 4) as u64;
+            encoder.copy_buffer_to_buffer(classes, offset, &self.probe, 0, 4);
+        } else {
+            // The overlay decides each canvas pixel's class itself: ask the same function for
+            // the pixel under the point, in its panel's coordinates.
+            let px = ((u * out.0 as f64) as usize).min(out.0 - 1);
+            let py = ((v * out.1 as f64) as usize).min(out.1 - 1);
+            let (_, pw, px) = view_column(px, out.0, self.draw.view, self.draw.mirror);
+            self.upscaler.encode_point(
+                &self.gpu.queue,
+                &mut encoder,
+                &bound.probe_upscale,
+                self.draw.upscale,
+                ((pw, out.1), (px, py)),
+                &self.probe,
+            );
+        }
         self.gpu.queue.submit([encoder.finish()]);
         self.probe_busy.set(true);
         let (gpu, probe, busy) = (
@@ -478,6 +500,12 @@ impl App {
     /// afresh.
     pub fn set_smoothing(&mut self, on: bool) {
         self.smoothing = on;
+    }
+
+    /// Class boundaries drawn along the picture's own edges at the canvas's resolution (on by
+    /// default), or each network pixel's class as a block.
+    pub fn set_sharp_edges(&mut self, on: bool) {
+        self.draw.upscale = if on { Upscale::Edge } else { Upscale::Nearest };
     }
 
     /// How much of the past an entirely uncertain pixel keeps, 0 (none) to 1.
@@ -687,9 +715,15 @@ impl App {
         let current = matches!(&self.binding, Some(b) if b.net == net && b.src == src);
         if !current {
             let smooth = self.smoother.bind(&self.gpu.device, plan);
-            let overlay = self
-                .overlay
-                .bind(&self.gpu.device, plan, smooth.class_buffer());
+            let overlay = self.overlay.bind(
+                &self.gpu.device,
+                plan,
+                smooth.class_buffer(),
+                smooth.prob_buffer(),
+            );
+            let probe_upscale =
+                self.upscaler
+                    .bind(&self.gpu.device, plan, smooth.prob_buffer(), (1, 1));
             let readback = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("class maps readback"),
                 size: 2 * plan.class_buffer().size(),
@@ -700,6 +734,7 @@ impl App {
                 overlay,
                 smooth,
                 smoothed: true,
+                probe_upscale,
                 readback,
                 net,
                 src,
@@ -714,7 +749,9 @@ impl App {
             } else {
                 plan.class_buffer()
             };
-            bound.overlay = self.overlay.bind(&self.gpu.device, plan, classes);
+            bound.overlay =
+                self.overlay
+                    .bind(&self.gpu.device, plan, classes, bound.smooth.prob_buffer());
             bound.smoothed = self.smoothing;
         }
         let bound = self.binding.as_ref().expect("just set");
@@ -756,10 +793,15 @@ impl App {
                 timing,
             },
         );
-        if self.smoothing {
-            self.smoother
-                .encode(&self.gpu.queue, &mut encoder, &bound.smooth, self.strength);
+        // The probabilities are kept for every frame, smoothed or (smoothing off) the frame's
+        // own, so that edge-aware drawing, switched on at any time (also over a paused or
+        // still picture), reads this frame's.
+        if !self.smoothing {
+            bound.smooth.reset();
         }
+        let strength = if self.smoothing { self.strength } else { 0.0 };
+        self.smoother
+            .encode(&self.gpu.queue, &mut encoder, &bound.smooth, strength);
         self.overlay.encode(
             &self.gpu.queue,
             &mut encoder,

@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use enet_wgpu::kernels::cpu::{self, Tensor};
+use enet_wgpu::kernels::upscale::{self, Upscale};
 use enet_wgpu::model::graph::{Conv, ConvGeom, DType, Graph, Op, Residual, Shape};
 use enet_wgpu::model::weights::SplitMix;
 use enet_wgpu::runtime::{DrawOptions, View};
@@ -1028,7 +1029,18 @@ fn overlay_render_pass() {
     let mut overlay =
         enet_wgpu::runtime::Overlay::new(&gpu.device, wgpu::TextureFormat::Rgba8Unorm);
     overlay.set_classes(&gpu.queue, &classes, Some(void));
-    let binding = overlay.bind(&gpu.device, &plan, plan.class_buffer());
+    // The class probabilities behind the map (the smoothing pass started afresh: the softmax).
+    let smoother = enet_wgpu::runtime::Smoother::new(&gpu.device);
+    let smooth = smoother.bind(&gpu.device, &plan);
+    let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    smoother.encode(&gpu.queue, &mut encoder, &smooth, 0.0);
+    gpu.queue.submit([encoder.finish()]);
+    let binding = overlay.bind(
+        &gpu.device,
+        &plan,
+        plan.class_buffer(),
+        smooth.prob_buffer(),
+    );
     let palette: Vec<[u8; 3]> = classes.iter().map(|c| c.color).collect();
     // The frame's own size (the CLI's picture), then scaled canvases in the other views,
     // mirrored, with a class hidden: each against the twin.
@@ -1050,6 +1062,7 @@ fn overlay_render_pass() {
             alpha: 0.6,
             view,
             mirror,
+            upscale: Upscale::Nearest,
         };
         let got = render(gpu, &overlay, &binding, (tw, th), opts);
         let want = cpu::compose(
@@ -1087,6 +1100,7 @@ fn overlay_render_pass() {
         alpha: 1.0,
         view: View::SideBySide,
         mirror: true,
+        upscale: Upscale::Nearest,
     };
     for c in 0..classes.len() {
         overlay.set_class_visible(&gpu.queue, c, c != void);
@@ -1111,6 +1125,89 @@ fn overlay_render_pass() {
         None,
         "the odd column shows nothing"
     );
+
+    // Bilinear and edge-aware: classes decided at the target's own resolution from the
+    // probabilities (upscale_common.wgsl), in every view; the twin is given the engine's
+    // logits, so only near-ties may flip (float rounding of exp and division).
+    let logits = pollster::block_on(plan.read_tensor(plan.output())).unwrap();
+    let probs = upscale::softmax(&logits, 5, nw * nh);
+    for c in 0..classes.len() {
+        overlay.set_class_visible(&gpu.queue, c, true);
+    }
+    for mode in [Upscale::Bilinear, Upscale::Edge] {
+        for ((tw, th), view, mirror) in [
+            ((sw, sh), View::Mask, false),
+            ((2 * sw + 1, 3 * sh), View::SideBySide, true),
+            ((sw * 3, sh * 2), View::Overlay, false),
+        ] {
+            let opts = DrawOptions {
+                alpha: 0.6,
+                view,
+                mirror,
+                upscale: mode,
+            };
+            let got = render(gpu, &overlay, &binding, (tw, th), opts);
+            let (_, pw, _) = cpu::view_column(0, tw, view, mirror);
+            let sizes = upscale::Sizes {
+                net: (nw, nh),
+                src: (sw, sh),
+                out: (pw, th),
+                channels: 5,
+            };
+            let up = upscale::upscale(&probs, &rgba, sizes, mode);
+            let want = cpu::compose(
+                &rgba,
+                sw,
+                sh,
+                &up,
+                pw,
+                th,
+                &cpu::Compose {
+                    palette: &palette,
+                    hidden: &[],
+                    void: Some(void),
+                    alpha: 0.6,
+                    view,
+                    mirror,
+                },
+                tw,
+                th,
+            );
+            let off = got
+                .chunks_exact(4)
+                .zip(want.chunks_exact(4))
+                .filter(|(a, b)| {
+                    a.iter()
+                        .zip(*b)
+                        .any(|(x, y)| (*x as i32 - *y as i32).abs() > 3)
+                })
+                .count();
+            assert!(
+                off * 200 <= tw * th,
+                "{mode} {tw}x{th} {view:?}: {off} pixels differ from the twin"
+            );
+            // Upscaled classes differ from the nearest network pixel's somewhere.
+            let nearest = cpu::compose(
+                &rgba,
+                sw,
+                sh,
+                &class_map,
+                nw,
+                nh,
+                &cpu::Compose {
+                    palette: &palette,
+                    hidden: &[],
+                    void: Some(void),
+                    alpha: 0.6,
+                    view,
+                    mirror,
+                },
+                tw,
+                th,
+            );
+            assert_ne!(want, nearest, "{mode} {tw}x{th}");
+        }
+    }
 }
 
 /// Draws `binding` into an RGBA8 target of `size` and reads it back, tightly packed.

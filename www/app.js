@@ -242,6 +242,7 @@ async function createApp(bytes) {
   next.set_view($("view-mode").value);
   next.set_mirror(mirrored);
   next.set_timing_detail($("timing").open);
+  next.set_sharp_edges($("edges").checked);
   next.set_smoothing($("smoothing").checked);
   next.set_smoothing_strength(Number($("strength").value));
   // ?precision=f32 (or f16) forces how activations are stored; the default is f16 where the
@@ -837,6 +838,10 @@ function wireControls() {
   wireProbe();
   new ResizeObserver(() => layoutCanvas()).observe($("stage"));
   addEventListener("resize", () => layoutCanvas());
+  $("edges").onchange = () => {
+    if (app) app.set_sharp_edges($("edges").checked);
+    redrawIfStill();
+  };
   $("smoothing").onchange = () => {
     $("strength").disabled = !$("smoothing").checked;
     if (app) app.set_smoothing($("smoothing").checked);

@@ -5,6 +5,7 @@ use wgpu::util::DeviceExt;
 
 use super::Plan;
 pub use crate::kernels::cpu::View;
+use crate::kernels::upscale::{self, Upscale};
 use crate::model::ClassInfo;
 
 /// How a frame is drawn; the page's controls.
@@ -15,6 +16,8 @@ pub struct DrawOptions {
     pub view: View,
     /// Flip left-right (a front camera, shown as a mirror).
     pub mirror: bool,
+    /// How classes are brought from the network's size to the target's.
+    pub upscale: Upscale,
 }
 
 impl Default for DrawOptions {
@@ -23,6 +26,7 @@ impl Default for DrawOptions {
             alpha: 0.5,
             view: View::Overlay,
             mirror: false,
+            upscale: Upscale::default(),
         }
     }
 }
@@ -37,7 +41,7 @@ pub struct Overlay {
     colors: Vec<[f32; 4]>,
     void_class: u32,
     /// Parameters last written, so an unchanged frame writes nothing.
-    written: std::cell::Cell<[u32; 12]>,
+    written: std::cell::Cell<[u32; 16]>,
 }
 
 /// Bindings for one plan (its frame texture and class map); made when the plan changes.
@@ -46,7 +50,15 @@ pub struct OverlayBinding {
     sizes: [u32; 4],
 }
 
-pub const SHADER: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/overlay.wgsl"));
+/// `overlay.wgsl` after the upscaling it shares with `upscale.wgsl`.
+pub const SHADER: &str = concat!(
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/shaders/upscale_common.wgsl"
+    )),
+    "\n",
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/overlay.wgsl"))
+);
 
 /// Palette entries the overlay holds (class maps have at most 256 classes).
 const PALETTE_LEN: usize = 256;
@@ -80,7 +92,7 @@ impl Overlay {
         });
         let params = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("overlay parameters"),
-            size: 48,
+            size: 64,
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
@@ -103,7 +115,7 @@ impl Overlay {
             sampler,
             colors: Vec::new(),
             void_class: u32::MAX,
-            written: std::cell::Cell::new([0; 12]),
+            written: std::cell::Cell::new([0; 16]),
         }
     }
 
@@ -142,12 +154,14 @@ impl Overlay {
     }
 
     /// Bindings for `plan`'s frame and `classes`, a class map of the plan's network size
-    /// (the plan's own, or a smoothed one).
+    /// (the plan's own, or a smoothed one), and `probs`, the class probabilities behind it
+    /// (planar f32, read when [`DrawOptions::upscale`] is not nearest).
     pub fn bind(
         &self,
         device: &wgpu::Device,
         plan: &Plan,
         classes: &wgpu::Buffer,
+        probs: &wgpu::Buffer,
     ) -> OverlayBinding {
         let view = plan.source_texture().create_view(&Default::default());
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -174,6 +188,10 @@ impl Overlay {
                     binding: 4,
                     resource: wgpu::BindingResource::Sampler(&self.sampler),
                 },
+                wgpu::BindGroupEntry {
+                    binding: 5,
+                    resource: probs.as_entire_binding(),
+                },
             ],
         });
         let (sw, sh) = plan.source_size();
@@ -196,6 +214,7 @@ impl Overlay {
         opts: DrawOptions,
     ) {
         let [sw, sh, nw, nh] = binding.sizes;
+        let (inv_space, inv_range) = upscale::inverse_sigmas();
         let view = match opts.view {
             View::Overlay => 0,
             View::Mask => 1,
@@ -213,6 +232,10 @@ impl Overlay {
             opts.alpha.clamp(0.0, 1.0).to_bits(),
             self.void_class,
             self.colors.len() as u32,
+            opts.upscale.mode(),
+            inv_space.to_bits(),
+            inv_range.to_bits(),
+            0,
             0,
         ];
         if self.written.get() != words {

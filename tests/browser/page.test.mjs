@@ -562,9 +562,13 @@ async function showStill(page) {
   await moreFrames(page, n);
 }
 
-test("looking closer: mask and side-by-side views, class toggles, pointing at a pixel, the snapshot of what is shown", { timeout: 400000 }, () =>
+test("looking closer: mask and side-by-side views, class toggles, pointing at a pixel, the snapshot of what is shown, sharp edges", { timeout: 400000 }, () =>
   withPage(CAMERA, async ({ page }) => {
     await showStill(page);
+    // Network pixels as blocks first (each canvas pixel shows its nearest network pixel's
+    // class); sharp edges, on by default, are checked at the end.
+    assert.ok(await page.isChecked("#edges"), "sharp edges are on by default");
+    await page.uncheck("#edges");
     const legend = await page.evaluate(() => JSON.parse(window.enet.app.legend()));
     const map = await pageClassMap(page, false);
     const canvasPicture = async () => decodePng(page, await page.locator("#view").screenshot());
@@ -637,6 +641,28 @@ test("looking closer: mask and side-by-side views, class toggles, pointing at a 
     console.log(`side by side ${pic.width}x${pic.height}: right half ${(agree * 100).toFixed(2)} % mask colours`);
     assert.ok(agree >= 0.98, `side-by-side mask agreement ${agree}`);
     assert.ok(maskAgreement(pic, 0, half, map, legend) < 0.5, "the left half is the picture, not the mask");
+
+    // Sharp edges: the mask's classes are decided at the canvas's resolution along the
+    // picture's edges. Inside regions they are the network's; near boundaries some move.
+    await page.selectOption("#view-mode", "mask");
+    await page.check("#edges");
+    pic = await canvasPicture();
+    agree = maskAgreement(pic, 0, pic.width, map, legend);
+    console.log(`sharp edges, mask view ${pic.width}x${pic.height}: ${(agree * 100).toFixed(2)} % of pixels show their network pixel's class colour`);
+    assert.ok(agree >= 0.85 && agree < 0.998, `sharp edges move boundaries only: ${agree}`);
+    // Pointing asks the same function the overlay draws with.
+    const c = named.length ? legend.findIndex((l) => l.name === named[0]) : -1;
+    let spot = null;
+    for (let y = 3; y < map.height - 3 && !spot; y += 2)
+      for (let x = 3; x < map.width - 3 && !spot; x += 2) {
+        let uniform = true;
+        for (let dy = -3; dy <= 3 && uniform; dy++) for (let dx = -3; dx <= 3 && uniform; dx++) uniform = map.data[(y + dy) * map.width + x + dx] === c;
+        if (uniform) spot = [x, y];
+      }
+    assert.ok(spot, "a uniform patch to point at");
+    const mask = await page.locator("#view").boundingBox();
+    await page.mouse.move(mask.x + ((spot[0] + 0.5) / map.width) * mask.width, mask.y + ((spot[1] + 0.5) / map.height) * mask.height);
+    await page.waitForFunction((name) => !document.getElementById("probe").hidden && document.getElementById("probe").textContent === name, legend[c].name, { timeout: 20000 });
   }));
 
 const hideTimestamps = {
