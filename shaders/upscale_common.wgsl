@@ -4,7 +4,8 @@
 // fragment shader (the page draws it at the canvas's own resolution).
 //
 // The includer declares `probs` (planar f32: probs[c * net_w * net_h + pixel]) and `guide`
-// (the frame at its own size, `src_w` x `src_h`). Modes:
+// (the frame at its own size, `src_w` x `src_h`). Modes (an output no larger than the network
+// on both sides is always nearest: there is nothing to bring up):
 // - 0 nearest: the network pixel nearest the output pixel's centre (the overlay's integer
 //   rule), its most probable class.
 // - 1 bilinear: the probabilities of the 2 x 2 nearest network pixels blended by distance.
@@ -24,7 +25,7 @@ const UPSCALE_NEAREST: u32 = 0u;
 const UPSCALE_BILINEAR: u32 = 1u;
 const UPSCALE_EDGE: u32 = 2u;
 // The edge mode's window, network pixels a side (kernels::upscale::EDGE_TAPS).
-const EDGE_TAPS: i32 = 6;
+const EDGE_TAPS: i32 = 4;
 
 // The pixel of an m-pixel side nearest the centre of pixel i of an n-pixel side.
 fn upscale_nearest(i: u32, n: u32, m: u32) -> u32 {
@@ -38,10 +39,11 @@ fn upscale_guide(u: Upscale, x: u32, y: u32, n_w: u32, n_h: u32) -> vec3<f32> {
 
 fn upscale_class(u: Upscale, x: u32, y: u32) -> u32 {
     let hw = u.net_w * u.net_h;
-    var idx: array<u32, 36>;
-    var wt: array<f32, 36>;
+    var idx: array<u32, 16>;
+    var wt: array<f32, 16>;
     var taps = 0u;
-    if (u.mode == UPSCALE_NEAREST) {
+    // An output no larger than the network takes its classes as they are.
+    if (u.mode == UPSCALE_NEAREST || (u.out_w <= u.net_w && u.out_h <= u.net_h)) {
         idx[0] = upscale_nearest(y, u.out_h, u.net_h) * u.net_w + upscale_nearest(x, u.out_w, u.net_w);
         wt[0] = 1.0;
         taps = 1u;

@@ -122,7 +122,8 @@ pub fn classify(
         );
     }
     let (iw, ih) = (img.width() as usize, img.height() as usize);
-    let map = if upsample == Upscale::Nearest {
+    // At the network's size or below there is nothing to bring up: the classes as they are.
+    let map = if upsample == Upscale::Nearest || (iw <= net.0 && ih <= net.1) {
         pollster::block_on(seg.segment(src.as_raw(), w, h, net))
     } else {
         // The class map is made at the image's size on the GPU, or as close to it as one

@@ -4,7 +4,7 @@
 //!
 //! The network runs smaller than what is shown. Nearest neighbour turns every class boundary
 //! into a staircase of network pixels; `Edge` (joint bilateral upsampling, Kopf et al. 2007)
-//! blends the class probabilities of the 6 x 6 nearest network pixels, each weighted by its
+//! blends the class probabilities of the 4 x 4 nearest network pixels, each weighted by its
 //! distance and by how alike the frame's colour is at the output pixel and at that network
 //! pixel's centre, so boundaries follow the picture's own edges.
 
@@ -58,7 +58,7 @@ impl std::str::FromStr for Upscale {
 }
 
 /// The edge mode's spatial sigma, in network pixels.
-pub const SIGMA_SPACE: f32 = 2.0;
+pub const SIGMA_SPACE: f32 = 1.0;
 /// The edge mode's colour sigma: RGB distance, channels in 0..1.
 pub const SIGMA_RANGE: f32 = 0.1;
 
@@ -80,6 +80,14 @@ pub struct Sizes {
     pub channels: usize,
 }
 
+impl Sizes {
+    /// Whether the output is larger than the network on some side: otherwise every mode is
+    /// nearest (the classes are taken as they are).
+    pub fn upscales(&self) -> bool {
+        self.out.0 > self.net.0 || self.out.1 > self.net.1
+    }
+}
+
 /// The pixel of an `m`-pixel side nearest the centre of pixel `i` of an `n`-pixel side.
 fn nearest(i: usize, n: usize, m: usize) -> usize {
     ((2 * i + 1) * m / (2 * n)).min(m - 1)
@@ -92,7 +100,7 @@ pub fn class_at(probs: &[f32], guide: &[u8], s: Sizes, mode: Upscale, x: usize, 
 }
 
 /// The edge mode's window: this many network pixels a side (`EDGE_TAPS` in the shader).
-pub const EDGE_TAPS: usize = 6;
+pub const EDGE_TAPS: usize = 4;
 
 /// [`class_at`] with the edge mode's `(inv_space, inv_range)` and window given (for a sweep).
 pub fn class_at_with(
@@ -111,7 +119,7 @@ pub fn class_at_with(
         [0, 1, 2].map(|k| guide[at + k] as f32 / 255.0)
     };
     let mut taps: Vec<(usize, f32)> = Vec::with_capacity(edge_taps * edge_taps);
-    if mode == Upscale::Nearest {
+    if mode == Upscale::Nearest || !s.upscales() {
         taps.push((nearest(y, s.out.1, nh) * nw + nearest(x, s.out.0, nw), 1.0));
     } else {
         let fx = (x as f32 + 0.5) * nw as f32 / s.out.0 as f32 - 0.5;
