@@ -1155,24 +1155,18 @@ fn overlay_render_pass() {
                 channels: 5,
             };
             let up = upscale::upscale(&probs, &rgba, sizes, mode);
-            let want = cpu::compose(
-                &rgba,
-                sw,
-                sh,
-                &up,
-                pw,
-                th,
-                &cpu::Compose {
+            let compose = |classes: &[u8], (mw, mh): (usize, usize)| {
+                let opts = cpu::Compose {
                     palette: &palette,
                     hidden: &[],
                     void: Some(void),
                     alpha: 0.6,
                     view,
                     mirror,
-                },
-                tw,
-                th,
-            );
+                };
+                cpu::compose(&rgba, sw, sh, classes, mw, mh, &opts, tw, th)
+            };
+            let want = compose(&up, (pw, th));
             let off = got
                 .chunks_exact(4)
                 .zip(want.chunks_exact(4))
@@ -1187,24 +1181,7 @@ fn overlay_render_pass() {
                 "{mode} {tw}x{th} {view:?}: {off} pixels differ from the twin"
             );
             // Upscaled classes differ from the nearest network pixel's somewhere.
-            let nearest = cpu::compose(
-                &rgba,
-                sw,
-                sh,
-                &class_map,
-                nw,
-                nh,
-                &cpu::Compose {
-                    palette: &palette,
-                    hidden: &[],
-                    void: Some(void),
-                    alpha: 0.6,
-                    view,
-                    mirror,
-                },
-                tw,
-                th,
-            );
+            let nearest = compose(&class_map, (nw, nh));
             assert_ne!(want, nearest, "{mode} {tw}x{th}");
         }
     }

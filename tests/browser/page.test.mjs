@@ -553,6 +553,17 @@ function maskAgreement(pic, x0, pw, map, legend, hidden = new Set()) {
   return same / all;
 }
 
+/** The middle [x, y] of a uniform 7x7 patch of class `c` in a class map, or null. */
+function uniformSpot(map, c) {
+  for (let y = 3; y < map.height - 3; y += 2)
+    for (let x = 3; x < map.width - 3; x += 2) {
+      let uniform = true;
+      for (let dy = -3; dy <= 3 && uniform; dy++) for (let dx = -3; dx <= 3 && uniform; dx++) uniform = map.data[(y + dy) * map.width + x + dx] === c;
+      if (uniform) return [x, y];
+    }
+  return null;
+}
+
 /** Waits for the still picture's own segmented frame at the test size. */
 async function showStill(page) {
   await page.setInputFiles("#media", frame);
@@ -596,13 +607,7 @@ test("looking closer: mask and side-by-side views, class toggles, pointing at a 
     const box = await page.locator("#view").boundingBox();
     const named = [];
     for (const c of [...counts.keys()].filter((c) => !legend[c].void).slice(0, 3)) {
-      let spot = null;
-      for (let y = 3; y < map.height - 3 && !spot; y += 2)
-        for (let x = 3; x < map.width - 3 && !spot; x += 2) {
-          let uniform = true;
-          for (let dy = -3; dy <= 3 && uniform; dy++) for (let dx = -3; dx <= 3 && uniform; dx++) uniform = map.data[(y + dy) * map.width + x + dx] === c;
-          if (uniform) spot = [x, y];
-        }
+      const spot = uniformSpot(map, c);
       if (!spot) continue;
       await page.mouse.move(box.x + ((spot[0] + 0.5) / map.width) * box.width, box.y + ((spot[1] + 0.5) / map.height) * box.height);
       await page.waitForFunction((name) => !document.getElementById("probe").hidden && document.getElementById("probe").textContent === name, legend[c].name, { timeout: 20000 });
@@ -652,13 +657,7 @@ test("looking closer: mask and side-by-side views, class toggles, pointing at a 
     assert.ok(agree >= 0.85 && agree < 0.998, `sharp edges move boundaries only: ${agree}`);
     // Pointing asks the same function the overlay draws with.
     const c = named.length ? legend.findIndex((l) => l.name === named[0]) : -1;
-    let spot = null;
-    for (let y = 3; y < map.height - 3 && !spot; y += 2)
-      for (let x = 3; x < map.width - 3 && !spot; x += 2) {
-        let uniform = true;
-        for (let dy = -3; dy <= 3 && uniform; dy++) for (let dx = -3; dx <= 3 && uniform; dx++) uniform = map.data[(y + dy) * map.width + x + dx] === c;
-        if (uniform) spot = [x, y];
-      }
+    const spot = uniformSpot(map, c);
     assert.ok(spot, "a uniform patch to point at");
     const mask = await page.locator("#view").boundingBox();
     await page.mouse.move(mask.x + ((spot[0] + 0.5) / map.width) * mask.width, mask.y + ((spot[1] + 0.5) / map.height) * mask.height);
