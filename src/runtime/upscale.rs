@@ -156,20 +156,7 @@ impl Upscaler {
             mode: mode.mode(),
             ..binding.base
         };
-        if binding.written.get() != Some(params) {
-            queue.write_buffer(&binding.params, 0, &params.bytes());
-            binding.written.set(Some(params));
-        }
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("upscale"),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(&self.pipeline);
-            pass.set_bind_group(0, &binding.bind_group, &[]);
-            let [x, y, z] = params.grid();
-            pass.dispatch_workgroups(x, y, z);
-        }
+        self.record(queue, encoder, binding, params);
         if read {
             encoder.copy_buffer_to_buffer(
                 &binding.classes,
@@ -202,17 +189,29 @@ impl Upscaler {
             grid_h: 1,
             ..binding.base
         };
-        queue.write_buffer(&binding.params, 0, &params.bytes());
-        binding.written.set(Some(params));
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("upscale one pixel"),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(&self.pipeline);
-            pass.set_bind_group(0, &binding.bind_group, &[]);
-            pass.dispatch_workgroups(1, 1, 1);
-        }
+        self.record(queue, encoder, binding, params);
         encoder.copy_buffer_to_buffer(&binding.classes, 0, dest, 0, 4);
+    }
+
+    /// Writes `params` where they changed and records the dispatch over their grid.
+    fn record(
+        &self,
+        queue: &wgpu::Queue,
+        encoder: &mut wgpu::CommandEncoder,
+        binding: &UpscaleBinding,
+        params: UpscaleParams,
+    ) {
+        if binding.written.get() != Some(params) {
+            queue.write_buffer(&binding.params, 0, &params.bytes());
+            binding.written.set(Some(params));
+        }
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("upscale"),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &binding.bind_group, &[]);
+        let [x, y, z] = params.grid();
+        pass.dispatch_workgroups(x, y, z);
     }
 }
