@@ -79,10 +79,6 @@ struct BottleneckParams {
 // pixel], phase 2 [channel group][tile pixel].
 var<workgroup> tile: array<vec4<f32>, 1024>;
 
-fn prelu4(v: vec4<f32>, slope: vec4<f32>) -> vec4<f32> {
-    return select(v * slope, v, v >= vec4<f32>(0.0));
-}
-
 // Which of group g's channels are real: those below `n`.
 fn real(g: u32, n: u32) -> vec4<bool> {
     return vec4<u32>(g * 4u) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(n);
@@ -143,8 +139,7 @@ fn first_conv(x0: u32, y0: u32, lid: u32) {
                 for (var kx = 0u; kx < F_KW; kx++) {
                     let v = tile[cg * pp + (r + ky) * P_W + c + kx];
                     let wi = p.first_w + ((go * MID + cg * 4u) * F_KH + ky) * F_KW + kx;
-                    acc += v.x * vec4<f32>(weights[wi]) + v.y * vec4<f32>(weights[wi + taps])
-                        + v.z * vec4<f32>(weights[wi + 2u * taps]) + v.w * vec4<f32>(weights[wi + 3u * taps]);
+                    acc += taps4(v, wi, taps);
                 }
             }
         }
@@ -189,15 +184,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 // The input a group of 4 channels at a time; the sum in the order of the
                 // separate convolution's (channel by channel).
                 if (PROJ_K == 1u) {
-                    let wb = p.proj_w + g * PROJ_CIN;
-                    for (var cg = 0u; cg < (PROJ_CIN + 3u) / 4u; cg++) {
-                        let x = vec4<f32>(input[cg * plane + pixel]);
-                        for (var j = 0u; j < 4u; j++) {
-                            if (cg * 4u + j < PROJ_CIN) {
-                                acc += x[j] * vec4<f32>(weights[wb + cg * 4u + j]);
-                            }
-                        }
-                    }
+                    acc = pointwise_acc(acc, p.proj_w + g * PROJ_CIN, PROJ_CIN, plane, pixel);
                 } else {
                     // A downsampling block's projection, PROJ_K x PROJ_K (at most 2x2) at
                     // stride PROJ_K, of the block's input (res_h x res_w).
@@ -266,8 +253,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                         if (go < mg) {
                             // Channels past MID read zeros in v: their weights do not matter.
                             let wi = p.main_w + ((go * MID + cg * 4u) * K_H + ky) * K_W + kx;
-                            m[k] += v.x * vec4<f32>(weights[wi]) + v.y * vec4<f32>(weights[wi + taps])
-                                + v.z * vec4<f32>(weights[wi + 2u * taps]) + v.w * vec4<f32>(weights[wi + 3u * taps]);
+                            m[k] += taps4(v, wi, taps);
                         }
                     }
                 }

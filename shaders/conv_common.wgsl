@@ -23,10 +23,6 @@ struct ConvParams {
 @group(0) @binding(4) var<storage, read> residual: array<act>;
 @group(0) @binding(5) var<storage, read_write> output: array<act>;
 
-fn prelu4(v: vec4<f32>, slope: vec4<f32>) -> vec4<f32> {
-    return select(v * slope, v, v >= vec4<f32>(0.0));
-}
-
 // Stores group g's outputs at `pixel` and returns them as stored (rounded to the storage
 // precision; zeros past out_c).
 fn store_group(acc: vec4<f32>, g: u32, pixel: u32) -> vec4<f32> {

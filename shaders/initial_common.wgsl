@@ -10,10 +10,6 @@
 const IN_C: u32 = 3u;
 const CONV_C: u32 = 13u;
 
-fn prelu4(v: vec4<f32>, slope: vec4<f32>) -> vec4<f32> {
-    return select(v * slope, v, v >= vec4<f32>(0.0));
-}
-
 fn store_initial(acc: array<vec4<f32>, 4>, m: vec4<f32>, pixel: u32) {
     let hw = p.out_h * p.out_w;
     var v: array<vec4<f32>, 4>;

@@ -44,26 +44,9 @@ struct UpsampleParams {
 // transposed convolution's outputs [group][8x8 pixel].
 var<workgroup> tile: array<vec4<f32>, 1024>;
 
-
-
-fn prelu4(v: vec4<f32>, slope: vec4<f32>) -> vec4<f32> {
-    return select(v * slope, v, v >= vec4<f32>(0.0));
-}
-
 // A 1x1 convolution's output group `g` at input pixel `pixel`, activated.
 fn pointwise(w_off: u32, aux_off: u32, groups: u32, g: u32, pixel: u32) -> vec4<f32> {
-    let plane = p.in_h * p.in_w;
-    var acc = aux[aux_off + g];
-    let wb = w_off + g * CIN;
-    // The input a group of 4 channels at a time, summed channel by channel.
-    for (var cg = 0u; cg < (CIN + 3u) / 4u; cg++) {
-        let x = vec4<f32>(input[cg * plane + pixel]);
-        for (var j = 0u; j < 4u; j++) {
-            if (cg * 4u + j < CIN) {
-                acc += x[j] * vec4<f32>(weights[wb + cg * 4u + j]);
-            }
-        }
-    }
+    let acc = pointwise_acc(aux[aux_off + g], w_off + g * CIN, CIN, p.in_h * p.in_w, pixel);
     return prelu4(acc, aux[aux_off + groups + g]);
 }
 
@@ -138,8 +121,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                     let go = lane + k * lanes;
                     if (go < mg) {
                         let wi = p.tconv_w + ((go * MID + ci * 4u) * K + ky) * K + kx;
-                        m[k] += v.x * vec4<f32>(weights[wi]) + v.y * vec4<f32>(weights[wi + taps])
-                            + v.z * vec4<f32>(weights[wi + 2u * taps]) + v.w * vec4<f32>(weights[wi + 3u * taps]);
+                        m[k] += taps4(v, wi, taps);
                     }
                 }
             }
@@ -178,8 +160,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var ci = 0u; ci < mg; ci++) {
             let xv = x[ci];
             let wi = wb + ci * 4u;
-            acc += xv.x * vec4<f32>(weights[wi]) + xv.y * vec4<f32>(weights[wi + 1u]) + xv.z * vec4<f32>(weights[wi + 2u])
-                + xv.w * vec4<f32>(weights[wi + 3u]);
+            acc += taps4(xv, wi, 1u);
         }
         var v = prelu4(acc, aux[p.exp_aux + p.ch_groups + g]);
         var r = vec4<f32>(0.0);

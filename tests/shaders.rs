@@ -22,7 +22,8 @@ fn every_shader_parses_validates_and_fits_default_limits() {
         );
         // The fused kernels map their invocations onto a tile themselves, as many as the
         // engine chooses per device (a pipeline constant, at most WebGPU's default 256).
-        use enet_wgpu::runtime::fuse::{CPU_THREADS, FRAME_TILE, THREADS};
+        use enet_wgpu::kernels::bottleneck::{CPU_THREADS, THREADS};
+        use enet_wgpu::kernels::frame_initial::FRAME_TILE;
         let fused = k.name == kernels::BOTTLENECK.name || k.name == kernels::UPSAMPLE.name;
         let want = if fused {
             [THREADS.max(CPU_THREADS) as u32, 1]
@@ -71,10 +72,16 @@ fn every_shader_parses_validates_and_fits_default_limits() {
             k.name
         );
         if k.name == kernels::BOTTLENECK.name {
-            assert_eq!(shared as usize, enet_wgpu::runtime::fuse::TILE_VEC4 * 16);
+            assert_eq!(
+                shared as usize,
+                enet_wgpu::kernels::bottleneck::TILE_VEC4 * 16
+            );
         }
         if k.name == kernels::UPSAMPLE.name {
-            assert_eq!(shared as usize, enet_wgpu::runtime::fuse::UP_TILE_VEC4 * 16);
+            assert_eq!(
+                shared as usize,
+                enet_wgpu::kernels::upsample::UP_TILE_VEC4 * 16
+            );
         }
         assert!(
             x * y * z <= limits.max_compute_invocations_per_workgroup,
@@ -139,12 +146,12 @@ fn every_shader_file_is_used() {
     }
 }
 
-/// Each kernel's Rust parameter struct (`runtime::params`) has its WGSL struct's fields, at
-/// the same offsets, and the same size.
+/// Each kernel's Rust parameter struct (in its module under `kernels`) has its WGSL struct's
+/// fields, at the same offsets, and the same size.
 #[test]
 fn parameter_structs_match_their_shaders() {
     let mut checked = 0;
-    for (kernels, name, fields, offsets, size) in enet_wgpu::runtime::params::all() {
+    for (kernels, name, fields, offsets, size) in kernels::all_params() {
         for k in kernels {
             let module = naga::front::wgsl::parse_str(k.wgsl).expect("parses");
             let mut layouter = naga::proc::Layouter::default();
@@ -181,7 +188,118 @@ fn parameter_structs_match_their_shaders() {
             checked += 1;
         }
     }
-    // Every kernel with a parameter block but the smoothing pass (whose parameters live with
-    // it in runtime::smooth).
-    assert_eq!(checked, enet_wgpu::kernels::ALL.len() - 1);
+    // Every kernel has a parameter block.
+    assert_eq!(checked, kernels::ALL.len());
+}
+
+fn parse_and_validate(k: kernels::KernelSource) -> (naga::Module, naga::valid::ModuleInfo) {
+    let module = naga::front::wgsl::parse_str(k.wgsl).expect("parses");
+    let info = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::empty(),
+    )
+    .validate(&module)
+    .expect("validates");
+    (module, info)
+}
+
+/// Each kernel's binding struct (in its module under `kernels`) names, in order, the globals
+/// its entry point uses at `@binding(1)`, `@binding(2)`, ..., each with its access; binding 0
+/// is the parameters `p`. Every entry point of every kernel has one. So two bindings swapped
+/// in a struct or in the WGSL fail here, not as wrong numbers.
+#[test]
+fn binding_structs_match_their_shaders() {
+    use kernels::Access;
+    let mut seen = std::collections::HashSet::new();
+    for (entries, names) in kernels::all_bindings() {
+        for &(k, entry) in entries {
+            let what = format!("{} {entry}", k.name);
+            let (module, info) = parse_and_validate(k);
+            let index = module
+                .entry_points
+                .iter()
+                .position(|e| e.name == entry)
+                .unwrap_or_else(|| panic!("{what}: no such entry point"));
+            let uses = info.get_entry_point(index);
+            let mut bound: Vec<_> = module
+                .global_variables
+                .iter()
+                .filter(|(h, g)| g.binding.is_some() && !uses[*h].is_empty())
+                .map(|(_, g)| (g.binding.unwrap(), g))
+                .collect();
+            bound.sort_by_key(|(b, _)| b.binding);
+            let numbers: Vec<(u32, u32)> =
+                bound.iter().map(|(b, _)| (b.group, b.binding)).collect();
+            let want: Vec<(u32, u32)> = (0..=names.len() as u32).map(|b| (0, b)).collect();
+            assert_eq!(numbers, want, "{what}: bindings in use");
+            let (_, params) = &bound[0];
+            assert_eq!(params.name.as_deref(), Some("p"), "{what}");
+            assert_eq!(params.space, naga::AddressSpace::Uniform, "{what}");
+            for ((_, g), (name, access)) in bound[1..].iter().zip(names.iter()) {
+                let wgsl_access = match g.space {
+                    naga::AddressSpace::Storage { access }
+                        if access.contains(naga::StorageAccess::STORE) =>
+                    {
+                        Access::ReadWrite
+                    }
+                    naga::AddressSpace::Storage { .. } => Access::Read,
+                    naga::AddressSpace::Handle
+                        if matches!(module.types[g.ty].inner, naga::TypeInner::Image { .. }) =>
+                    {
+                        Access::Texture
+                    }
+                    other => panic!("{what}: {name} in {other:?}"),
+                };
+                assert_eq!(
+                    (g.name.as_deref().unwrap_or(""), wgsl_access),
+                    (*name, *access),
+                    "{what}: binding {} of the struct",
+                    g.binding.as_ref().unwrap().binding
+                );
+            }
+            assert!(seen.insert((k.name, entry)), "{what} bound twice");
+        }
+    }
+    for k in kernels::ALL {
+        let (module, _) = parse_and_validate(k);
+        for e in &module.entry_points {
+            assert!(
+                seen.contains(&(k.name, e.name.as_str())),
+                "{} {}: no binding struct",
+                k.name,
+                e.name
+            );
+        }
+    }
+}
+
+/// The fused kernels' specialisations set exactly the WGSL's overrides, for every kind of
+/// block the built-in and the paper's layouts fuse.
+#[test]
+fn specialisations_set_every_override() {
+    use enet_wgpu::model::Layout;
+    use enet_wgpu::model::weights::synthetic_graph;
+    use enet_wgpu::runtime::fuse::{self, Step};
+    for layout in [Layout::Paper, Layout::PytorchEnet] {
+        let g = synthetic_graph(layout, 12);
+        for max in fuse::TILE_PIXELS {
+            for step in fuse::steps_tiled(&g, max) {
+                let (kernel, constants) = match step {
+                    Step::Bottleneck(b) => (kernels::BOTTLENECK, b.shape(&g).constants(64)),
+                    Step::Upsample(u) => (kernels::UPSAMPLE, u.shape(&g).constants(64)),
+                    _ => continue,
+                };
+                let module = naga::front::wgsl::parse_str(kernel.wgsl).expect("parses");
+                let mut wgsl: Vec<&str> = module
+                    .overrides
+                    .iter()
+                    .filter_map(|(_, o)| o.name.as_deref())
+                    .collect();
+                let mut rust: Vec<&str> = constants.iter().map(|(name, _)| *name).collect();
+                wgsl.sort_unstable();
+                rust.sort_unstable();
+                assert_eq!(rust, wgsl, "{}", kernel.name);
+            }
+        }
+    }
 }

@@ -187,8 +187,8 @@ fn parse_tile_pixels(s: &str) -> Result<usize, String> {
 
 fn parse_threads(s: &str) -> Result<usize, String> {
     let sizes = [
-        enet_wgpu::runtime::fuse::CPU_THREADS,
-        enet_wgpu::runtime::fuse::THREADS,
+        enet_wgpu::kernels::bottleneck::CPU_THREADS,
+        enet_wgpu::kernels::bottleneck::THREADS,
     ];
     s.parse()
         .ok()

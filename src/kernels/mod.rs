@@ -1,12 +1,13 @@
-//! The kernels: one WGSL file per operation under `shaders/`, embedded at build time, and
-//! their plain-Rust twins in [`cpu`].
-
-pub mod cpu;
-pub mod upscale;
+//! The kernels. Each is one WGSL file under `shaders/` (embedded at build time) and one
+//! module here of the same name, which holds everything the host knows about it: its
+//! source, its parameter struct, its bindings in `@binding` order, its specialisation where
+//! it has one, its grid, and the one function (`call`) that turns a lowered step into a
+//! dispatch. Their plain-Rust twins are in [`cpu`] (and [`upscale`]). `tests/shaders.rs`
+//! holds every parameter and binding struct to its WGSL through naga.
 
 /// A compute kernel's WGSL source, ready for `create_shader_module`: `wgsl` stores
 /// activations and weights in f32; [`KernelSource::source`] gives the f16 form.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct KernelSource {
     pub name: &'static str,
     pub wgsl: &'static str,
@@ -83,107 +84,52 @@ macro_rules! shader {
 }
 
 /// A network kernel: the storage types first (must equal `F32_PRELUDE`), then how
-/// activations lie in memory (`layout.wgsl`).
+/// activations lie in memory (`layout.wgsl`) and the activation function (`activation.wgsl`),
+/// then the parts it shares with other kernels, then its own file.
 macro_rules! net_shader {
-    ($file:literal) => {
+    ($($part:literal),* ; $file:literal) => {
         concat!(
             "alias act = f32;\nalias act4 = vec4<f32>;\n",
             shader!("layout.wgsl"),
             "\n",
+            shader!("activation.wgsl"),
+            "\n",
+            $(shader!($part), "\n",)*
             shader!($file)
         )
     };
 }
 
-/// The three convolutions share their bindings and epilogue (`conv_common.wgsl`).
-macro_rules! conv_shader {
-    ($file:literal) => {
-        concat!(
-            "alias act = f32;\nalias act4 = vec4<f32>;\n",
-            shader!("layout.wgsl"),
-            "\n",
-            shader!("conv_common.wgsl"),
-            "\n",
-            shader!($file)
-        )
-    };
-}
-
-/// A network kernel with shared parts before it (`resize_common.wgsl`: the frame's resize
-/// and normalisation; `initial_common.wgsl`: the initial block's epilogue).
-macro_rules! net_shader_with {
-    ($($part:literal),+ ; $file:literal) => {
-        concat!(
-            "alias act = f32;\nalias act4 = vec4<f32>;\n",
-            shader!("layout.wgsl"),
-            "\n",
-            $(shader!($part), "\n",)+
-            shader!($file)
-        )
-    };
-}
-
-pub const PREPROCESS: KernelSource = KernelSource {
-    name: "preprocess",
-    wgsl: net_shader_with!("resize_common.wgsl"; "preprocess.wgsl"),
-};
-pub const INITIAL: KernelSource = KernelSource {
-    name: "initial_block",
-    wgsl: net_shader_with!("initial_common.wgsl"; "initial_block.wgsl"),
-};
-/// The preprocessing folded into the initial block: the frame in, the block's output out.
-pub const FRAME_INITIAL: KernelSource = KernelSource {
-    name: "frame_initial",
-    wgsl: net_shader_with!("resize_common.wgsl", "initial_common.wgsl"; "frame_initial.wgsl"),
-};
-pub const CONV2D: KernelSource = KernelSource {
-    name: "conv2d",
-    wgsl: conv_shader!("conv2d.wgsl"),
-};
-pub const CONV1X1: KernelSource = KernelSource {
-    name: "conv1x1",
-    wgsl: conv_shader!("conv1x1.wgsl"),
-};
-pub const CONV_TRANSPOSE2D: KernelSource = KernelSource {
-    name: "conv_transpose2d",
-    wgsl: conv_shader!("conv_transpose2d.wgsl"),
-};
-pub const MAXPOOL: KernelSource = KernelSource {
-    name: "maxpool",
-    wgsl: net_shader!("maxpool.wgsl"),
-};
-pub const MAX_UNPOOL: KernelSource = KernelSource {
-    name: "max_unpool",
-    wgsl: net_shader!("max_unpool.wgsl"),
-};
-pub const BOTTLENECK: KernelSource = KernelSource {
-    name: "bottleneck",
-    wgsl: net_shader!("bottleneck.wgsl"),
-};
-pub const UPSAMPLE: KernelSource = KernelSource {
-    name: "upsample",
-    wgsl: net_shader!("upsample.wgsl"),
-};
-pub const ARGMAX: KernelSource = KernelSource {
-    name: "argmax",
-    wgsl: net_shader!("argmax.wgsl"),
+// The unit every kernel module is written in (parameters, bindings, calls); first, so the
+// kernel modules below can use its macros.
+#[macro_use]
+mod unit;
+pub use unit::{
+    Access, Bindings, Call, Layout, Lowering, OpOffsets, Params, Pipeline, Resource, conv_groups,
 };
 
-pub const SMOOTH: KernelSource = KernelSource {
-    name: "smooth",
-    wgsl: net_shader!("smooth.wgsl"),
-};
+pub mod argmax;
+pub mod bottleneck;
+pub mod conv;
+pub mod cpu;
+pub mod frame_initial;
+pub mod initial_block;
+pub mod pool;
+pub mod preprocess;
+pub mod smooth;
+pub mod upsample;
+pub mod upscale;
 
-/// Class probabilities at the network's size -> classes at the output's size (nearest,
-/// bilinear or guided by the frame's edges; [`upscale`]).
-pub const UPSCALE: KernelSource = KernelSource {
-    name: "upscale",
-    wgsl: concat!(
-        shader!("upscale_common.wgsl"),
-        "\n",
-        shader!("upscale.wgsl")
-    ),
-};
+pub use argmax::ARGMAX;
+pub use bottleneck::BOTTLENECK;
+pub use conv::{CONV_TRANSPOSE2D, CONV1X1, CONV2D};
+pub use frame_initial::FRAME_INITIAL;
+pub use initial_block::INITIAL;
+pub use pool::{MAX_UNPOOL, MAXPOOL};
+pub use preprocess::PREPROCESS;
+pub use smooth::SMOOTH;
+pub use upsample::UPSAMPLE;
+pub use upscale::UPSCALE;
 
 /// Every kernel the runtime uses.
 pub const ALL: [KernelSource; 13] = [
@@ -201,6 +147,58 @@ pub const ALL: [KernelSource; 13] = [
     SMOOTH,
     UPSCALE,
 ];
+
+/// The entry points of the network kernels that run as written (the fused ones are
+/// specialised per block): the pipelines an engine makes up front.
+pub const PLAIN_ENTRIES: [(KernelSource, &str); 10] = [
+    (PREPROCESS, "main"),
+    (INITIAL, "main"),
+    (FRAME_INITIAL, "main"),
+    (CONV2D, "main"),
+    (CONV1X1, "main"),
+    (CONV_TRANSPOSE2D, "main"),
+    (CONV_TRANSPOSE2D, "with_argmax"),
+    (MAXPOOL, "main"),
+    (MAX_UNPOOL, "main"),
+    (ARGMAX, "main"),
+];
+
+/// Every parameter struct, for the test that holds each to its shaders.
+pub fn all_params() -> Vec<Layout> {
+    use unit::layout_of as l;
+    vec![
+        l::<preprocess::PreParams>(),
+        l::<initial_block::InitialParams>(),
+        l::<frame_initial::FrameInitialParams>(),
+        l::<conv::ConvParams>(),
+        l::<pool::PoolParams>(),
+        l::<bottleneck::BottleneckParams>(),
+        l::<upsample::UpsampleParams>(),
+        l::<argmax::ArgmaxParams>(),
+        l::<smooth::SmoothParams>(),
+        l::<upscale::UpscaleParams>(),
+    ]
+}
+
+/// Every binding struct with the entry points it is bound to, for the test that holds each
+/// to its shaders' globals: (kernel, entry point, names and access in `@binding` order).
+pub fn all_bindings() -> Vec<unit::BindingLayout> {
+    use unit::bindings_of as b;
+    vec![
+        b::<preprocess::PreprocessBindings<()>>(),
+        b::<initial_block::InitialBindings<()>>(),
+        b::<frame_initial::FrameInitialBindings<()>>(),
+        b::<conv::ConvBindings<()>>(),
+        b::<conv::ConvArgmaxBindings<()>>(),
+        b::<pool::MaxPoolBindings<()>>(),
+        b::<pool::MaxUnpoolBindings<()>>(),
+        b::<bottleneck::BottleneckBindings<()>>(),
+        b::<upsample::UpsampleBindings<()>>(),
+        b::<argmax::ArgmaxBindings<()>>(),
+        b::<smooth::SmoothBindings<()>>(),
+        b::<upscale::UpscaleBindings<()>>(),
+    ]
+}
 
 /// How activations lie in memory (`shaders/layout.wgsl`): channels in groups of 4, each group
 /// a plane of pixels whose 4 channels sit side by side, so a pixel's group is one vec4 load.
@@ -259,5 +257,5 @@ pub mod layout {
     }
 }
 
-/// Workgroup size shared by all kernels: 16 x 4 over (x, y), z over channels or groups.
+/// Workgroup size of the plain kernels: 16 x 4 over (x, y), z over channels or groups.
 pub const WORKGROUP: [u32; 2] = [16, 4];

@@ -1,12 +1,49 @@
 //! Bringing a class map to the size it is shown or saved at: `shaders/upscale_common.wgsl`
 //! (the decision per output pixel, shared by the compute kernel `shaders/upscale.wgsl` and
-//! the overlay's fragment shader) and its plain-Rust twin here.
+//! the overlay's fragment shader), the compute kernel's host side (`runtime::upscale` binds
+//! and records it), and the plain-Rust twin.
 //!
 //! The network runs smaller than what is shown. Nearest neighbour turns every class boundary
 //! into a staircase of network pixels; `Edge` (joint bilateral upsampling, Kopf et al. 2007)
 //! blends the class probabilities of the 4 x 4 nearest network pixels, each weighted by its
 //! distance and by how alike the frame's colour is at the output pixel and at that network
 //! pixel's centre, so boundaries follow the picture's own edges.
+
+use super::KernelSource;
+
+/// The compute kernel: class probabilities -> classes at the output's size.
+pub const UPSCALE: KernelSource = KernelSource {
+    name: "upscale",
+    wgsl: concat!(
+        shader!("upscale_common.wgsl"),
+        "\n",
+        shader!("upscale.wgsl")
+    ),
+};
+
+params! {
+    /// Over a `grid_w` x `grid_h` window of the output starting at (`x0`, `y0`).
+    UpscaleParams for [UPSCALE] {
+        net_w: u32, net_h: u32, src_w: u32, src_h: u32,
+        out_w: u32, out_h: u32, channels: u32, mode: u32,
+        inv_space: f32, inv_range: f32, x0: u32, y0: u32,
+        grid_w: u32, grid_h: u32, _pad0: u32, _pad1: u32,
+    }
+}
+
+bindings! {
+    UpscaleBindings for [UPSCALE @ "main"] {
+        probs: Read,
+        guide: Texture,
+        classes: ReadWrite,
+    }
+}
+
+impl UpscaleParams {
+    pub fn grid(&self) -> [u32; 3] {
+        super::unit::grid_16x4(self.grid_w, self.grid_h, 1)
+    }
+}
 
 /// How class probabilities at the network's size become classes at the output's size.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -6,67 +6,40 @@ use std::collections::{HashMap, HashSet};
 
 use wgpu::util::DeviceExt;
 
-use super::fuse::{self, BlockShape, Step, UpShape};
+use super::fuse::{self, Step};
 
 use super::{EngineError, Gpu};
-use crate::kernels::{self, KernelSource, Precision};
+use crate::kernels::bottleneck::{CPU_THREADS, THREADS};
+use crate::kernels::{self, KernelSource, OpOffsets, Pipeline, Precision};
 use crate::model::Normalization;
 use crate::model::graph::{Conv, Graph, Op};
 
-/// Where an op's parameters start, in vec4 units, in the weights and aux buffers.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct OpOffsets {
-    pub weights: u32,
-    pub aux: u32,
-}
+/// Every pipeline of an engine, by what a [`Call`](kernels::Call) asks for.
+type Pipelines = HashMap<Pipeline, wgpu::ComputePipeline>;
 
-/// The compute pipelines, created once per device.
-#[derive(Clone, Debug)]
-pub(crate) struct Pipelines {
-    pub preprocess: wgpu::ComputePipeline,
-    pub initial: wgpu::ComputePipeline,
-    pub conv2d: wgpu::ComputePipeline,
-    pub conv1x1: wgpu::ComputePipeline,
-    pub conv_transpose2d: wgpu::ComputePipeline,
-    /// The last transposed convolution with the argmax folded in (its `with_argmax`).
-    pub conv_transpose2d_argmax: wgpu::ComputePipeline,
-    /// The preprocessing folded into the initial block.
-    pub frame_initial: wgpu::ComputePipeline,
-    pub maxpool: wgpu::ComputePipeline,
-    pub max_unpool: wgpu::ComputePipeline,
-    pub argmax: wgpu::ComputePipeline,
-}
-
-impl Pipelines {
-    fn new(device: &wgpu::Device, precision: Precision) -> Pipelines {
-        let make_at = |k: KernelSource, entry: &str| {
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(k.name),
-                source: wgpu::ShaderSource::Wgsl(k.source(precision)),
+/// The plain network kernels' pipelines ([`kernels::PLAIN_ENTRIES`]), made once per engine.
+fn plain_pipelines(device: &wgpu::Device, precision: Precision) -> Pipelines {
+    let mut modules: HashMap<&str, wgpu::ShaderModule> = HashMap::new();
+    kernels::PLAIN_ENTRIES
+        .iter()
+        .map(|&(k, entry)| {
+            let module = modules.entry(k.name).or_insert_with(|| {
+                device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(k.name),
+                    source: wgpu::ShaderSource::Wgsl(k.source(precision)),
+                })
             });
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(k.name),
                 layout: None,
-                module: &module,
+                module,
                 entry_point: Some(entry),
                 compilation_options: Default::default(),
                 cache: None,
-            })
-        };
-        let make = |k: KernelSource| make_at(k, "main");
-        Pipelines {
-            preprocess: make(kernels::PREPROCESS),
-            initial: make(kernels::INITIAL),
-            conv2d: make(kernels::CONV2D),
-            conv1x1: make(kernels::CONV1X1),
-            conv_transpose2d: make(kernels::CONV_TRANSPOSE2D),
-            conv_transpose2d_argmax: make_at(kernels::CONV_TRANSPOSE2D, "with_argmax"),
-            frame_initial: make(kernels::FRAME_INITIAL),
-            maxpool: make(kernels::MAXPOOL),
-            max_unpool: make(kernels::MAX_UNPOOL),
-            argmax: make(kernels::ARGMAX),
-        }
-    }
+            });
+            (Pipeline::Entry(k, entry), pipeline)
+        })
+        .collect()
 }
 
 /// A graph on a device: its weights uploaded and its pipelines built. Plans for concrete
@@ -76,6 +49,8 @@ pub struct Engine {
     pub(crate) gpu: Gpu,
     pub(crate) graph: Graph,
     pub(crate) normalization: Normalization,
+    /// Every pipeline plans use: the plain kernels' and the fused ones, specialised per
+    /// kind of block in the graph.
     pub(crate) pipelines: Pipelines,
     pub(crate) weights: wgpu::Buffer,
     pub(crate) aux: wgpu::Buffer,
@@ -84,10 +59,6 @@ pub struct Engine {
     pub(crate) fusion: bool,
     /// How activations and weights are stored.
     pub(crate) precision: Precision,
-    /// The fused-bottleneck pipelines, one per kind of block in the graph.
-    pub(crate) bottlenecks: HashMap<BlockShape, wgpu::ComputePipeline>,
-    /// The fused upsampling pipelines, one per kind of upsampling block.
-    pub(crate) upsamples: HashMap<UpShape, wgpu::ComputePipeline>,
     /// How the fused kernels are laid out.
     pub(crate) fused: FusedConfig,
 }
@@ -95,7 +66,7 @@ pub struct Engine {
 /// The fused kernels' layout: shapes of their workgroups, so pipeline constants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FusedConfig {
-    /// Invocations per workgroup: [`fuse::THREADS`] on GPUs, [`fuse::CPU_THREADS`] on CPU
+    /// Invocations per workgroup: [`THREADS`] on GPUs, [`CPU_THREADS`] on CPU
     /// emulations.
     pub threads: usize,
     /// Output pixels of a bottleneck's tile, at most: one of [`fuse::TILE_PIXELS`].
@@ -106,9 +77,9 @@ impl FusedConfig {
     /// What a device gets unless told otherwise.
     pub fn for_device(gpu: &Gpu) -> FusedConfig {
         let threads = if gpu.info().device_type == wgpu::DeviceType::Cpu {
-            fuse::CPU_THREADS
+            CPU_THREADS
         } else {
-            fuse::THREADS
+            THREADS
         };
         FusedConfig {
             threads,
@@ -117,7 +88,7 @@ impl FusedConfig {
     }
 
     fn check(&self) -> Result<(), EngineError> {
-        let threads = [fuse::CPU_THREADS, fuse::THREADS];
+        let threads = [CPU_THREADS, THREADS];
         if !threads.contains(&self.threads) || !fuse::TILE_PIXELS.contains(&self.tile_pixels) {
             return Err(EngineError::Gpu(format!(
                 "the fused kernels run {threads:?} invocations per workgroup and tiles of {:?} pixels, not {} and {}",
@@ -132,12 +103,12 @@ impl FusedConfig {
 
 /// One pipeline of `kernel` per shape: the shapes are pipeline constants, so the kernel's
 /// loops unroll.
-fn specialised<S: std::hash::Hash + Eq>(
+fn specialised(
     device: &wgpu::Device,
-    (kernel, precision, threads): (KernelSource, Precision, usize),
-    shapes: HashSet<S>,
-    constants: impl Fn(&S) -> Vec<(&'static str, f64)>,
-) -> HashMap<S, wgpu::ComputePipeline> {
+    (kernel, precision): (KernelSource, Precision),
+    shapes: HashSet<Pipeline>,
+    constants: impl Fn(&Pipeline) -> Vec<(&'static str, f64)>,
+) -> Pipelines {
     if shapes.is_empty() {
         return HashMap::new();
     }
@@ -148,8 +119,7 @@ fn specialised<S: std::hash::Hash + Eq>(
     shapes
         .into_iter()
         .map(|shape| {
-            let mut constants = constants(&shape);
-            constants.push(("THREADS", threads as f64));
+            let constants = constants(&shape);
             let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(kernel.name),
                 layout: None,
@@ -169,52 +139,41 @@ fn specialised<S: std::hash::Hash + Eq>(
 
 /// The fused pipelines of `shaders/bottleneck.wgsl` and `shaders/upsample.wgsl`, one per
 /// kind of block the graph fuses.
-#[allow(clippy::type_complexity)]
 fn fused_pipelines(
     device: &wgpu::Device,
     graph: &Graph,
     precision: Precision,
     fused: FusedConfig,
-) -> (
-    HashMap<BlockShape, wgpu::ComputePipeline>,
-    HashMap<UpShape, wgpu::ComputePipeline>,
-) {
+) -> Pipelines {
     let threads = fused.threads;
     let steps = fuse::steps_tiled(graph, fused.tile_pixels);
-    let blocks: HashSet<BlockShape> = steps
+    let blocks: HashSet<Pipeline> = steps
         .iter()
         .filter_map(|s| match s {
-            Step::Bottleneck(b) => Some(b.shape(graph)),
+            Step::Bottleneck(b) => Some(Pipeline::Bottleneck(b.shape(graph))),
             _ => None,
         })
         .collect();
-    let ups: HashSet<UpShape> = steps
+    let ups: HashSet<Pipeline> = steps
         .iter()
         .filter_map(|s| match s {
-            Step::Upsample(u) => Some(u.shape(graph)),
+            Step::Upsample(u) => Some(Pipeline::Upsample(u.shape(graph))),
             _ => None,
         })
         .collect();
-    (
-        specialised(
-            device,
-            (kernels::BOTTLENECK, precision, threads),
-            blocks,
-            BlockShape::constants,
-        ),
-        specialised(
-            device,
-            (kernels::UPSAMPLE, precision, threads),
-            ups,
-            UpShape::constants,
-        ),
-    )
-}
-
-/// Output-channel groups of 4 a convolution is packed into: the conv shaders compute four
-/// groups per invocation, so the count is padded to a multiple of 4.
-pub(crate) fn conv_groups(cout: usize) -> usize {
-    cout.div_ceil(4).next_multiple_of(4)
+    let constants = |p: &Pipeline| match p {
+        Pipeline::Bottleneck(b) => b.constants(threads),
+        Pipeline::Upsample(u) => u.constants(threads),
+        Pipeline::Entry(..) => Vec::new(),
+    };
+    let mut all = specialised(device, (kernels::BOTTLENECK, precision), blocks, constants);
+    all.extend(specialised(
+        device,
+        (kernels::UPSAMPLE, precision),
+        ups,
+        constants,
+    ));
+    all
 }
 
 /// Packs a convolution's `[cout][cin][kh][kw]` weights as vec4 over groups of 4 output
@@ -330,7 +289,7 @@ impl Engine {
                             "transposed convolutions must have dilation 1".into(),
                         ));
                     }
-                    let groups = conv_groups(conv.cout);
+                    let groups = kernels::conv_groups(conv.cout);
                     pack_weights(conv, groups, &mut weights);
                     pack_channels(&conv.bias, groups, &mut aux);
                     pack_channels(&conv.slope, groups, &mut aux);
@@ -375,21 +334,27 @@ impl Engine {
             }
         };
         let aux = upload("aux", bytemuck::cast_slice(&aux));
-        let (bottlenecks, upsamples) = fused_pipelines(&gpu.device, graph, precision, fused);
+        let mut pipelines = plain_pipelines(device, precision);
+        pipelines.extend(fused_pipelines(device, graph, precision, fused));
         Ok(Engine {
             gpu: gpu.clone(),
             graph: graph.clone(),
             normalization,
-            pipelines: Pipelines::new(device, precision),
+            pipelines,
             weights,
             aux,
             offsets,
             fusion: true,
             precision,
-            bottlenecks,
-            upsamples,
             fused,
         })
+    }
+
+    /// The pipeline a call runs.
+    pub(crate) fn pipeline(&self, p: &Pipeline) -> Result<&wgpu::ComputePipeline, EngineError> {
+        self.pipelines
+            .get(p)
+            .ok_or_else(|| EngineError::Gpu(format!("no pipeline for {p:?}")))
     }
 
     /// Invocations per workgroup of the fused kernels.

@@ -4,7 +4,6 @@
 mod engine;
 pub mod fuse;
 pub mod overlay;
-pub mod params;
 mod plan;
 pub mod smooth;
 pub mod upscale;
@@ -48,6 +47,30 @@ pub enum EngineError {
         "not enough GPU memory for a {w}x{h} network input ({mib} MiB of buffers): choose a smaller input size"
     )]
     OutOfMemory { w: usize, h: usize, mib: u64 },
+}
+
+/// A bind group of a pipeline made by its kernel's own module: the parameters at
+/// `@binding(0)`, then `bindings` as a kernel's binding struct lists them.
+fn bind_group(
+    device: &wgpu::Device,
+    label: &str,
+    pipeline: &wgpu::ComputePipeline,
+    params: wgpu::BindingResource,
+    bindings: Vec<wgpu::BindingResource>,
+) -> wgpu::BindGroup {
+    let entries: Vec<wgpu::BindGroupEntry> = std::iter::once(params)
+        .chain(bindings)
+        .enumerate()
+        .map(|(binding, resource)| wgpu::BindGroupEntry {
+            binding: binding as u32,
+            resource,
+        })
+        .collect();
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &entries,
+    })
 }
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -7,7 +7,8 @@ use std::cell::Cell;
 use std::num::NonZeroU64;
 
 use super::Plan;
-use crate::kernels::{self, Precision, WORKGROUP};
+use crate::kernels::smooth::{SMOOTH, SmoothBindings, SmoothParams};
+use crate::kernels::{Params, Precision};
 
 /// The pipelines (one per precision the logits may be stored at) and the parameters; one
 /// per device.
@@ -15,7 +16,7 @@ pub struct Smoother {
     pipelines: Vec<(Precision, wgpu::ComputePipeline)>,
     params: wgpu::Buffer,
     /// Parameters last written, so a steady frame writes nothing.
-    written: Cell<[u32; 8]>,
+    written: Cell<Option<SmoothParams>>,
 }
 
 /// The probabilities kept between frames and the smoothed class map, for one plan.
@@ -60,11 +61,11 @@ impl Smoother {
             .into_iter()
             .map(|precision| {
                 let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(kernels::SMOOTH.name),
-                    source: wgpu::ShaderSource::Wgsl(kernels::SMOOTH.source(precision)),
+                    label: Some(SMOOTH.name),
+                    source: wgpu::ShaderSource::Wgsl(SMOOTH.source(precision)),
                 });
                 let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(kernels::SMOOTH.name),
+                    label: Some(SMOOTH.name),
                     layout: None,
                     module: &module,
                     entry_point: Some("main"),
@@ -76,14 +77,14 @@ impl Smoother {
             .collect();
         let params = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("smoothing parameters"),
-            size: 32,
+            size: std::mem::size_of::<SmoothParams>() as u64,
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
         Smoother {
             pipelines,
             params,
-            written: Cell::new([u32::MAX; 8]),
+            written: Cell::new(None),
         }
     }
 
@@ -110,36 +111,23 @@ impl Smoother {
             .map_or(&self.pipelines[0].1, |(_, pipeline)| pipeline)
             .clone();
         let logit_bytes = plan.tensor_bytes(plan.output());
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("smooth"),
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: self.params.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: logits,
-                        offset: 0,
-                        size: NonZeroU64::new(logit_bytes),
-                    }),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: plan.class_buffer().as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 3,
-                    resource: probs.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 4,
-                    resource: classes.as_entire_binding(),
-                },
-            ],
-        });
+        let bindings = SmoothBindings {
+            logits: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: logits,
+                offset: 0,
+                size: NonZeroU64::new(logit_bytes),
+            }),
+            raw_classes: plan.class_buffer().as_entire_binding(),
+            probs: probs.as_entire_binding(),
+            classes: classes.as_entire_binding(),
+        };
+        let bind_group = super::bind_group(
+            device,
+            "smooth",
+            &pipeline,
+            self.params.as_entire_binding(),
+            bindings.list(),
+        );
         SmoothBinding {
             pipeline,
             bind_group,
@@ -159,12 +147,18 @@ impl Smoother {
         binding: &SmoothBinding,
         strength: f32,
     ) {
-        let [c, h, w] = binding.shape;
-        let reset = binding.reset.replace(false) as u32;
-        let words = [c, h, w, reset, strength.clamp(0.0, 1.0).to_bits(), 0, 0, 0];
-        if self.written.get() != words {
-            queue.write_buffer(&self.params, 0, bytemuck::cast_slice(&words));
-            self.written.set(words);
+        let [channels, h, w] = binding.shape;
+        let params = SmoothParams {
+            channels,
+            h,
+            w,
+            reset: binding.reset.replace(false) as u32,
+            strength: strength.clamp(0.0, 1.0),
+            ..Default::default()
+        };
+        if self.written.get() != Some(params) {
+            queue.write_buffer(&self.params, 0, &params.bytes());
+            self.written.set(Some(params));
         }
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("smooth"),
@@ -172,6 +166,7 @@ impl Smoother {
         });
         pass.set_pipeline(&binding.pipeline);
         pass.set_bind_group(0, &binding.bind_group, &[]);
-        pass.dispatch_workgroups(w.div_ceil(WORKGROUP[0]), h.div_ceil(WORKGROUP[1]), 1);
+        let [x, y, z] = params.grid();
+        pass.dispatch_workgroups(x, y, z);
     }
 }

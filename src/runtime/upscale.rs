@@ -6,8 +6,8 @@
 use std::cell::Cell;
 
 use super::Plan;
-use super::params::{Params, UpscaleParams};
-use crate::kernels::{self, upscale::Upscale};
+use crate::kernels::upscale::{UPSCALE, Upscale, UpscaleBindings, UpscaleParams};
+use crate::kernels::{self, Params};
 
 /// The pipeline; one per device.
 pub struct Upscaler {
@@ -50,11 +50,11 @@ impl UpscaleBinding {
 impl Upscaler {
     pub fn new(device: &wgpu::Device) -> Upscaler {
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(kernels::UPSCALE.name),
-            source: wgpu::ShaderSource::Wgsl(kernels::UPSCALE.wgsl.into()),
+            label: Some(UPSCALE.name),
+            source: wgpu::ShaderSource::Wgsl(UPSCALE.wgsl.into()),
         });
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(kernels::UPSCALE.name),
+            label: Some(UPSCALE.name),
             layout: None,
             module: &module,
             entry_point: Some("main"),
@@ -110,28 +110,18 @@ impl Upscaler {
             mapped_at_creation: false,
         });
         let guide = plan.source_texture().create_view(&Default::default());
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("upscale"),
-            layout: &self.pipeline.get_bind_group_layout(0),
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: params.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: probs.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: wgpu::BindingResource::TextureView(&guide),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 3,
-                    resource: classes.as_entire_binding(),
-                },
-            ],
-        });
+        let bindings = UpscaleBindings {
+            probs: probs.as_entire_binding(),
+            guide: wgpu::BindingResource::TextureView(&guide),
+            classes: classes.as_entire_binding(),
+        };
+        let bind_group = super::bind_group(
+            device,
+            "upscale",
+            &self.pipeline,
+            params.as_entire_binding(),
+            bindings.list(),
+        );
         UpscaleBinding {
             params,
             bind_group,

@@ -82,8 +82,9 @@ pub fn run_gpu_at(
     outputs: &[usize],
     precision: enet_wgpu::kernels::Precision,
 ) -> Vec<Vec<f32>> {
+    use enet_wgpu::kernels::bottleneck::{CPU_THREADS, THREADS};
     use enet_wgpu::runtime::FusedConfig;
-    use enet_wgpu::runtime::fuse::{CPU_THREADS, MIN_TILE, PIXELS, THREADS};
+    use enet_wgpu::runtime::fuse::{MIN_TILE, PIXELS};
     let run = |threads, tile_pixels| {
         let fused = FusedConfig {
             threads,
