@@ -205,6 +205,17 @@ impl Refusal {
     }
 }
 
+/// Class maps hold a class index per byte.
+fn check_classes(model: &Model) -> Result<(), EngineError> {
+    if model.num_classes() > 256 {
+        return Err(EngineError::Gpu(format!(
+            "{} classes: class maps hold at most 256",
+            model.num_classes()
+        )));
+    }
+    Ok(())
+}
+
 impl Segmenter {
     /// A segmenter at the device's best precision ([`Gpu::best_precision`]: f16 where the
     /// device has `shader-f16`).
@@ -218,18 +229,30 @@ impl Segmenter {
         model: &Model,
         precision: crate::kernels::Precision,
     ) -> Result<Segmenter, EngineError> {
-        if model.num_classes() > 256 {
-            return Err(EngineError::Gpu(format!(
-                "{} classes: class maps hold at most 256",
-                model.num_classes()
-            )));
-        }
-        Ok(Segmenter {
-            engine: Engine::with_precision(gpu, &model.graph, model.normalization, precision)?,
+        check_classes(model)?;
+        let engine = Engine::with_precision(gpu, &model.graph, model.normalization, precision)?;
+        Ok(Segmenter::from_engine(engine))
+    }
+
+    fn from_engine(engine: Engine) -> Segmenter {
+        Segmenter {
+            engine,
             plan: None,
             refused: None,
             upscaling: None,
-        })
+        }
+    }
+
+    /// A segmenter running the engine as `config` says (e.g. the one measured fastest on
+    /// this device, [`crate::runtime::tune`]).
+    pub fn with_config(
+        gpu: &Gpu,
+        model: &Model,
+        config: crate::runtime::tune::Config,
+    ) -> Result<Segmenter, EngineError> {
+        check_classes(model)?;
+        let engine = Engine::for_config(gpu, &model.graph, model.normalization, config)?;
+        Ok(Segmenter::from_engine(engine))
     }
 
     pub fn engine(&self) -> &Engine {

@@ -10,9 +10,18 @@ use common::*;
 use safetensors::SafeTensors;
 
 fn enet(args: &[&str]) -> Output {
+    // An empty cache folder: no choice remembered by `bench --tune` here or elsewhere on the
+    // machine changes what these tests run.
+    static EMPTY: OnceLock<tempfile::TempDir> = OnceLock::new();
+    enet_cached(args, EMPTY.get_or_init(tmp).path())
+}
+
+/// `enet` with `cache` as its cache folder.
+fn enet_cached(args: &[&str], cache: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_enet"))
         .args(args)
         .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .env("XDG_CACHE_HOME", cache)
         .output()
         .expect("run enet")
 }
@@ -321,6 +330,97 @@ fn bench_reports_json() {
     ]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["dispatches_per_frame"], 95);
+}
+
+#[test]
+fn bench_tune_times_every_configuration_and_segment_uses_the_fastest() {
+    let cache = tmp();
+    let o = enet_cached(
+        &[
+            "bench", "--tune", "--size", "64x48", "--frames", "1", "--json",
+        ],
+        cache.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let t = &v["tuning"];
+    // lavapipe is a CPU emulation: the trials run at half the size.
+    assert_eq!(t["trial_size"], "32x24", "{v}");
+    let trials = t["trials"].as_array().unwrap();
+    // lavapipe has shader-f16 and allows 256 invocations: every configuration is tried.
+    assert_eq!(trials.len(), 10, "{t}");
+    let timed: Vec<(String, f64)> = trials
+        .iter()
+        .map(|x| {
+            let ms = x["ms_per_frame"].as_f64();
+            assert!(ms.is_some_and(|ms| ms > 0.0), "{x}");
+            (x["engine"].as_str().unwrap().to_string(), ms.unwrap())
+        })
+        .collect();
+    let fastest = timed
+        .iter()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(n, _)| n.clone())
+        .unwrap();
+    eprintln!("lavapipe, trials at 32x24: {timed:?}; chosen {fastest}");
+    assert_eq!(t["chosen"], fastest.as_str());
+    assert_eq!(
+        v["engine"],
+        fastest.as_str(),
+        "the bench runs the chosen one"
+    );
+    assert_eq!(
+        trials.iter().filter(|x| x["chosen"] == true).count(),
+        1,
+        "{t}"
+    );
+    let file = cache.path().join("enet-wgpu").join("tuning.json");
+    assert!(file.is_file(), "{}", t["remembered_in"]);
+    // segment and eval run the remembered choice (the one measured at this size, or the
+    // latest for the device), and say so; --no-tune and --precision force the default.
+    let dir = tmp();
+    let out = dir.path().join("o.png");
+    let pic = val_png(0);
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "segment",
+            pic.to_str().unwrap(),
+            "--size",
+            "64x48",
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |extra: &[&str]| {
+        let a = args(extra);
+        enet_cached(
+            &a.iter().map(String::as_str).collect::<Vec<_>>(),
+            cache.path(),
+        )
+    };
+    let o = run(&[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&format!("engine: {fastest} (measured")),
+        "{}",
+        text(&o)
+    );
+    for forced in [&["--no-tune"][..], &["--precision", "f32"]] {
+        let o = run(forced);
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(!text(&o).contains("engine: "), "{forced:?}: {}", text(&o));
+    }
+    // A damaged cache is a note, never an error.
+    std::fs::write(&file, "{ not json").unwrap();
+    let o = run(&[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("note: the tuning cache") && text(&o).contains("ignored"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]

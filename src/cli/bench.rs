@@ -7,6 +7,7 @@ use anyhow::Result;
 use super::{BenchArgs, gpu, load_model};
 use enet_wgpu::model::weights::synthetic_file;
 use enet_wgpu::model::{Layout, Model};
+use enet_wgpu::runtime::tune::{self, Config, Trial};
 use enet_wgpu::runtime::{FrameOptions, FusedConfig, Smoother, Timing, Upscaler};
 use enet_wgpu::{Engine, blocking::block_on};
 
@@ -19,6 +20,110 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
+/// What `--tune` measured and chose.
+struct Tuning {
+    trial_size: (usize, usize),
+    seconds: f64,
+    trials: Vec<Trial>,
+    chosen: Config,
+    /// Where the choice was remembered, or why it was not.
+    saved: std::result::Result<String, String>,
+}
+
+impl Tuning {
+    fn json(&self) -> serde_json::Value {
+        let (w, h) = self.trial_size;
+        serde_json::json!({
+            "trial_size": format!("{w}x{h}"),
+            "seconds": self.seconds,
+            "chosen": self.chosen.name(),
+            "remembered_in": self.saved.as_ref().ok(),
+            "trials": self.trials.iter().map(|t| serde_json::json!({
+                "engine": t.config.name(),
+                "ms_per_frame": t.ms.as_ref().ok(),
+                "error": t.ms.as_ref().err(),
+                "chosen": t.config == self.chosen,
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    fn print(&self) {
+        let (w, h) = self.trial_size;
+        println!(
+            "tuning: every configuration timed at {w}x{h} ({:.1} s)",
+            self.seconds
+        );
+        for t in &self.trials {
+            let ms = match &t.ms {
+                Ok(ms) => format!("{ms:10.3} ms"),
+                Err(e) => format!("failed: {e}"),
+            };
+            let mark = if t.config == self.chosen {
+                "  <- chosen"
+            } else {
+                ""
+            };
+            println!("  {:<20} {ms}{mark}", t.config.name());
+        }
+        match &self.saved {
+            Ok(path) => println!("remembered in {path} for segment and eval"),
+            Err(e) => println!("not remembered: {e}"),
+        }
+    }
+}
+
+/// Times every configuration the device can run, remembers the fastest for `a.size`. On a
+/// CPU emulation the trials run at half the size unless told otherwise.
+fn tune_here(gpu: &enet_wgpu::Gpu, model: &Model, a: &BenchArgs) -> Result<Tuning> {
+    let emulated = gpu.info().device_type == wgpu::DeviceType::Cpu;
+    let half = |s: usize| (s / 2 / 8 * 8).max(8);
+    let trial_size = a.trial_size.unwrap_or(if emulated {
+        (half(a.size.0), half(a.size.1))
+    } else {
+        a.size
+    });
+    let candidates = tune::candidates(tune::Abilities::of(gpu));
+    let start = Instant::now();
+    let mut stopwatch = tune::Stopwatch::new(gpu, model, trial_size);
+    let (trials, best) = tune::choose(&candidates, 5, |c| stopwatch.frame_ms(c));
+    drop(stopwatch);
+    let seconds = start.elapsed().as_secs_f64();
+    let Some(chosen) = best else {
+        anyhow::bail!(
+            "no configuration could run here: {}",
+            trials
+                .iter()
+                .filter_map(|t| t
+                    .ms
+                    .as_ref()
+                    .err()
+                    .map(|e| format!("{}: {e}", t.config.name())))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    };
+    let ms = trials
+        .iter()
+        .find(|t| t.config == chosen)
+        .and_then(|t| t.ms.clone().ok())
+        .unwrap_or(f64::NAN);
+    let (mut cache, note) = tune::load_cache();
+    if let Some(note) = note {
+        eprintln!("note: the tuning cache {note}");
+    }
+    cache.insert(tune::TuneKey::new(gpu, a.size), chosen, ms);
+    let saved = tune::save_cache(&cache)
+        .map(|p| p.display().to_string())
+        .map_err(|e| e.to_string());
+    Ok(Tuning {
+        trial_size,
+        seconds,
+        trials,
+        chosen,
+        saved,
+    })
+}
+
 pub fn run(a: BenchArgs) -> Result<()> {
     let model = match a.synthetic {
         Some(layout) => Model::from_safetensors(&synthetic_file(Layout::from(layout), 12, 1))?,
@@ -29,21 +134,23 @@ pub fn run(a: BenchArgs) -> Result<()> {
     }
     let gpu = gpu()?;
     let device_default = FusedConfig::for_device(&gpu);
-    let fused = FusedConfig {
+    let mut config = Config {
+        fused: !a.unfused,
+        precision: a.precision.resolve(&gpu),
         threads: a.threads.unwrap_or(device_default.threads),
         tile_pixels: a.tile_pixels,
+    };
+    let tuning = if a.tune {
+        let t = tune_here(&gpu, &model, &a)?;
+        config = t.chosen;
+        Some(t)
+    } else {
+        None
     };
     // Start-up as a page meets it after a device loss: every pipeline compiled, the plan's
     // buffers and bind groups made, one frame run.
     let start = Instant::now();
-    let mut engine = Engine::with_config(
-        &gpu,
-        &model.graph,
-        model.normalization,
-        a.precision.resolve(&gpu),
-        fused,
-    )?;
-    engine.set_fusion(!a.unfused);
+    let engine = Engine::for_config(&gpu, &model.graph, model.normalization, config)?;
     let engine_ms = start.elapsed().as_secs_f64() * 1e3;
     let (w, h) = a.size;
     let start = Instant::now();
@@ -146,7 +253,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
             "fps": 1e3 / wall_ms,
             "gpu_ms_per_frame": gpu_frame,
             "dispatches_per_frame": plan.dispatch_count(),
-            "fused": !a.unfused,
+            "fused": config.fused,
+            "engine": config.name(),
+            "tuning": tuning.as_ref().map(Tuning::json),
             "precision": engine.precision().name(),
             "threads_per_workgroup": engine.threads(),
             "tile_pixels": engine.fused_config().tile_pixels,
@@ -167,6 +276,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
         });
         println!("{out}");
     } else {
+        if let Some(t) = &tuning {
+            t.print();
+        }
         println!("adapter              {adapter}");
         println!("model                {} layout, {w}x{h}", model.layout);
         println!("precision            {}", engine.precision());
@@ -190,7 +302,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         println!(
             "dispatches per frame {}{}",
             plan.dispatch_count(),
-            if a.unfused { " (unfused)" } else { "" }
+            if config.fused { "" } else { " (unfused)" }
         );
         println!(
             "GPU memory (plan)    {:.1} MiB",

@@ -94,8 +94,8 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let n = model.num_classes();
     let void = model.void_class;
     let gpu = gpu()?;
-    let precision = a.precision.resolve(&gpu);
-    let mut seg = Segmenter::with_precision(&gpu, &model, precision)?;
+    let mut seg = super::segmenter(&gpu, &model, a.precision, a.size, a.no_tune)?;
+    let precision = seg.engine().precision();
     let compare_precision = a.compare_precision.map_or(precision, |p| p.resolve(&gpu));
     let mut other = match (&a.compare, a.compare_precision) {
         (Some(p), _) => {
@@ -230,6 +230,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
             "images": scored,
             "failed_images": failed,
             "precision": precision.name(),
+            "engine": seg.engine().config().name(),
         });
         if let Some((_, agree, other_miou)) = &agreement {
             out["agreement"] = serde_json::json!(agree);

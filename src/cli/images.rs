@@ -263,7 +263,7 @@ pub fn segment(a: SegmentArgs) -> Result<()> {
     let outputs = output_paths(&a.images, a.output_path.as_deref(), a.output)?;
     let model = load_model(a.weights.as_deref())?;
     let gpu = gpu()?;
-    let mut seg = Segmenter::with_precision(&gpu, &model, a.precision.resolve(&gpu))?;
+    let mut seg = super::segmenter(&gpu, &model, a.precision, a.size, a.no_tune)?;
     if a.output_path.is_none() {
         let here = std::env::current_dir().map_or(".".into(), |d| d.display().to_string());
         eprintln!(

@@ -91,6 +91,10 @@ pub struct SegmentArgs {
     /// own edges (joint bilateral upsampling): nearest, bilinear or edge.
     #[arg(long, default_value_t = Upscale::default())]
     upsample: Upscale,
+    /// Run the engine's default configuration, not the one `enet bench --tune` measured
+    /// fastest on this device (an explicit --precision also forces it).
+    #[arg(long)]
+    no_tune: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -123,6 +127,9 @@ pub struct EvalArgs {
     /// How the class map is brought from the network's size to the label's (as `segment`).
     #[arg(long, default_value_t = Upscale::default())]
     upsample: Upscale,
+    /// As `segment --no-tune`.
+    #[arg(long)]
+    no_tune: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -164,6 +171,60 @@ pub struct BenchArgs {
     /// The upscale `--upscale-to` times: nearest, bilinear or edge.
     #[arg(long, default_value_t = Upscale::default())]
     upsample: Upscale,
+    /// First time every configuration this device can run (fused or not, f16 or f32,
+    /// workgroup and tile sizes; the median of 5 interleaved frames each), print the
+    /// trials, remember the fastest for `segment` and `eval`, then benchmark it (the flags
+    /// that choose a configuration are then ignored).
+    #[arg(long)]
+    tune: bool,
+    /// The size the trials run at (default: --size on a GPU; on a CPU emulation of one,
+    /// half of each side, in a quarter of the time).
+    #[arg(long, value_parser = parse_size, value_name = "WxH", requires = "tune")]
+    trial_size: Option<(usize, usize)>,
+}
+
+/// The configuration `segment` and `eval` run: the one `enet bench --tune` remembered as
+/// fastest on this adapter (at `size`, else its latest at any size), unless `--no-tune` or
+/// an explicit `--precision` forces the default. A damaged cache is a note, not an error.
+fn remembered_config(
+    gpu: &enet_wgpu::Gpu,
+    precision: PrecisionArg,
+    size: Option<(usize, usize)>,
+    no_tune: bool,
+) -> Option<enet_wgpu::runtime::tune::Config> {
+    use enet_wgpu::runtime::tune;
+    if no_tune || precision != PrecisionArg::Auto {
+        return None;
+    }
+    let (cache, note) = tune::load_cache();
+    if let Some(note) = note {
+        eprintln!("note: the tuning cache {note}");
+    }
+    let key = tune::TuneKey::new(gpu, size.unwrap_or_default());
+    let config = size
+        .and_then(|_| cache.get(&key).map(|(c, _)| c))
+        .or_else(|| cache.latest_for_device(&key))?;
+    // Measured on this adapter, so it can run here; a driver that changed its mind is
+    // caught by the engine's own checks.
+    eprintln!(
+        "engine: {} (measured fastest here by enet bench --tune; --no-tune for the default)",
+        config.name()
+    );
+    Some(config)
+}
+
+/// A segmenter as `remembered_config` says, or at `precision`.
+fn segmenter(
+    gpu: &enet_wgpu::Gpu,
+    model: &enet_wgpu::Model,
+    precision: PrecisionArg,
+    size: Option<(usize, usize)>,
+    no_tune: bool,
+) -> Result<enet_wgpu::Segmenter> {
+    Ok(match remembered_config(gpu, precision, size, no_tune) {
+        Some(c) => enet_wgpu::Segmenter::with_config(gpu, model, c)?,
+        None => enet_wgpu::Segmenter::with_precision(gpu, model, precision.resolve(gpu))?,
+    })
 }
 
 /// A picture size WxH of any positive sides (an output, not a network input).

@@ -244,6 +244,39 @@ impl Engine {
         precision: Precision,
         fused: FusedConfig,
     ) -> Result<Engine, EngineError> {
+        Engine::build(gpu, graph, normalization, precision, fused, true)
+    }
+
+    /// An engine that runs as `config` says (e.g. the one measured fastest,
+    /// [`super::tune`]); one that runs unfused compiles no fused pipelines.
+    pub fn for_config(
+        gpu: &Gpu,
+        graph: &Graph,
+        normalization: Normalization,
+        config: super::tune::Config,
+    ) -> Result<Engine, EngineError> {
+        let fused = FusedConfig {
+            threads: config.threads,
+            tile_pixels: config.tile_pixels,
+        };
+        Engine::build(
+            gpu,
+            graph,
+            normalization,
+            config.precision,
+            fused,
+            config.fused,
+        )
+    }
+
+    fn build(
+        gpu: &Gpu,
+        graph: &Graph,
+        normalization: Normalization,
+        precision: Precision,
+        fused: FusedConfig,
+        fusion: bool,
+    ) -> Result<Engine, EngineError> {
         fused.check()?;
         if precision == Precision::F16 && !gpu.has_f16() {
             return Err(EngineError::Gpu(format!(
@@ -334,20 +367,20 @@ impl Engine {
             }
         };
         let aux = upload("aux", bytemuck::cast_slice(&aux));
-        let mut pipelines = plain_pipelines(device, precision);
-        pipelines.extend(fused_pipelines(device, graph, precision, fused));
-        Ok(Engine {
+        let mut engine = Engine {
             gpu: gpu.clone(),
             graph: graph.clone(),
             normalization,
-            pipelines,
+            pipelines: plain_pipelines(device, precision),
             weights,
             aux,
             offsets,
-            fusion: true,
+            fusion: false,
             precision,
             fused,
-        })
+        };
+        engine.set_fusion(fusion);
+        Ok(engine)
     }
 
     /// The pipeline a call runs.
@@ -380,9 +413,29 @@ impl Engine {
         self.precision
     }
 
+    /// How plans run the network: fused or not, storage precision, fused kernels' layout.
+    pub fn config(&self) -> super::tune::Config {
+        super::tune::Config {
+            fused: self.fusion,
+            precision: self.precision,
+            threads: self.fused.threads,
+            tile_pixels: self.fused.tile_pixels,
+        }
+    }
+
     /// Turns bottleneck fusion off (or on again) for plans made from now on: the same
     /// network one op per dispatch, to compare speed and results.
+    /// The fused pipelines are compiled the first time fusion is on.
     pub fn set_fusion(&mut self, on: bool) {
+        let compiled = self
+            .pipelines
+            .keys()
+            .any(|p| !matches!(p, Pipeline::Entry(..)));
+        if on && !compiled {
+            let (device, graph) = (&self.gpu.device, &self.graph);
+            let fused = fused_pipelines(device, graph, self.precision, self.fused);
+            self.pipelines.extend(fused);
+        }
         self.fusion = on;
     }
 }

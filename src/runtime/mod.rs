@@ -6,6 +6,7 @@ pub mod fuse;
 pub mod overlay;
 mod plan;
 pub mod smooth;
+pub mod tune;
 pub mod upscale;
 
 pub use engine::{Engine, FusedConfig};

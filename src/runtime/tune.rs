@@ -1,0 +1,520 @@
+//! Which way of running a frame is fastest on this device, measured rather than guessed
+//! (as cuDNN's benchmark mode and ONNX Runtime's tuning do): every configuration the
+//! device can run is timed for a few frames, the fastest kept, and the choice remembered
+//! per adapter (name, driver, backend), engine build and network size.
+//!
+//! The decision ([`choose`]) and the memory ([`TuneCache`]) are plain code, tested with a
+//! fake clock; [`measure`] is the real clock.
+
+use serde::{Deserialize, Serialize};
+
+use super::Gpu;
+use crate::kernels::Precision;
+use crate::kernels::bottleneck::{CPU_THREADS, THREADS};
+use crate::runtime::fuse::TILE_PIXELS;
+
+/// One way to run a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Config {
+    /// Bottlenecks fused into one dispatch each (false: one op per dispatch).
+    pub fused: bool,
+    pub precision: Precision,
+    /// Invocations per workgroup of the fused kernels.
+    pub threads: usize,
+    /// Output pixels of a fused bottleneck's tile, at most.
+    pub tile_pixels: usize,
+}
+
+impl Config {
+    /// A short name, e.g. `fused f16 256x64` (threads x tile pixels) or `unfused f32`.
+    pub fn name(&self) -> String {
+        if self.fused {
+            format!(
+                "fused {} {}x{}",
+                self.precision, self.threads, self.tile_pixels
+            )
+        } else {
+            format!("unfused {}", self.precision)
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Config> {
+        let parts: Vec<&str> = s.split(' ').collect();
+        let precision = parts.get(1)?.parse().ok()?;
+        let unfused = Config {
+            fused: false,
+            precision,
+            threads: CPU_THREADS,
+            tile_pixels: TILE_PIXELS[1],
+        };
+        match parts[..] {
+            ["unfused", _] => Some(unfused),
+            ["fused", _, layout] => {
+                let (t, p) = layout.split_once('x')?;
+                let c = Config {
+                    fused: true,
+                    threads: t.parse().ok()?,
+                    tile_pixels: p.parse().ok()?,
+                    ..unfused
+                };
+                ([CPU_THREADS, THREADS].contains(&c.threads)
+                    && TILE_PIXELS.contains(&c.tile_pixels))
+                .then_some(c)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What a device can run: `shader-f16` or not, and how many invocations a workgroup may have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Abilities {
+    pub f16: bool,
+    pub max_invocations: u32,
+}
+
+impl Abilities {
+    pub fn of(gpu: &Gpu) -> Abilities {
+        Abilities {
+            f16: gpu.has_f16(),
+            max_invocations: gpu.device.limits().max_compute_invocations_per_workgroup,
+        }
+    }
+}
+
+/// Every configuration a device with `abilities` can run, none it cannot: f16 only with
+/// `shader-f16`, 256 invocations only where the limit allows. One op per dispatch has no
+/// workgroup layout to vary.
+pub fn candidates(abilities: Abilities) -> Vec<Config> {
+    let mut precisions = vec![Precision::F32];
+    if abilities.f16 {
+        precisions.push(Precision::F16);
+    }
+    let mut out = Vec::new();
+    for &precision in &precisions {
+        out.push(Config {
+            fused: false,
+            precision,
+            threads: CPU_THREADS,
+            tile_pixels: TILE_PIXELS[1],
+        });
+        for threads in [CPU_THREADS, THREADS] {
+            if threads as u32 > abilities.max_invocations {
+                continue;
+            }
+            for tile_pixels in TILE_PIXELS {
+                out.push(Config {
+                    fused: true,
+                    precision,
+                    threads,
+                    tile_pixels,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// One candidate's trial: its time per frame, or why it could not run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trial {
+    pub config: Config,
+    pub ms: Result<f64, String>,
+}
+
+/// Times every candidate with `measure` (ms for one frame) in `rounds` interleaved rounds,
+/// so a device that slows down or speeds up meanwhile (thermals, other work) weighs on all
+/// alike, and picks the fastest median; a candidate that fails is reported and passed over.
+/// None when none ran.
+pub fn choose(
+    candidates: &[Config],
+    rounds: usize,
+    mut measure: impl FnMut(Config) -> Result<f64, String>,
+) -> (Vec<Trial>, Option<Config>) {
+    let mut times: Vec<Result<Vec<f64>, String>> = vec![Ok(Vec::new()); candidates.len()];
+    for _ in 0..rounds.max(1) {
+        for (t, &config) in times.iter_mut().zip(candidates) {
+            if let Ok(v) = t {
+                match measure(config) {
+                    Ok(ms) => v.push(ms),
+                    Err(e) => *t = Err(e),
+                }
+            }
+        }
+    }
+    let trials: Vec<Trial> = candidates
+        .iter()
+        .zip(times)
+        .map(|(&config, t)| Trial {
+            config,
+            ms: t.map(|mut v| {
+                v.sort_by(|a, b| a.total_cmp(b));
+                v[v.len() / 2]
+            }),
+        })
+        .collect();
+    let best = trials
+        .iter()
+        .filter_map(|t| t.ms.as_ref().ok().map(|ms| (t.config, *ms)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(c, _)| c);
+    (trials, best)
+}
+
+/// What a remembered choice is valid for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TuneKey {
+    pub adapter: String,
+    pub driver: String,
+    pub backend: String,
+    /// The engine's version and a digest of its kernels: a new build may be faster another
+    /// way, so it tunes again.
+    pub engine: String,
+    /// Network input (w, h).
+    pub size: (usize, usize),
+}
+
+impl TuneKey {
+    pub fn new(gpu: &Gpu, size: (usize, usize)) -> TuneKey {
+        let info = gpu.info();
+        TuneKey {
+            adapter: info.name,
+            driver: format!("{} {}", info.driver, info.driver_info),
+            backend: format!("{:?}", info.backend),
+            engine: engine_version(),
+            size,
+        }
+    }
+
+    /// The same adapter, driver and engine, whatever the size.
+    fn same_device(&self, other: &TuneKey) -> bool {
+        (&self.adapter, &self.driver, &self.backend, &self.engine)
+            == (&other.adapter, &other.driver, &other.backend, &other.engine)
+    }
+}
+
+/// The crate's version and an FNV-1a digest of every kernel's source.
+pub fn engine_version() -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for k in crate::kernels::ALL {
+        for b in k.wgsl.bytes() {
+            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    format!("{} {h:016x}", env!("CARGO_PKG_VERSION"))
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Entry {
+    key: TuneKey,
+    config: String,
+    ms: f64,
+}
+
+/// Remembered choices, newest last, as stored (JSON).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TuneCache {
+    entries: Vec<Entry>,
+}
+
+impl TuneCache {
+    /// The cache in `text`; damaged text gives an empty cache and says why, so the caller
+    /// can note it (never an error: the cache only saves time).
+    pub fn parse(text: &str) -> (TuneCache, Option<String>) {
+        match serde_json::from_str::<TuneCache>(text) {
+            Ok(c) => (c, None),
+            Err(e) => (TuneCache::default(), Some(format!("ignored: {e}"))),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("plain data serialises")
+    }
+
+    /// The choice remembered for `key`, with its time per frame.
+    pub fn get(&self, key: &TuneKey) -> Option<(Config, f64)> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|e| &e.key == key)
+            .and_then(|e| Some((Config::parse(&e.config)?, e.ms)))
+    }
+
+    /// The choice remembered last for this device at any size.
+    pub fn latest_for_device(&self, key: &TuneKey) -> Option<Config> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|e| e.key.same_device(key))
+            .and_then(|e| Config::parse(&e.config))
+    }
+
+    /// Remembers `config` for `key`, replacing what was there; entries of other engine
+    /// builds for the same adapter are dropped (they can never match again).
+    pub fn insert(&mut self, key: TuneKey, config: Config, ms: f64) {
+        self.entries.retain(|e| {
+            e.key != key && !(e.key.adapter == key.adapter && e.key.engine != key.engine)
+        });
+        self.entries.push(Entry {
+            key,
+            config: config.name(),
+            ms,
+        });
+    }
+}
+
+/// Where the cache lives natively: `$XDG_CACHE_HOME/enet-wgpu/tuning.json`, or under
+/// `~/.cache` (`%LOCALAPPDATA%` on Windows).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn cache_path() -> Option<std::path::PathBuf> {
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    let base = env("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| env("HOME").map(|h| std::path::Path::new(&h).join(".cache")))
+        .or_else(|| env("LOCALAPPDATA").map(std::path::PathBuf::from))?;
+    Some(base.join("enet-wgpu").join("tuning.json"))
+}
+
+/// The native cache, and a note when the file was there but could not be used.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn load_cache() -> (TuneCache, Option<String>) {
+    let Some(path) = cache_path() else {
+        return (TuneCache::default(), None);
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let (cache, note) = TuneCache::parse(&text);
+            (cache, note.map(|n| format!("{}: {n}", path.display())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (TuneCache::default(), None),
+        Err(e) => (
+            TuneCache::default(),
+            Some(format!("{}: ignored: {e}", path.display())),
+        ),
+    }
+}
+
+/// Writes the native cache (through a temporary file, so a reader never sees half of it).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn save_cache(cache: &TuneCache) -> std::io::Result<std::path::PathBuf> {
+    let path = cache_path().ok_or_else(|| std::io::Error::other("no cache folder (set HOME)"))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, cache.to_json())?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
+/// The real clock: each configuration's engine and plan built on its first frame (and warmed
+/// up), kept for the rounds that follow, so a frame's time is only the frame's: GPU time from
+/// timestamp queries where the adapter has them, wall time otherwise.
+#[cfg(not(target_arch = "wasm32"))]
+pub struct Stopwatch<'a> {
+    gpu: &'a Gpu,
+    model: &'a crate::model::Model,
+    size: (usize, usize),
+    rgba: Vec<u8>,
+    built: std::collections::HashMap<Config, (super::Engine, super::Plan)>,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl<'a> Stopwatch<'a> {
+    pub fn new(gpu: &'a Gpu, model: &'a crate::model::Model, size: (usize, usize)) -> Self {
+        Stopwatch {
+            gpu,
+            model,
+            size,
+            // A fixed synthetic frame: speed does not depend on the picture.
+            rgba: (0..size.0 * size.1 * 4)
+                .map(|i| (i * 31 % 251) as u8)
+                .collect(),
+            built: Default::default(),
+        }
+    }
+
+    fn wait(&self) -> Result<(), String> {
+        self.gpu
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// One frame of `config`, in ms.
+    pub fn frame_ms(&mut self, config: Config) -> Result<f64, String> {
+        use super::{Engine, FrameOptions, Timing};
+        if !self.built.contains_key(&config) {
+            let m = self.model;
+            let engine = Engine::for_config(self.gpu, &m.graph, m.normalization, config)
+                .map_err(|e| e.to_string())?;
+            let plan = engine
+                .plan(self.size, self.size)
+                .map_err(|e| e.to_string())?;
+            for _ in 0..2 {
+                plan.submit_frame(&self.rgba, FrameOptions::default())
+                    .map_err(|e| e.to_string())?;
+            }
+            self.wait()?;
+            self.built.insert(config, (engine, plan));
+        }
+        let plan = &self.built[&config].1;
+        let timing = if plan.has_timestamps() {
+            Timing::Frame
+        } else {
+            Timing::Off
+        };
+        let start = std::time::Instant::now();
+        plan.submit_frame(
+            &self.rgba,
+            FrameOptions {
+                timing,
+                ..Default::default()
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        self.wait()?;
+        let wall = start.elapsed().as_secs_f64() * 1e3;
+        let gpu_ms = crate::blocking::block_on(plan.read_timings())
+            .map_err(|e| e.to_string())?
+            .first()
+            .map(|t| t.ms);
+        Ok(gpu_ms.unwrap_or(wall))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(size: (usize, usize), engine: &str) -> TuneKey {
+        TuneKey {
+            adapter: "GPU".into(),
+            driver: "d 1".into(),
+            backend: "Vulkan".into(),
+            engine: engine.into(),
+            size,
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for c in candidates(Abilities {
+            f16: true,
+            max_invocations: 256,
+        }) {
+            assert_eq!(Config::parse(&c.name()), Some(c), "{}", c.name());
+        }
+        assert_eq!(Config::parse("fused f16 128x64"), None);
+        assert_eq!(Config::parse("fused f64 64x64"), None);
+        assert_eq!(Config::parse(""), None);
+    }
+
+    #[test]
+    fn impossible_candidates_are_never_tried() {
+        let all = candidates(Abilities {
+            f16: true,
+            max_invocations: 256,
+        });
+        assert_eq!(all.len(), 10);
+        let small = candidates(Abilities {
+            f16: false,
+            max_invocations: 128,
+        });
+        assert_eq!(small.len(), 3);
+        assert!(
+            small
+                .iter()
+                .all(|c| c.precision == Precision::F32 && c.threads <= 128)
+        );
+        let mut tried = Vec::new();
+        let _ = choose(&small, 2, |c| {
+            tried.push(c);
+            Ok(1.0)
+        });
+        // Every possible one, in interleaved rounds.
+        assert_eq!(tried, [small.clone(), small].concat());
+    }
+
+    #[test]
+    fn the_fastest_candidate_wins_and_failures_are_passed_over() {
+        let all = candidates(Abilities {
+            f16: true,
+            max_invocations: 256,
+        });
+        // A fake clock: each configuration's time is known.
+        let clock = |c: Config| -> Result<f64, String> {
+            match (c.fused, c.precision, c.threads, c.tile_pixels) {
+                (false, Precision::F32, ..) => Ok(752.0),
+                (true, Precision::F16, 256, 32) => Err("out of memory".into()),
+                (true, Precision::F32, 64, 64) => Ok(700.0),
+                _ => Ok(900.0 + c.threads as f64),
+            }
+        };
+        let (trials, best) = choose(&all, 3, clock);
+        assert_eq!(trials.len(), all.len());
+        assert_eq!(best.map(|c| c.name()).as_deref(), Some("fused f32 64x64"));
+        assert!(trials.iter().any(|t| t.ms.is_err()));
+        let (_, none) = choose(&all, 3, |_| Err("no".into()));
+        assert_eq!(none, None);
+        // The median of the rounds: one slow round (other work on the device) does not
+        // decide; a candidate failing in a later round is out.
+        let mut round = 0;
+        let (trials, best) = choose(&all[..2], 3, |c| {
+            round += 1;
+            match (c.fused, round) {
+                (false, 1) => Ok(50.0),
+                (false, _) => Ok(10.0),
+                (true, 4) => Err("lost".into()),
+                (true, _) => Ok(20.0),
+            }
+        });
+        assert_eq!(best, Some(all[0]));
+        assert_eq!(trials[0].ms, Ok(10.0));
+        assert_eq!(trials[1].ms, Err("lost".into()));
+    }
+
+    #[test]
+    fn the_cache_is_keyed_by_device_size_and_engine() {
+        let mut cache = TuneCache::default();
+        let unfused = Config::parse("unfused f32").unwrap();
+        let fused = Config::parse("fused f16 256x32").unwrap();
+        cache.insert(key((480, 360), "1 a"), unfused, 752.0);
+        cache.insert(key((240, 176), "1 a"), fused, 200.0);
+        assert_eq!(cache.get(&key((480, 360), "1 a")), Some((unfused, 752.0)));
+        assert_eq!(cache.get(&key((240, 176), "1 a")), Some((fused, 200.0)));
+        assert_eq!(cache.get(&key((640, 360), "1 a")), None);
+        assert_eq!(
+            cache.latest_for_device(&key((640, 360), "1 a")),
+            Some(fused)
+        );
+        let mut other = key((480, 360), "1 a");
+        other.driver = "d 2".into();
+        assert_eq!(cache.get(&other), None, "a new driver tunes again");
+        assert_eq!(cache.latest_for_device(&other), None);
+        // A new engine build forgets the old one's entries for that adapter.
+        cache.insert(key((480, 360), "2 b"), fused, 600.0);
+        assert_eq!(cache.get(&key((480, 360), "1 a")), None);
+        assert_eq!(cache.get(&key((240, 176), "1 a")), None);
+        assert_eq!(cache.get(&key((480, 360), "2 b")), Some((fused, 600.0)));
+        // Stored and read back.
+        let (back, note) = TuneCache::parse(&cache.to_json());
+        assert_eq!((back, note), (cache, None));
+    }
+
+    #[test]
+    fn a_damaged_cache_is_ignored_with_a_note() {
+        for text in ["", "{", "[1, 2]", "{\"entries\": 3}", "\u{0}garbage"] {
+            let (cache, note) = TuneCache::parse(text);
+            assert_eq!(cache, TuneCache::default(), "{text:?}");
+            assert!(note.unwrap().starts_with("ignored"), "{text:?}");
+        }
+        // An entry whose configuration this build does not know is no choice.
+        let (cache, _) = TuneCache::parse(
+            r#"{"entries": [{"key": {"adapter": "GPU", "driver": "d 1", "backend": "Vulkan",
+                "engine": "1 a", "size": [480, 360]}, "config": "fused f16 100x7", "ms": 1.0}]}"#,
+        );
+        assert_eq!(cache.get(&key((480, 360), "1 a")), None);
+    }
+}
