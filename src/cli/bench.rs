@@ -147,7 +147,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     } else {
         None
     };
-    // Start-up as a page meets it after a device loss: every pipeline compiled, the plan's
+    // Start-up as a page meets it after a device loss: every pipeline it runs compiled, the plan's
     // buffers and bind groups made, one frame run.
     let start = Instant::now();
     let engine = Engine::for_config(&gpu, &model.graph, model.normalization, config)?;
@@ -288,7 +288,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             engine.fused_config().tile_pixels
         );
         println!(
-            "start-up ms          {engine_ms:.0} engine (weights, every pipeline), {plan_ms:.0} plan, {first_frame_ms:.0} first frame"
+            "start-up ms          {engine_ms:.0} engine (weights, its pipelines), {plan_ms:.0} plan, {first_frame_ms:.0} first frame"
         );
         println!("frames               {}", a.frames);
         println!("wall ms per frame    {wall_ms:.3} (pipelined, upload included)");

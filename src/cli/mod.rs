@@ -178,7 +178,7 @@ pub struct BenchArgs {
     #[arg(long)]
     tune: bool,
     /// The size the trials run at (default: --size on a GPU; on a CPU emulation of one,
-    /// half of each side, in a quarter of the time).
+    /// half of each side, which picks the same winner sooner).
     #[arg(long, value_parser = parse_size, value_name = "WxH", requires = "tune")]
     trial_size: Option<(usize, usize)>,
 }
