@@ -33,6 +33,10 @@ pub enum SizeRequest {
     /// This shorter side (a multiple of 8), the longer one following the frame's aspect: a
     /// portrait camera runs portrait (the page's size choices).
     ShortSide(usize),
+    /// As `ShortSide`, but never above the frame's own shorter side (rounded down to a
+    /// multiple of 8): a larger network only adds pixels the frame does not have, and costs a
+    /// slow device dearly (the page's automatic size).
+    ShortSideAtMost(usize),
     /// Exactly (w, h), both multiples of 8 (the CLI's `--size`).
     Exact(usize, usize),
 }
@@ -57,6 +61,10 @@ pub fn network_size(
         return bad("both sides must be positive".into());
     }
     match request {
+        SizeRequest::ShortSideAtMost(s) => {
+            let own = (sw.min(sh) / 8 * 8).max(8);
+            network_size(source, SizeRequest::ShortSide(s.min(own)))
+        }
         SizeRequest::Exact(w, h) => {
             if w % 8 != 0 || h % 8 != 0 {
                 return bad(
@@ -478,6 +486,12 @@ mod tests {
         assert_eq!(size((4000, 16), ShortSide(96)), (2048, 96));
         assert_eq!(size((16, 4000), ShortSide(96)), (96, 2048));
         assert!(network_size((640, 480), ShortSide(100)).is_err());
+        // The page's automatic size never runs above the frame's own size; a pinned one may.
+        assert_eq!(size((240, 360), ShortSideAtMost(360)), (240, 360));
+        assert_eq!(size((240, 360), ShortSide(360)), (360, 544));
+        assert_eq!(size((1280, 720), ShortSideAtMost(360)), (640, 360));
+        assert_eq!(size((250, 190), ShortSideAtMost(480)), (240, 184));
+        assert_eq!(size((5, 3), ShortSideAtMost(96)), (16, 8));
         assert!(network_size((640, 480), ShortSide(0)).is_err());
         assert!(network_size((0, 480), ShortSide(240)).is_err());
         assert_eq!(picture_size(6000, 4500), (2048, 1536));

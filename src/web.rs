@@ -3,7 +3,12 @@
 //! JavaScript (www/app.js) owns the camera, the UI and the frame clock; [`App`] owns the GPU.
 //! Per frame: one external-image copy into the plan's source texture, then one encoder
 //! (preprocess, ENet, argmax, overlay render pass) and one submission. Nothing is read back
-//! unless asked ([`App::class_maps`], the documented test hook).
+//! unless asked ([`App::class_maps`], the documented test hook). What the page lets a person
+//! choose arrives as one settings value ([`App::apply_settings`], `settings.rs`); the frame's
+//! steps are in `frame.rs`.
+
+mod frame;
+mod settings;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -18,13 +23,12 @@ use crate::kernels::cpu::{class_pixel_at, view_column};
 use crate::kernels::upscale::Upscale;
 use crate::model::Model;
 use crate::runtime::{
-    DrawOptions, FrameOptions, Gpu, Overlay, OverlayBinding, SmoothBinding, Smoother, StageTiming,
-    Timing, UpscaleBinding, Upscaler, View,
+    Gpu, Overlay, OverlayBinding, Plan, SmoothBinding, Smoother, StageTiming, UpscaleBinding,
+    Upscaler,
 };
 use crate::segment::{Segmenter, SizeRequest};
+use settings::{BadField, DEFAULT_SHORT_SIDE, SIZE_STEPS, Settings, Size};
 
-/// The short sides the page offers (its size menu) and adaptive size steps through.
-const SIZE_STEPS: [usize; 6] = [96, 192, 240, 360, 480, 720];
 /// Adaptive size goes no higher: larger sizes are for a chosen, pinned size.
 const ADAPTIVE_MAX: usize = 480;
 /// A frame with per-dispatch timestamps this often while the timing panel is open (ms): a
@@ -92,6 +96,17 @@ struct Bound {
     src: (usize, usize),
 }
 
+impl Bound {
+    /// The class map the overlay draws: the smoothed one, or (smoothing off) `plan`'s own.
+    fn shown_classes<'a>(&'a self, plan: &'a Plan) -> &'a wgpu::Buffer {
+        if self.smoothed {
+            self.smooth.class_buffer()
+        } else {
+            plan.class_buffer()
+        }
+    }
+}
+
 #[wasm_bindgen]
 pub struct App {
     gpu: Gpu,
@@ -104,20 +119,18 @@ pub struct App {
     smoother: Smoother,
     upscaler: Upscaler,
     binding: Option<Bound>,
-    smoothing: bool,
-    strength: f32,
+    /// What the page chose, as last applied.
+    settings: Settings,
+    /// The shorter side frames run at now (adaptive size changes it).
     short_side: usize,
-    draw: DrawOptions,
     /// The canvas's size in device pixels, as the page lays it out (None: the frame's size).
     view_size: Option<(u32, u32)>,
     in_flight: Arc<AtomicBool>,
     lost: Arc<AtomicBool>,
     timings: Rc<RefCell<Timings>>,
-    timing_detail: bool,
     last_detail_ms: f64,
     /// Some while the size adapts to the frame time; the page's "Auto" choice.
     adaptive: Option<AdaptiveSize>,
-    target_ms: f64,
     /// The last frame's time from submission to the GPU's answer (f64 bits; NaN once taken).
     latency: Arc<AtomicU64>,
     /// One class index read back for [`App::class_at`], and whether that read is under way.
@@ -125,25 +138,6 @@ pub struct App {
     probe_busy: Rc<Cell<bool>>,
     skipped: u32,
     frames: u32,
-}
-
-/// The canvas texture to draw into; None (skip this frame) when the surface must be
-/// reconfigured or is momentarily unavailable.
-fn current_texture(
-    surface: &wgpu::Surface,
-    device: &wgpu::Device,
-    config: &wgpu::SurfaceConfiguration,
-) -> Option<wgpu::SurfaceTexture> {
-    match surface.get_current_texture() {
-        wgpu::CurrentSurfaceTexture::Success(t) | wgpu::CurrentSurfaceTexture::Suboptimal(t) => {
-            Some(t)
-        }
-        wgpu::CurrentSurfaceTexture::Outdated | wgpu::CurrentSurfaceTexture::Lost => {
-            surface.configure(device, config);
-            None
-        }
-        _ => None,
-    }
 }
 
 /// The network input size for a `w` x `h` source at shorter side `short_side`, as `[w, h]`
@@ -160,6 +154,21 @@ pub fn network_size(w: usize, h: usize, short_side: usize) -> Result<Vec<u32>, J
 pub fn picture_size(w: usize, h: usize) -> Vec<u32> {
     let (pw, ph) = crate::segment::picture_size(w, h);
     vec![pw as u32, ph as u32]
+}
+
+/// The shorter sides the page's size menu offers, smallest first.
+#[wasm_bindgen]
+pub fn size_steps() -> Vec<u32> {
+    SIZE_STEPS.iter().map(|&s| s as u32).collect()
+}
+
+/// The settings a new page starts from, as the object [`App::apply_settings`] takes:
+/// `{view: "overlay" | "mask" | "side", size: "auto" | shorter side, smoothing, strength
+/// (0..1), opacity (0..1), hidden: [class index], camera: {mirror, fps}, precision: "f16" |
+/// "f32" | null (the GPU's best), sharpEdges, timingDetail}`.
+#[wasm_bindgen]
+pub fn default_settings() -> JsValue {
+    Settings::default().to_js()
 }
 
 #[wasm_bindgen]
@@ -247,18 +256,14 @@ impl App {
             smoother,
             upscaler,
             binding: None,
-            smoothing: true,
-            strength: 0.7,
-            short_side: 360,
-            draw: DrawOptions::default(),
+            settings: Settings::default(),
+            short_side: DEFAULT_SHORT_SIDE,
             view_size: None,
             in_flight: Arc::new(AtomicBool::new(false)),
             lost,
             timings: Default::default(),
-            timing_detail: false,
             last_detail_ms: f64::NEG_INFINITY,
             adaptive: None,
-            target_ms: 1000.0 / 30.0,
             latency: Arc::new(AtomicU64::new(f64::NAN.to_bits())),
             probe,
             probe_busy: Default::default(),
@@ -278,21 +283,8 @@ impl App {
         self.model = model;
         self.segmenter = segmenter;
         self.binding = None;
-        Ok(())
-    }
-
-    /// Stores activations and weights as `precision` ("f16" or "f32") from the next frame.
-    /// f16 (the default where the GPU has shader-f16) halves the memory traffic; on error
-    /// (an unknown name, f16 without shader-f16) the current precision keeps running.
-    pub fn set_precision(&mut self, precision: &str) -> Result<(), JsError> {
-        let precision: crate::kernels::Precision =
-            precision.parse().map_err(|e: String| JsError::new(&e))?;
-        if precision == self.segmenter.engine().precision() {
-            return Ok(());
-        }
-        self.segmenter =
-            Segmenter::with_precision(&self.gpu, &self.model, precision).map_err(js_err)?;
-        self.binding = None;
+        // The new palette shows every class.
+        self.settings.hidden.clear();
         Ok(())
     }
 
@@ -324,48 +316,48 @@ impl App {
         .to_string()
     }
 
-    /// The network input's shorter side (the longer follows the frame's aspect). With
-    /// adaptive size on, the size it starts from.
-    pub fn set_short_side(&mut self, short_side: usize) -> Result<(), JsError> {
-        crate::segment::network_size((1, 1), SizeRequest::ShortSide(short_side)).map_err(js_err)?;
-        self.short_side = short_side;
-        if self.adaptive.is_some() {
-            self.set_adaptive(true);
-        }
+    /// Applies the page's settings (see [`default_settings`] for the object) all at once. A
+    /// field that is missing or wrong fails the whole call, nothing changed, with an `Error`
+    /// naming it (its `field` and `reason` too); so does a precision the GPU cannot run, a
+    /// class index the model lacks, or a view the page does not know.
+    pub fn apply_settings(&mut self, settings: JsValue) -> Result<(), JsValue> {
+        let next = Settings::from_js(&settings)?;
+        self.apply(next)?;
         Ok(())
     }
 
-    /// The shorter side frames run at now (adaptive size changes it).
-    pub fn short_side(&self) -> usize {
-        self.short_side
-    }
-
-    /// Adaptive size: the shorter side steps down when frames take longer than the frame
-    /// time ([`App::set_target_fps`]) and back up when there is room, up to 480. Off, the
-    /// size stays where it is (pinned).
-    pub fn set_adaptive(&mut self, on: bool) {
-        self.adaptive = on.then(|| {
-            let steps: Vec<usize> = SIZE_STEPS
-                .into_iter()
-                .filter(|&s| s <= ADAPTIVE_MAX)
-                .collect();
-            AdaptiveSize::new(&steps, self.short_side, self.target_ms)
-        });
-        if let Some(a) = &self.adaptive {
-            self.short_side = a.short_side();
-        }
-    }
-
+    /// Whether the size adapts (the page's "Auto").
     pub fn adaptive(&self) -> bool {
         self.adaptive.is_some()
     }
 
-    /// The frame rate adaptive size keeps up with (the camera's).
+    /// Automatic size resumes at `short_side` (where a lost device's App had got to), not at
+    /// the default: a slow device would otherwise pay for large frames again before stepping
+    /// down. Nothing while the size is pinned.
+    pub fn resume_auto_at(&mut self, short_side: usize) {
+        if self.adaptive.is_some() {
+            self.start_auto(short_side);
+        }
+    }
+
+    fn start_auto(&mut self, start: usize) {
+        let steps: Vec<usize> = SIZE_STEPS
+            .into_iter()
+            .filter(|&s| s <= ADAPTIVE_MAX)
+            .collect();
+        let a = AdaptiveSize::new(&steps, start, self.settings.frame_ms());
+        self.short_side = a.short_side();
+        self.adaptive = Some(a);
+    }
+
+    /// The frame rate adaptive size keeps up with (the camera's); the page sets it with the
+    /// rest of its settings (`camera.fps`).
     pub fn set_target_fps(&mut self, fps: f64) {
         if fps.is_finite() && fps > 0.0 {
-            self.target_ms = 1000.0 / fps;
+            self.settings.camera.fps = fps;
+            let ms = self.settings.frame_ms();
             if let Some(a) = &mut self.adaptive {
-                a.set_target_ms(self.target_ms);
+                a.set_target_ms(ms);
             }
         }
     }
@@ -377,46 +369,6 @@ impl App {
             width.clamp(1, MAX_CANVAS_SIDE),
             height.clamp(1, MAX_CANVAS_SIDE),
         ));
-    }
-
-    /// "overlay", "mask" or "side" (the frame and the mask side by side).
-    pub fn set_view(&mut self, view: &str) -> Result<(), JsError> {
-        self.draw.view = match view {
-            "overlay" => View::Overlay,
-            "mask" => View::Mask,
-            "side" => View::SideBySide,
-            other => {
-                return Err(JsError::new(&format!(
-                    "unknown view {other:?} (overlay, mask or side)"
-                )));
-            }
-        };
-        Ok(())
-    }
-
-    /// Draws the picture mirrored (a front camera).
-    pub fn set_mirror(&mut self, mirror: bool) {
-        self.draw.mirror = mirror;
-    }
-
-    /// Shows or hides one class's colour.
-    pub fn set_class_visible(&mut self, class: usize, visible: bool) -> Result<(), JsError> {
-        if self
-            .overlay
-            .set_class_visible(&self.gpu.queue, class, visible)
-        {
-            Ok(())
-        } else {
-            Err(JsError::new(&format!(
-                "class {class}: the model has {} classes",
-                self.model.num_classes()
-            )))
-        }
-    }
-
-    /// Per-dispatch GPU timing for the page's panel, a few frames a second while on.
-    pub fn set_timing_detail(&mut self, on: bool) {
-        self.timing_detail = on;
     }
 
     /// GPU times as JSON: `{"available", "frame_ms", "stages": [{"label", "ms"}],
@@ -447,8 +399,8 @@ impl App {
             return none();
         };
         let out = (self.config.width as usize, self.config.height as usize);
-        let Some((x, y)) = class_pixel_at(u, v, out, bound.net, self.draw.view, self.draw.mirror)
-        else {
+        let draw = self.settings.draw();
+        let Some((x, y)) = class_pixel_at(u, v, out, bound.net, draw.view, draw.mirror) else {
             return none();
         };
         if self.probe_busy.get() {
@@ -458,25 +410,20 @@ impl App {
             return none();
         };
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
-        if self.draw.upscale == Upscale::Nearest {
-            let classes = if bound.smoothed {
-                bound.smooth.class_buffer()
-            } else {
-                plan.class_buffer()
-            };
+        if draw.upscale == Upscale::Nearest {
             let offset = ((y * bound.net.0 + x) * 4) as u64;
-            encoder.copy_buffer_to_buffer(classes, offset, &self.probe, 0, 4);
+            encoder.copy_buffer_to_buffer(bound.shown_classes(plan), offset, &self.probe, 0, 4);
         } else {
             // The overlay decides each canvas pixel's class itself: ask the same function for
             // the pixel under the point, in its panel's coordinates.
             let px = ((u * out.0 as f64) as usize).min(out.0 - 1);
             let py = ((v * out.1 as f64) as usize).min(out.1 - 1);
-            let (_, pw, px) = view_column(px, out.0, self.draw.view, self.draw.mirror);
+            let (_, pw, px) = view_column(px, out.0, draw.view, draw.mirror);
             self.upscaler.encode_point(
                 &self.gpu.queue,
                 &mut encoder,
                 &bound.probe_upscale,
-                self.draw.upscale,
+                draw.upscale,
                 ((pw, out.1), (px, py)),
                 &self.probe,
             );
@@ -494,27 +441,6 @@ impl App {
             let bytes = read.map_err(|e| JsValue::from(js_err(e)))?;
             Ok(JsValue::from(bytes[0] as i32))
         })
-    }
-
-    /// Temporal smoothing of the class map (on by default); switched on again, it starts
-    /// afresh.
-    pub fn set_smoothing(&mut self, on: bool) {
-        self.smoothing = on;
-    }
-
-    /// Class boundaries drawn along the picture's own edges at the canvas's resolution (on by
-    /// default), or each network pixel's class as a block.
-    pub fn set_sharp_edges(&mut self, on: bool) {
-        self.draw.upscale = if on { Upscale::Edge } else { Upscale::Nearest };
-    }
-
-    /// How much of the past an entirely uncertain pixel keeps, 0 (none) to 1.
-    pub fn set_smoothing_strength(&mut self, strength: f32) {
-        self.strength = strength.clamp(0.0, 1.0);
-    }
-
-    pub fn set_opacity(&mut self, opacity: f32) {
-        self.draw.alpha = opacity.clamp(0.0, 1.0);
     }
 
     /// True while the GPU still works on the last frame: a new frame would queue, so the
@@ -594,7 +520,7 @@ impl App {
             &view,
             size,
             &bound.overlay,
-            self.draw,
+            self.settings.draw(),
         );
         self.gpu.queue.submit([encoder.finish()]);
         self.gpu.queue.present(target);
@@ -621,12 +547,7 @@ impl App {
             .segmenter
             .cached_plan(net, bound.src)
             .ok_or_else(|| JsError::new("no plan"))?;
-        let own = plan.class_buffer();
-        let shown = if bound.smoothed {
-            bound.smooth.class_buffer()
-        } else {
-            own
-        };
+        let (own, shown) = (plan.class_buffer(), bound.shown_classes(plan));
         let size = own.size();
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
         encoder.copy_buffer_to_buffer(shown, 0, &bound.readback, 0, size);
@@ -651,188 +572,44 @@ impl App {
 }
 
 impl App {
-    /// The canvas texture to draw into, the canvas first set to the laid-out size (or the
-    /// frame's, `src`, before the page lays it out); None skips this frame.
-    fn canvas_texture(
-        &mut self,
-        src: (usize, usize),
-    ) -> Option<(wgpu::SurfaceTexture, (u32, u32))> {
-        let want = self.view_size.unwrap_or((
-            (src.0 as u32).clamp(1, MAX_CANVAS_SIDE),
-            (src.1 as u32).clamp(1, MAX_CANVAS_SIDE),
-        ));
-        if (self.config.width, self.config.height) != want {
-            self.canvas.set_width(want.0);
-            self.canvas.set_height(want.1);
-            self.config.width = want.0;
-            self.config.height = want.1;
-            self.surface.configure(&self.gpu.device, &self.config);
+    /// [`App::apply_settings`] for a value already read: whatever can be refused is checked
+    /// or done first, so a refusal leaves every setting as it was.
+    fn apply(&mut self, next: Settings) -> Result<(), BadField> {
+        let classes = self.model.num_classes();
+        if let Some(c) = next.hidden.iter().find(|&&c| c >= classes) {
+            return Err(BadField::new(
+                "hidden",
+                format!("class {c}: the model has {classes} classes"),
+            ));
         }
-        let target = current_texture(&self.surface, &self.gpu.device, &self.config)?;
-        Some((target, want))
-    }
-
-    /// Feeds the last frame's time to adaptive size, which may pick another size.
-    fn adapt(&mut self) {
-        let ms = f64::from_bits(self.latency.swap(f64::NAN.to_bits(), Relaxed));
-        if ms.is_nan() {
-            return;
+        let precision = next.precision.unwrap_or_else(|| self.gpu.best_precision());
+        if precision != self.segmenter.engine().precision() {
+            self.segmenter = Segmenter::with_precision(&self.gpu, &self.model, precision)
+                .map_err(|e| BadField::new("precision", e.to_string()))?;
+            self.binding = None;
         }
-        if let Some(a) = &mut self.adaptive
-            && let Some(side) = a.observe(ms, now_ms())
-        {
-            self.short_side = side;
-        }
-    }
-
-    fn frame(
-        &mut self,
-        source: wgpu::ExternalImageSource,
-        src: (usize, usize),
-    ) -> Result<bool, JsError> {
-        if src.0 == 0 || src.1 == 0 {
-            return Ok(false);
-        }
-        if self.in_flight.load(Relaxed) {
-            self.skipped += 1;
-            return Ok(false);
-        }
-        self.adapt();
-        let net = crate::segment::network_size(src, SizeRequest::ShortSide(self.short_side))
-            .map_err(js_err)?;
-        // A new plan's allocations are confirmed by the GPU asynchronously; its first frame
-        // waits for that answer (the caller tries again on the next frame).
-        if self.segmenter.plan(net, src).map_err(js_err)?.is_none() {
-            return Ok(false);
-        }
-        let Some((target, target_size)) = self.canvas_texture(src) else {
-            return Ok(false);
-        };
-        let plan = self
-            .segmenter
-            .cached_plan(net, src)
-            .expect("made just above");
-        let current = matches!(&self.binding, Some(b) if b.net == net && b.src == src);
-        if !current {
-            let smooth = self.smoother.bind(&self.gpu.device, plan);
-            let overlay = self.overlay.bind(
-                &self.gpu.device,
-                plan,
-                smooth.class_buffer(),
-                smooth.prob_buffer(),
-            );
-            let probe_upscale =
-                self.upscaler
-                    .bind(&self.gpu.device, plan, smooth.prob_buffer(), (1, 1));
-            let readback = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("class maps readback"),
-                size: 2 * plan.class_buffer().size(),
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            self.binding = Some(Bound {
-                overlay,
-                smooth,
-                smoothed: true,
-                probe_upscale,
-                readback,
-                net,
-                src,
-            });
-        }
-        let bound = self.binding.as_mut().expect("just set");
-        if bound.smoothed != self.smoothing {
-            // The overlay reads the smoothed class map or the plan's own.
-            let classes = if self.smoothing {
-                bound.smooth.reset();
-                bound.smooth.class_buffer()
-            } else {
-                plan.class_buffer()
-            };
-            bound.overlay =
+        if next.hidden != self.settings.hidden {
+            for c in 0..classes {
                 self.overlay
-                    .bind(&self.gpu.device, plan, classes, bound.smooth.prob_buffer());
-            bound.smoothed = self.smoothing;
+                    .set_class_visible(&self.gpu.queue, c, !next.hidden.contains(&c));
+            }
         }
-        let bound = self.binding.as_ref().expect("just set");
-        self.gpu.queue.copy_external_image_to_texture(
-            &wgpu::CopyExternalImageSourceInfo {
-                source,
-                origin: wgpu::Origin2d::ZERO,
-                flip_y: false,
-            },
-            wgpu::CopyExternalImageDestInfo {
-                texture: plan.source_texture(),
-                mip_level: 0,
-                origin: wgpu::Origin3d::ZERO,
-                aspect: wgpu::TextureAspect::All,
-                color_space: wgpu::PredefinedColorSpace::Srgb,
-                premultiplied_alpha: false,
-            },
-            wgpu::Extent3d {
-                width: src.0 as u32,
-                height: src.1 as u32,
-                depth_or_array_layers: 1,
-            },
-        );
-        let view = target.texture.create_view(&Default::default());
-        let now = now_ms();
-        let timing = if !plan.has_timestamps() || plan.timings_pending() {
-            Timing::Off
-        } else if self.timing_detail && now - self.last_detail_ms >= DETAIL_EVERY_MS {
-            self.last_detail_ms = now;
-            Timing::PerDispatch
-        } else {
-            Timing::Frame
-        };
-        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
-        plan.encode(
-            &mut encoder,
-            FrameOptions {
-                read_classes: false,
-                timing,
-            },
-        );
-        // The probabilities are kept for every frame, smoothed or (smoothing off) the frame's
-        // own, so that edge-aware drawing, switched on at any time (also over a paused or
-        // still picture), reads this frame's.
-        if !self.smoothing {
-            bound.smooth.reset();
-        }
-        let strength = if self.smoothing { self.strength } else { 0.0 };
-        self.smoother
-            .encode(&self.gpu.queue, &mut encoder, &bound.smooth, strength);
-        self.overlay.encode(
-            &self.gpu.queue,
-            &mut encoder,
-            &view,
-            target_size,
-            &bound.overlay,
-            self.draw,
-        );
-        self.in_flight.store(true, Relaxed);
-        self.gpu.queue.submit([encoder.finish()]);
-        let (in_flight, latency) = (self.in_flight.clone(), self.latency.clone());
-        self.gpu.queue.on_submitted_work_done(move || {
-            in_flight.store(false, Relaxed);
-            latency.store((now_ms() - now).to_bits(), Relaxed);
-        });
-        if timing != Timing::Off {
-            let slot = self.timings.clone();
-            plan.request_timings(move |t| {
-                let mut slot = slot.borrow_mut();
-                if timing == Timing::PerDispatch {
-                    if !t.is_empty() {
-                        slot.stages = t;
-                        slot.stages_at = now_ms();
-                    }
-                } else if let Some(f) = t.first() {
-                    slot.frame_ms = Some(f.ms);
+        let fps_changed = next.camera.fps != self.settings.camera.fps;
+        self.settings = next;
+        match self.settings.size {
+            // Already adapting: it keeps what it has learnt of this GPU.
+            Size::Auto if self.adaptive.is_some() => {
+                if fps_changed {
+                    let ms = self.settings.frame_ms();
+                    self.adaptive.as_mut().expect("matched").set_target_ms(ms);
                 }
-            });
+            }
+            Size::Auto => self.start_auto(DEFAULT_SHORT_SIDE),
+            Size::ShortSide(side) => {
+                self.adaptive = None;
+                self.short_side = side;
+            }
         }
-        self.gpu.queue.present(target);
-        self.frames += 1;
-        Ok(true)
+        Ok(())
     }
 }

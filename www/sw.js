@@ -19,7 +19,7 @@
 // in the name keeps two copies of the page on one origin (user.github.io/a/ and /b/) from
 // deleting each other's caches.
 
-const VERSION = 1;
+const VERSION = 2;
 const PREFIX = "enet-offline-v";
 const SCOPE = self.registration.scope;
 const CACHE = `${PREFIX}${VERSION} ${SCOPE}`;
@@ -30,6 +30,14 @@ const MODEL = at("assets/enet-camvid.safetensors");
 const FILES = [
   "./",
   "app.js",
+  "state.js",
+  "hook.js",
+  "settings.js",
+  "controls.js",
+  "camera.js",
+  "media.js",
+  "frames.js",
+  "timing.js",
   "offline.js",
   "enet-wgpu.js",
   "enet-wgpu_bg.wasm",
