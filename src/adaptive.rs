@@ -25,6 +25,8 @@ pub struct AdaptiveSize {
     window_start: Option<f64>,
     /// The step stepped down from, and until when it is out of reach.
     blocked: Option<(usize, f64)>,
+    /// The largest shorter side the source allows ([`AdaptiveSize::set_ceiling`]).
+    ceiling: usize,
 }
 
 impl AdaptiveSize {
@@ -44,7 +46,21 @@ impl AdaptiveSize {
             count: 0,
             window_start: None,
             blocked: None,
+            ceiling: usize::MAX,
         }
+    }
+
+    /// The source's own shorter side: no step above it is taken (a larger network adds no
+    /// information); a step above it now is left at once for the largest not above it (the
+    /// smallest step when none is). Returns the new shorter side when the size changes.
+    pub fn set_ceiling(&mut self, max_side: usize) -> Option<usize> {
+        self.ceiling = max_side;
+        if self.steps[self.index] <= max_side {
+            return None;
+        }
+        self.index = self.steps.iter().rposition(|&s| s <= max_side).unwrap_or(0);
+        self.restart();
+        Some(self.short_side())
     }
 
     pub fn short_side(&self) -> usize {
@@ -93,7 +109,7 @@ impl AdaptiveSize {
             return Some(self.short_side());
         }
         let up = self.index + 1;
-        if up < self.steps.len() {
+        if up < self.steps.len() && self.steps[up] <= self.ceiling {
             let blocked = matches!(self.blocked, Some((b, until)) if b == up && now_ms < until);
             let ratio = self.steps[up] as f64 / self.steps[self.index] as f64;
             if !blocked && median * ratio * ratio <= UP_MARGIN * self.target_ms {
@@ -121,6 +137,22 @@ mod tests {
             a.observe(cost(a.short_side()), t);
         }
         t
+    }
+
+    #[test]
+    fn never_above_the_sources_own_size() {
+        let mut a = AdaptiveSize::new(&STEPS, 360, 33.3);
+        assert_eq!(a.set_ceiling(240), Some(240));
+        assert_eq!(a.set_ceiling(240), None);
+        // However fast the frames, no step above the source.
+        let t = run(&mut a, 0.0, 10.0, |_| 1.0);
+        assert_eq!(a.short_side(), 240);
+        // A larger source lets it go on up.
+        assert_eq!(a.set_ceiling(720), None);
+        run(&mut a, t, 10.0, |_| 1.0);
+        assert_eq!(a.short_side(), 480);
+        // Below the smallest step: the smallest.
+        assert_eq!(a.set_ceiling(48), Some(96));
     }
 
     #[test]

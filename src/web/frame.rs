@@ -47,8 +47,13 @@ impl App {
         }
         self.adapt();
         // Auto never runs above the frame's own size; a pinned size may.
-        let request = match self.adaptive {
-            Some(_) => SizeRequest::ShortSideAtMost(self.short_side),
+        let request = match &mut self.adaptive {
+            Some(a) => {
+                if let Some(side) = a.set_ceiling(src.0.min(src.1)) {
+                    self.short_side = side;
+                }
+                SizeRequest::ShortSideAtMost(self.short_side)
+            }
             None => SizeRequest::ShortSide(self.short_side),
         };
         let net = crate::segment::network_size(src, request).map_err(js_err)?;
