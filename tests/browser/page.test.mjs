@@ -124,7 +124,7 @@ test("camera: the overlay appears and the page's classes match the native engine
     assert.deepEqual([map.width, map.height], SIZE);
     assert.deepEqual([src.width, src.height], SIZE);
     assert.ok(new Set(map.data).size >= 3, "a street scene has several classes");
-    const shot = await page.locator("#view").screenshot();
+    const shot = await page.locator("#view").screenshot(RUNNING);
     writeFileSync(join(tmp, "page.png"), shot);
     assert.ok(shot.length > 20000, "the canvas shows a picture, not a blank");
     assertLocalOnly(requests);
@@ -582,7 +582,7 @@ test("looking closer: mask and side-by-side views, class toggles, pointing at a 
     await page.uncheck("#edges");
     const legend = await page.evaluate(() => JSON.parse(window.enet.app.legend()));
     const map = await pageClassMap(page, false);
-    const canvasPicture = async () => decodePng(page, await page.locator("#view").screenshot());
+    const canvasPicture = async () => decodePng(page, await page.locator("#view").screenshot(RUNNING));
 
     await page.selectOption("#view-mode", "mask");
     let pic = await canvasPicture();
@@ -929,7 +929,9 @@ async function deviceCase(name, options, cameraFile, check) {
       const n = await controlsReachable(page, options.hasTouch);
       mkdirSync(shots, { recursive: true });
       const file = join(shots, `${name.replace(/\W+/g, "-")}.png`);
-      await page.screenshot({ path: file, fullPage: true });
+      // A screenshot waits for a frame of the compositor, which a software GPU busy with a
+      // large frame delays: as long as any other wait here, not Playwright's 30 s.
+      await page.screenshot({ path: file, fullPage: true, ...RUNNING });
       console.log(`${name}: ${n} controls reachable; screenshot ${file}`);
     },
     { device: options },
