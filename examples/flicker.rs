@@ -1,16 +1,17 @@
 //! How much the class map flickers on a still, noisy camera, and how well a pan is followed,
 //! for several smoothing strengths: the network on a portrait crop of a street frame (the
 //! middle `W`x`H`, network at that size), fresh +-NOISE grey-level noise each frame; smoothing
-//! as `shaders/smooth.wgsl` does it (its twin), then classes at the network's size and, by the
+//! as `shaders/smooth.wgsl` does it (its twin; the network on the CPU engine), then classes at the network's size and, by the
 //! edge-aware upscale, at 3 times that size.
 //!
 //! `cargo run --release --example flicker -- IMAGE 240x360 30 4`
 
+use enet_wgpu::Model;
+use enet_wgpu::cpu::CpuSegmenter;
 use enet_wgpu::kernels::cpu::{self, Tensor};
 use enet_wgpu::kernels::upscale::{self, Sizes, Upscale};
 use enet_wgpu::model::graph::Shape;
 use enet_wgpu::model::weights::SplitMix;
-use enet_wgpu::{Model, Segmenter};
 
 const STRENGTHS: [f32; 5] = [0.0, 0.7, 0.8, 0.9, 0.95];
 const SCALE: usize = 3;
@@ -29,8 +30,8 @@ fn main() -> anyhow::Result<()> {
         enet_wgpu::assets::default_model().ok_or_else(|| anyhow::anyhow!("no built-in model"))?,
     )?;
     let c = model.num_classes();
-    let gpu = enet_wgpu::blocking::gpu()?;
-    let mut seg = Segmenter::with_precision(&gpu, &model, enet_wgpu::kernels::Precision::F32)?;
+    // The CPU engine: the same classes as the GPU's, many times faster without a GPU.
+    let mut seg = CpuSegmenter::new(&model, None)?;
     let (iw, ih) = (img.width() as usize, img.height() as usize);
     anyhow::ensure!(w <= iw && h <= ih, "the crop must fit the image");
     for (what, pan) in [("still, noisy", 0usize), ("pan, 2 px a frame", 2)] {
@@ -54,7 +55,7 @@ fn main() -> anyhow::Result<()> {
                     rgba.push(255);
                 }
             }
-            let logits = pollster::block_on(seg.logits(&rgba, w, h, (w, h)))?;
+            let logits = seg.logits(&rgba, w, h, (w, h))?;
             let t = Tensor {
                 shape: Shape { c, h, w },
                 data: logits,

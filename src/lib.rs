@@ -5,10 +5,12 @@
 //! The same library runs natively and in the browser (wasm32); its API is async, with
 //! blocking wrappers for native callers in [`blocking`].
 
-#![forbid(unsafe_code)]
+// Unsafe code lives only in the CPU engine's SIMD kernels (`cpu`), which allow it.
+#![deny(unsafe_code)]
 
 pub mod adaptive;
 pub mod assets;
+pub mod cpu;
 pub mod kernels;
 pub mod model;
 pub mod picture;

@@ -7,8 +7,11 @@
 //! choose arrives as one settings value ([`App::apply_settings`], `settings.rs`); the frame's
 //! steps are in `frame.rs`.
 
+mod cpu;
 mod frame;
 mod settings;
+
+pub use cpu::CpuApp;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;

@@ -39,9 +39,13 @@ fn the_cli_embeds_the_shipped_file() {
     assert!(prov["val_miou"].as_f64().unwrap() > 0.6, "{prov}");
 }
 
-#[test]
-fn builtin_model_matches_pytorch() {
-    let model = builtin();
+/// PyTorch's logits and classes against an engine's: `logits` and `classes` run a frame
+/// (RGBA8, width, height) at its own size.
+fn check_against_pytorch(
+    what: &str,
+    mut logits: impl FnMut(&[u8], usize, usize) -> Vec<f32>,
+    mut classes: impl FnMut(&[u8], usize, usize) -> Vec<u8>,
+) {
     let fixture = std::fs::read(FIXTURE).unwrap();
     let (_, meta) = safetensors::SafeTensors::read_metadata(&fixture).unwrap();
     let frames = &val_frames()[..3];
@@ -56,12 +60,10 @@ fn builtin_model_matches_pytorch() {
     );
     let st = safetensors::SafeTensors::deserialize(&fixture).unwrap();
     let argmax = st.tensor("argmax").unwrap();
-    let mut seg =
-        Segmenter::with_precision(gpu(), &model, enet_wgpu::kernels::Precision::F32).unwrap();
     for (i, path) in frames.iter().enumerate() {
         let (rgba, w, h) = load_png_rgba(path);
         if i == 0 {
-            let logits = pollster::block_on(seg.logits(&rgba, w, h, (w, h))).unwrap();
+            let logits = logits(&rgba, w, h);
             let d = logit_diffs(&fixture, &logits, (12, h, w));
             // Pixels whose logits PyTorch itself sees move when every max-pool window whose top
             // two values are within 1e-4 of each other (relative; the tolerance this test
@@ -82,7 +84,7 @@ fn builtin_model_matches_pytorch() {
             let mean_rest = sum_rest / rest as f64;
             let near_px = near.iter().filter(|&&v| v != 0).count();
             eprintln!(
-                "built-in model: mean |logit diff| {mean_all:.3e} over all {} stored logits; \
+                "{what}, built-in model: mean |logit diff| {mean_all:.3e} over all {} stored logits; \
                  {mean_rest:.3e} outside the {near_px} of {plane} stored pixels that max-pool \
                  near-ties decide, {over_rest} logits there over 1e-3",
                 d.len()
@@ -115,13 +117,40 @@ fn builtin_model_matches_pytorch() {
                 "mean |logit diff| {mean_all} over all stored logits"
             );
         }
-        let map = pollster::block_on(seg.segment(&rgba, w, h, (w, h))).unwrap();
+        let map = classes(&rgba, w, h);
         let want = &argmax.data()[i * w * h..(i + 1) * w * h];
-        let same =
-            map.data.iter().zip(want).filter(|(a, b)| a == b).count() as f64 / (w * h) as f64;
-        eprintln!("{}: argmax agreement {same:.5}", names[i]);
+        let same = map.iter().zip(want).filter(|(a, b)| a == b).count() as f64 / (w * h) as f64;
+        eprintln!("{what}, {}: argmax agreement {same:.5}", names[i]);
         assert!(same >= 0.999, "{}: argmax agreement {same}", names[i]);
     }
+}
+
+#[test]
+fn builtin_model_matches_pytorch() {
+    let model = builtin();
+    let seg = std::cell::RefCell::new(
+        Segmenter::with_precision(gpu(), &model, enet_wgpu::kernels::Precision::F32).unwrap(),
+    );
+    check_against_pytorch(
+        "GPU",
+        |rgba, w, h| pollster::block_on(seg.borrow_mut().logits(rgba, w, h, (w, h))).unwrap(),
+        |rgba, w, h| {
+            pollster::block_on(seg.borrow_mut().segment(rgba, w, h, (w, h)))
+                .unwrap()
+                .data
+        },
+    );
+}
+
+#[test]
+fn cpu_engine_matches_pytorch() {
+    let model = builtin();
+    let seg = std::cell::RefCell::new(enet_wgpu::cpu::CpuSegmenter::new(&model, None).unwrap());
+    check_against_pytorch(
+        "CPU engine",
+        |rgba, w, h| seg.borrow_mut().logits(rgba, w, h, (w, h)).unwrap(),
+        |rgba, w, h| seg.borrow_mut().segment(rgba, w, h, (w, h)).unwrap().data,
+    );
 }
 
 /// The whole network on a device with WebGPU's default limits (what the page asks for):

@@ -64,6 +64,28 @@ fn cpu_twin_logits_match_pytorch_on_the_first_val_frame() {
 }
 
 #[test]
+fn cpu_engine_logits_match_pytorch_on_the_first_val_frame() {
+    let model = reference_model();
+    let mut seg = enet_wgpu::cpu::CpuSegmenter::new(&model, None).unwrap();
+    let (rgba, w, h) = load_png_rgba(&val_frames()[0]);
+    let got = seg.logits(&rgba, w, h, (w, h)).unwrap();
+    check_logits(&got, "CPU engine");
+    // And the classes of three frames, as the GPU's below.
+    let bytes = fixture();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let want_all = st.tensor("argmax").unwrap();
+    for (i, path) in val_frames().iter().enumerate().take(3) {
+        let (rgba, w, h) = load_png_rgba(path);
+        let map = seg.segment(&rgba, w, h, (w, h)).unwrap();
+        let n = w * h;
+        let want = &want_all.data()[i * n..(i + 1) * n];
+        let agree = map.data.iter().zip(want).filter(|(x, y)| x == y).count() as f64 / n as f64;
+        eprintln!("CPU engine vs PyTorch argmax agreement {agree:.5}");
+        assert!(agree >= 0.999, "{}: agreement {agree}", path.display());
+    }
+}
+
+#[test]
 fn argmax_matches_pytorch_on_three_val_frames() {
     use enet_wgpu::kernels::Precision;
     let model = reference_model();

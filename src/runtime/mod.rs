@@ -42,6 +42,8 @@ pub enum EngineError {
         got: usize,
         want: usize,
     },
+    #[error("CPU engine: {0}")]
+    Cpu(String),
     #[error("GPU error: {0}")]
     Gpu(String),
     #[error(
