@@ -177,11 +177,10 @@ fn segment_overlay_and_color_at_odd_sizes() {
 
 #[test]
 fn eval_reproduces_the_builtin_models_val_miou() {
-    // The one whole-val run of the suite (101 frames at 480x360). The built-in model's
-    // provenance states PyTorch's val mIoU at training time; the engine, with no --weights,
-    // must reproduce it (JPEG decoders differ by a level here and there: allow 0.002). It runs
-    // at the default precision (f16 storage where the adapter has shader-f16, as lavapipe
-    // does) and again in f32: the two agree on >= 99.5 % of pixels, mIoU within 0.003.
+    // The one whole-val run of the suite (101 frames at 480x360), on the CPU engine (what
+    // auto picks on a CPU emulation of a GPU). The built-in model's provenance states
+    // PyTorch's val mIoU at training time; the engine, with no --weights, must reproduce it
+    // (JPEG decoders differ by a level here and there: allow 0.002).
     let model = enet_wgpu::Model::from_safetensors(
         enet_wgpu::assets::default_model().expect("the build embeds the built-in model"),
     )
@@ -190,22 +189,17 @@ fn eval_reproduces_the_builtin_models_val_miou() {
         serde_json::from_str(model.provenance.as_deref().unwrap()).unwrap();
     let stated = prov["val_miou"].as_f64().unwrap();
     let data = camvid_dir().join("val");
-    let o = enet(&[
-        "eval",
-        "--data",
-        data.to_str().unwrap(),
-        "--json",
-        "--compare-precision",
-        "f32",
-    ]);
+    let o = enet(&["eval", "--data", data.to_str().unwrap(), "--json"]);
     assert!(o.status.success(), "{}", text(&o));
     let v: serde_json::Value =
         serde_json::from_slice(&o.stdout).expect("one JSON object on stdout");
     let miou = v["miou"].as_f64().unwrap();
     eprintln!(
-        "built-in model: val mIoU {miou:.4} (PyTorch at training time: {stated:.4}), pixel accuracy {:.4}",
+        "built-in model ({}): val mIoU {miou:.4} (PyTorch at training time: {stated:.4}), pixel accuracy {:.4}",
+        v["engine"],
         v["pixel_accuracy"].as_f64().unwrap()
     );
+    assert_eq!(v["backend"], "cpu");
     assert_eq!(v["images"], 101);
     assert_eq!(v["per_class_iou"].as_object().unwrap().len(), 11);
     assert!(v["pixel_accuracy"].as_f64().unwrap() > 0.8);
@@ -213,15 +207,56 @@ fn eval_reproduces_the_builtin_models_val_miou() {
         (miou - stated).abs() <= 0.002,
         "mIoU {miou} vs PyTorch's {stated}"
     );
-    let (agreement, f32_miou) = (
-        v["agreement"].as_f64().unwrap(),
-        v["compared_miou"].as_f64().unwrap(),
+}
+
+#[test]
+fn the_engines_agree_on_val_frames() {
+    // The CPU engine against the GPU's in f32, and the GPU's f16 storage against its f32, on
+    // the first 8 val frames at 480x360.
+    let data = camvid_dir().join("val");
+    let eval = |extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "--data",
+            data.to_str().unwrap(),
+            "--json",
+            "--limit",
+            "8",
+        ];
+        args.extend_from_slice(extra);
+        let o = enet(&args);
+        assert!(o.status.success(), "{}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let (agreement, miou, other) = (
+            v["agreement"].as_f64().unwrap(),
+            v["miou"].as_f64().unwrap(),
+            v["compared_miou"].as_f64().unwrap(),
+        );
+        eprintln!(
+            "{} ({}) against {} on the {}: the same class on {:.3} % of pixels, mIoU {miou:.5} against {other:.5}",
+            v["engine"],
+            v["backend"],
+            v["compared_precision"],
+            v["compared_backend"],
+            agreement * 100.0
+        );
+        (v, agreement, miou, other)
+    };
+    let (v, agreement, miou, gpu) = eval(&[
+        "--backend",
+        "cpu",
+        "--compare-backend",
+        "gpu",
+        "--compare-precision",
+        "f32",
+    ]);
+    assert_eq!(
+        (&v["backend"], &v["compared_backend"]),
+        (&"cpu".into(), &"gpu".into())
     );
-    eprintln!(
-        "{} against f32: the same class on {:.3} % of pixels, mIoU {miou:.5} against {f32_miou:.5}",
-        v["precision"],
-        agreement * 100.0
-    );
+    assert!(agreement >= 0.999, "CPU against GPU: {agreement}");
+    assert!((miou - gpu).abs() <= 0.002, "{miou} against {gpu}");
+    let (v, agreement, miou, f32_miou) = eval(&["--backend", "gpu", "--compare-precision", "f32"]);
     assert_eq!(v["compared_precision"], "f32");
     assert!(agreement >= 0.995, "{agreement}");
     assert!((miou - f32_miou).abs() <= 0.003);
@@ -284,6 +319,8 @@ fn eval_text_report_and_limit() {
 fn bench_reports_json() {
     let o = enet(&[
         "bench",
+        "--backend",
+        "gpu",
         "--synthetic",
         "paper",
         "--size",
@@ -330,6 +367,48 @@ fn bench_reports_json() {
     ]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["dispatches_per_frame"], 95);
+}
+
+#[test]
+fn bench_on_the_cpu_names_its_simd_and_threads() {
+    let args = |backend: &str, threads: &str| {
+        enet(&[
+            "bench",
+            "--synthetic",
+            "pytorch-enet",
+            "--size",
+            "64x48",
+            "--frames",
+            "2",
+            "--json",
+            "--backend",
+            backend,
+            "--cpu-threads",
+            threads,
+        ])
+    };
+    for threads in ["1", "2"] {
+        let o = args("cpu", threads);
+        assert!(o.status.success(), "{}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["backend"], "cpu", "{v}");
+        assert_eq!(v["threads"].to_string(), threads, "{v}");
+        assert!(v["simd"].is_string(), "{v}");
+        assert!(v["ms_per_frame"].as_f64().unwrap() > 0.0, "{v}");
+        assert_eq!(v["size"], "64x48");
+    }
+    // lavapipe is an emulation: auto takes the CPU engine.
+    let o = args("auto", "1");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["backend"], "cpu", "{}", text(&o));
+    // Options of the GPU engine are refused on the CPU, by name.
+    assert_clean_error(
+        &enet(&["bench", "--backend", "cpu", "--precision", "f16"]),
+        "--precision f16 is an option of the GPU engine",
+    );
+    let o = enet(&["bench", "--backend", "cpu", "--cpu-threads", "0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("1 to 256 threads"), "{}", text(&o));
 }
 
 #[test]
@@ -385,6 +464,8 @@ fn bench_tune_times_every_configuration_and_segment_uses_the_fastest() {
         let mut a = vec![
             "segment",
             pic.to_str().unwrap(),
+            "--backend",
+            "gpu",
             "--size",
             "64x48",
             "-o",
@@ -434,6 +515,9 @@ fn info_lists_the_adapter_and_the_builtin_model() {
     assert!(o.status.success(), "{}", text(&o));
     let t = text(&o);
     assert!(t.contains("chosen:") && t.contains("max_storage_buffer_binding_size"));
+    // The CPU engine's instructions and threads, and what auto runs (lavapipe: the CPU).
+    assert!(t.contains("cpu engine: ") && t.contains(" SIMD, "), "{t}");
+    assert!(t.contains("--backend auto runs: the CPU engine"), "{t}");
     assert!(
         t.contains("built-in model: enet-camvid.safetensors")
             && t.contains("paper layout, 12 classes")
@@ -565,6 +649,8 @@ fn errors_are_clear_and_never_panic() {
             w,
             "--size",
             "4096x4096",
+            "--backend",
+            "gpu",
             "-o",
             out,
         ]),

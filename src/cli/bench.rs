@@ -4,7 +4,8 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use super::{BenchArgs, gpu, load_model};
+use super::{BenchArgs, load_model};
+use enet_wgpu::cpu::CpuEngine;
 use enet_wgpu::model::weights::synthetic_file;
 use enet_wgpu::model::{Layout, Model};
 use enet_wgpu::runtime::tune::{self, Config, Trial};
@@ -132,7 +133,15 @@ pub fn run(a: BenchArgs) -> Result<()> {
     if a.frames == 0 {
         anyhow::bail!("--frames must be at least 1");
     }
-    let gpu = gpu()?;
+    let gpu_only = super::backend::gpu_only(&[("--precision f16", Some(a.precision))])
+        .or(a.tune.then_some("--tune"))
+        .or(a.upscale_to.map(|_| "--upscale-to"))
+        .or(a.unfused.then_some("--unfused"))
+        .or(a.threads.map(|_| "--threads"));
+    let gpu = match super::backend::choose(a.backend, gpu_only)? {
+        super::backend::Chosen::Gpu(gpu) => gpu,
+        super::backend::Chosen::Cpu => return run_cpu(&a, &model),
+    };
     let device_default = FusedConfig::for_device(&gpu);
     let mut config = Config {
         fused: !a.unfused,
@@ -245,6 +254,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let adapter = gpu.describe();
     if a.json {
         let out = serde_json::json!({
+            "backend": "gpu",
             "adapter": adapter,
             "size": format!("{w}x{h}"),
             "layout": model.layout.name(),
@@ -322,6 +332,98 @@ pub fn run(a: BenchArgs) -> Result<()> {
             println!("slowest dispatches (of {total:.3} ms timed one pass each):");
             for (l, v) in sorted.iter().take(15) {
                 println!("  {l:<24} {v:.4} ms");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `enet bench --backend cpu`: frames one after another (each waits for the last), timed
+/// whole: the frame in, the network, the class map out.
+fn run_cpu(a: &BenchArgs, model: &Model) -> Result<()> {
+    let start = Instant::now();
+    let engine = CpuEngine::new(&model.graph, model.normalization, a.cpu_threads)?;
+    let engine_ms = start.elapsed().as_secs_f64() * 1e3;
+    let (w, h) = a.size;
+    let start = Instant::now();
+    let mut plan = engine.plan((w, h), (w, h))?;
+    let plan_ms = start.elapsed().as_secs_f64() * 1e3;
+    let rgba: Vec<u8> = (0..w * h * 4).map(|i| (i * 31 % 251) as u8).collect();
+    let start = Instant::now();
+    engine.run(&mut plan, &rgba)?;
+    let first_frame_ms = start.elapsed().as_secs_f64() * 1e3;
+    for _ in 0..2 {
+        engine.run(&mut plan, &rgba)?;
+    }
+    let mut frames = Vec::with_capacity(a.frames);
+    for _ in 0..a.frames {
+        let t = Instant::now();
+        engine.run(&mut plan, &rgba)?;
+        frames.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let mean = frames.iter().sum::<f64>() / frames.len() as f64;
+    let med = median(&mut frames);
+    let mut per_step: Vec<(String, f64)> = Vec::new();
+    if a.per_kernel {
+        let labels = engine.step_labels();
+        let mut times = vec![0.0; labels.len()];
+        let rounds = a.frames.clamp(1, 20);
+        for _ in 0..rounds {
+            engine.run_timed(&mut plan, &rgba, Some(&mut times))?;
+        }
+        per_step = labels
+            .into_iter()
+            .zip(times)
+            .map(|(l, t)| (l, t / rounds as f64))
+            .collect();
+    }
+    let describe = engine.describe();
+    if a.json {
+        let out = serde_json::json!({
+            "backend": "cpu",
+            "engine": describe,
+            "simd": engine.isa().name(),
+            "threads": engine.threads(),
+            "size": format!("{w}x{h}"),
+            "layout": model.layout.name(),
+            "frames": a.frames,
+            "ms_per_frame": med,
+            "mean_ms_per_frame": mean,
+            "fps": 1e3 / med,
+            "precision": "f32",
+            "multiply_adds": model.graph.multiply_adds(h, w)?,
+            "memory_bytes": plan.memory_bytes(),
+            "per_kernel_ms": per_step.iter().map(|(l, v)| serde_json::json!({"step": l, "ms": v})).collect::<Vec<_>>(),
+            "startup_ms": {
+                "engine": engine_ms,
+                "plan": plan_ms,
+                "first_frame": first_frame_ms,
+            },
+        });
+        println!("{out}");
+    } else {
+        println!("engine               {describe}");
+        println!("model                {} layout, {w}x{h}", model.layout);
+        println!("precision            f32");
+        println!(
+            "start-up ms          {engine_ms:.0} engine (weights packed), {plan_ms:.0} plan, {first_frame_ms:.0} first frame"
+        );
+        println!("frames               {}", a.frames);
+        println!(
+            "ms per frame         {med:.3} median, {mean:.3} mean (frame in to class map out)"
+        );
+        println!("frames per second    {:.1}", 1e3 / med);
+        println!(
+            "memory (plan)        {:.1} MiB",
+            plan.memory_bytes() as f64 / (1 << 20) as f64
+        );
+        if !per_step.is_empty() {
+            let total: f64 = per_step.iter().map(|(_, v)| v).sum();
+            let mut sorted = per_step.clone();
+            sorted.sort_by(|a, b| b.1.total_cmp(&a.1));
+            println!("slowest steps (of {total:.3} ms, mean of frames timed step by step):");
+            for (l, v) in sorted.iter().take(15) {
+                println!("  {l:<32} {v:.3} ms");
             }
         }
     }

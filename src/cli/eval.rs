@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::backend::{self, Chosen, Runner};
 use super::images::{classify, decode, open_rgba, read_whole};
-use super::{EvalArgs, gpu, load_model};
-use enet_wgpu::Segmenter;
+use super::{EvalArgs, PrecisionArg, load_model};
+use enet_wgpu::{Model, Segmenter};
 
 /// Images of `dir`, sorted by name.
 pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -93,11 +94,47 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let model = load_model(a.weights.as_deref())?;
     let n = model.num_classes();
     let void = model.void_class;
-    let gpu = gpu()?;
-    let mut seg = super::segmenter(&gpu, &model, a.precision, a.size, a.no_tune)?;
-    let precision = seg.engine().precision();
-    let compare_precision = a.compare_precision.map_or(precision, |p| p.resolve(&gpu));
-    let mut other = match (&a.compare, a.compare_precision) {
+    let gpu_only = backend::gpu_only(&[
+        ("--precision f16", Some(a.precision)),
+        ("--compare-precision f16", a.compare_precision),
+    ]);
+    let chosen = backend::choose(a.backend, gpu_only)?;
+    let mut seg = super::runner(
+        &chosen,
+        &model,
+        a.precision,
+        a.size,
+        a.no_tune,
+        a.cpu_threads,
+    )?;
+    let precision = seg.precision();
+    // The compared model runs on the same engine unless --compare-backend names another.
+    let other_chosen = match a.compare_backend {
+        Some(b) if b != a.backend => Some(backend::choose(
+            b,
+            backend::gpu_only(&[("--compare-precision f16", a.compare_precision)]),
+        )?),
+        _ => None,
+    };
+    let other_engine = other_chosen.as_ref().unwrap_or(&chosen);
+    let compare_precision = match (other_engine, a.compare_precision) {
+        (Chosen::Gpu(gpu), Some(p)) => p.resolve(gpu),
+        (Chosen::Gpu(gpu), None) if other_chosen.is_some() => PrecisionArg::Auto.resolve(gpu),
+        (Chosen::Cpu, _) if other_chosen.is_some() => enet_wgpu::kernels::Precision::F32,
+        _ => precision,
+    };
+    let other_runner = |m: &Model| -> Result<Runner> {
+        Ok(match other_engine {
+            Chosen::Gpu(gpu) => Runner::Gpu(Box::new(Segmenter::with_precision(
+                gpu,
+                m,
+                compare_precision,
+            )?)),
+            Chosen::Cpu => Runner::cpu(m, a.cpu_threads)?,
+        })
+    };
+    let compare_alone = a.compare_precision.is_some() || other_chosen.is_some();
+    let mut other = match (&a.compare, compare_alone) {
         (Some(p), _) => {
             let m = load_model(Some(p))?;
             if m.num_classes() != n {
@@ -107,10 +144,10 @@ pub fn run(a: EvalArgs) -> Result<()> {
                     m.num_classes()
                 );
             }
-            Some(Segmenter::with_precision(&gpu, &m, compare_precision)?)
+            Some(other_runner(&m)?)
         }
-        (None, Some(_)) => Some(Segmenter::with_precision(&gpu, &model, compare_precision)?),
-        (None, None) => None,
+        (None, true) => Some(other_runner(&model)?),
+        (None, false) => None,
     };
     // What the comparison is with: other weights, the same at another precision, or both.
     let compared = match &a.compare {
@@ -119,6 +156,10 @@ pub fn run(a: EvalArgs) -> Result<()> {
         }
         Some(p) => p.display().to_string(),
         None => format!("the same model in {compare_precision}"),
+    };
+    let compared = match (&other, other_chosen.is_some()) {
+        (Some(o), true) => format!("{compared} on the {}", o.describe()),
+        _ => compared,
     };
     // Pixels where the compared model's classes equal the evaluated one's, and all pixels.
     let (mut same, mut pixels) = (0u64, 0u64);
@@ -230,17 +271,23 @@ pub fn run(a: EvalArgs) -> Result<()> {
             "images": scored,
             "failed_images": failed,
             "precision": precision.name(),
-            "engine": seg.engine().config().name(),
+            "backend": seg.backend(),
+            "engine": seg.engine_name(),
         });
         if let Some((_, agree, other_miou)) = &agreement {
             out["agreement"] = serde_json::json!(agree);
             out["agreement_pixels"] = serde_json::json!(pixels);
             out["compared_miou"] = serde_json::json!(other_miou);
             out["compared_precision"] = serde_json::json!(compare_precision.name());
+            out["compared_backend"] = serde_json::json!(other.as_ref().map(Runner::backend));
         }
         println!("{out}");
     } else {
-        println!("{scored} images from {} ({precision})", a.data.display());
+        println!(
+            "{scored} images from {} ({precision}, {})",
+            a.data.display(),
+            seg.describe()
+        );
         for (i, (c, v)) in model.classes.iter().zip(&iou).enumerate() {
             if Some(i) == void {
                 continue;

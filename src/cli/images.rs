@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use image::{DynamicImage, GrayImage, ImageFormat, RgbaImage};
 
-use super::{OutputKind, SegmentArgs, gpu, load_model, write_atomic};
+use super::backend::{self, Runner};
+use super::{OutputKind, SegmentArgs, load_model, write_atomic};
 use enet_wgpu::kernels::upscale::Upscale;
 use enet_wgpu::model::Model;
-use enet_wgpu::segment::{ClassMap, Segmenter, SizeRequest, network_size};
+use enet_wgpu::segment::{ClassMap, SizeRequest, network_size};
 
 /// Reads a picture file whole, refusing one that ends before its format's end marker.
 ///
@@ -96,13 +97,13 @@ pub fn fit_texture(img: RgbaImage, max_side: u32, path: &Path) -> RgbaImage {
 /// Segments one decoded image; the class map comes back at the image's own size, brought
 /// there by `upsample`.
 pub fn classify(
-    seg: &mut Segmenter,
+    seg: &mut Runner,
     img: &RgbaImage,
     size: Option<(usize, usize)>,
     upsample: Upscale,
     path: &Path,
 ) -> Result<ClassMap> {
-    let max_side = seg.engine().gpu().device.limits().max_texture_dimension_2d;
+    let max_side = seg.max_source_side();
     let fitted;
     let src = if img.width() > max_side || img.height() > max_side {
         fitted = fit_texture(img.clone(), max_side, path);
@@ -124,12 +125,11 @@ pub fn classify(
     let (iw, ih) = (img.width() as usize, img.height() as usize);
     // At the network's size or below there is nothing to bring up: the classes as they are.
     let map = if upsample == Upscale::Nearest || (iw <= net.0 && ih <= net.1) {
-        pollster::block_on(seg.segment(src.as_raw(), w, h, net))
+        seg.segment(src.as_raw(), (w, h), net)
     } else {
         // The class map is made at the image's size on the GPU, or as close to it as one
         // storage buffer holds (then nearest neighbour does the rest).
-        let limits = seg.engine().gpu().device.limits();
-        let most = limits.max_storage_buffer_binding_size as usize / 4;
+        let most = seg.max_output_pixels();
         let out = if iw * ih <= most {
             (iw, ih)
         } else {
@@ -139,7 +139,7 @@ pub fn classify(
                 ((ih as f64 * scale) as usize).max(1),
             )
         };
-        pollster::block_on(seg.segment_to(src.as_raw(), (w, h), net, out, upsample))
+        seg.segment_to(src.as_raw(), (w, h), net, out, upsample)
     }
     .with_context(|| format!("segmenting {}", path.display()))?;
     Ok(map.resize_nearest(iw, ih))
@@ -262,8 +262,16 @@ pub fn segment(a: SegmentArgs) -> Result<()> {
     }
     let outputs = output_paths(&a.images, a.output_path.as_deref(), a.output)?;
     let model = load_model(a.weights.as_deref())?;
-    let gpu = gpu()?;
-    let mut seg = super::segmenter(&gpu, &model, a.precision, a.size, a.no_tune)?;
+    let gpu_only = backend::gpu_only(&[("--precision f16", Some(a.precision))]);
+    let chosen = backend::choose(a.backend, gpu_only)?;
+    let mut seg = super::runner(
+        &chosen,
+        &model,
+        a.precision,
+        a.size,
+        a.no_tune,
+        a.cpu_threads,
+    )?;
     if a.output_path.is_none() {
         let here = std::env::current_dir().map_or(".".into(), |d| d.display().to_string());
         eprintln!(

@@ -72,9 +72,29 @@ pub fn run() -> Result<()> {
             i.name, i.backend, i.device_type, i.driver, i.driver_info
         );
     }
-    let gpu = gpu()?;
+    let threads = enet_wgpu::cpu::default_threads();
+    println!(
+        "cpu engine: {} SIMD, {threads} thread{}",
+        enet_wgpu::cpu::Isa::detect().name(),
+        if threads == 1 { "" } else { "s" }
+    );
+    let gpu = match gpu() {
+        Ok(gpu) => gpu,
+        Err(e) => {
+            println!("--backend auto runs: the CPU engine (no GPU: {e:#})");
+            return Ok(());
+        }
+    };
     let features = gpu.adapter.features();
     println!("chosen: {}", gpu.describe());
+    println!(
+        "--backend auto runs: {}",
+        if super::backend::is_emulation(&gpu) {
+            "the CPU engine (this GPU is an emulation on the CPU)"
+        } else {
+            "the GPU"
+        }
+    );
     println!("features:");
     for (name, f) in [
         ("timestamp-query", wgpu::Features::TIMESTAMP_QUERY),

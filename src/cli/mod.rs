@@ -1,5 +1,6 @@
 //! Command-line front end. Every failure is an error message and a non-zero exit.
 
+mod backend;
 mod bench;
 mod eval;
 mod images;
@@ -19,7 +20,7 @@ use enet_wgpu::model::{Layout, Model, Normalization, expected_params};
 #[command(
     name = "enet",
     version,
-    about = "ENet semantic segmentation on the GPU (wgpu + WGSL)"
+    about = "ENet semantic segmentation on the GPU (wgpu + WGSL) or the CPU (SIMD)"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -86,6 +87,12 @@ pub struct SegmentArgs {
     alpha: f32,
     #[arg(long, value_enum, default_value_t = PrecisionArg::Auto)]
     precision: PrecisionArg,
+    /// Which engine runs: auto (a hardware GPU, else the CPU), gpu or cpu.
+    #[arg(long, value_enum, default_value_t = backend::BackendArg::Auto)]
+    backend: backend::BackendArg,
+    /// Threads of the CPU engine (default: every core).
+    #[arg(long, value_name = "N", value_parser = parse_cpu_threads)]
+    cpu_threads: Option<usize>,
     /// How the class map is brought from the network's size to the image's: the nearest
     /// network pixel, the probabilities blended bilinearly, or blended along the picture's
     /// own edges (joint bilateral upsampling): nearest, bilinear or edge.
@@ -120,10 +127,20 @@ pub struct EvalArgs {
     json: bool,
     #[arg(long, value_enum, default_value_t = PrecisionArg::Auto)]
     precision: PrecisionArg,
+    /// Which engine runs: auto (a hardware GPU, else the CPU), gpu or cpu.
+    #[arg(long, value_enum, default_value_t = backend::BackendArg::Auto)]
+    backend: backend::BackendArg,
+    /// Threads of the CPU engine (default: every core).
+    #[arg(long, value_name = "N", value_parser = parse_cpu_threads)]
+    cpu_threads: Option<usize>,
     /// Also run the model (or --compare's) at this precision and report the agreement and
     /// its mIoU (e.g. f32 against the default f16).
     #[arg(long, value_enum)]
     compare_precision: Option<PrecisionArg>,
+    /// Run the compared model (--compare, --compare-precision, or the same model when only
+    /// this is given) on this engine: gpu or cpu (e.g. the CPU engine against the GPU's).
+    #[arg(long, value_enum)]
+    compare_backend: Option<backend::BackendArg>,
     /// How the class map is brought from the network's size to the label's (as `segment`).
     #[arg(long, default_value_t = Upscale::default())]
     upsample: Upscale,
@@ -156,6 +173,12 @@ pub struct BenchArgs {
     json: bool,
     #[arg(long, value_enum, default_value_t = PrecisionArg::Auto)]
     precision: PrecisionArg,
+    /// Which engine runs: auto (a hardware GPU, else the CPU), gpu or cpu.
+    #[arg(long, value_enum, default_value_t = backend::BackendArg::Auto)]
+    backend: backend::BackendArg,
+    /// Threads of the CPU engine (default: every core).
+    #[arg(long, value_name = "N", value_parser = parse_cpu_threads)]
+    cpu_threads: Option<usize>,
     /// Output pixels of a fused bottleneck's tile, at most: 64, or 32 for twice the
     /// workgroups (more halo per pixel), to compare on a GPU with many cores.
     #[arg(long, default_value_t = 64, value_parser = parse_tile_pixels)]
@@ -225,6 +248,30 @@ fn segmenter(
         Some(c) => enet_wgpu::Segmenter::with_config(gpu, model, c)?,
         None => enet_wgpu::Segmenter::with_precision(gpu, model, precision.resolve(gpu))?,
     })
+}
+
+/// The engine `--backend` chose with the model in it: on the GPU as [`segmenter`] makes it.
+fn runner(
+    chosen: &backend::Chosen,
+    model: &enet_wgpu::Model,
+    precision: PrecisionArg,
+    size: Option<(usize, usize)>,
+    no_tune: bool,
+    cpu_threads: Option<usize>,
+) -> Result<backend::Runner> {
+    Ok(match chosen {
+        backend::Chosen::Gpu(gpu) => {
+            backend::Runner::Gpu(Box::new(segmenter(gpu, model, precision, size, no_tune)?))
+        }
+        backend::Chosen::Cpu => backend::Runner::cpu(model, cpu_threads)?,
+    })
+}
+
+fn parse_cpu_threads(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=256).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?}: the CPU engine runs on 1 to 256 threads")),
+    }
 }
 
 /// A picture size WxH of any positive sides (an output, not a network input).
