@@ -23,7 +23,7 @@ echo "building the CLI and the page" >&2
 cargo build --release --locked --bin enet >&2
 trunk build --release >&2
 scripts/peer_setup.sh >&2
-( cd scripts/wasm-bench && npm install --no-audit --no-fund --silent >&2 )
+( cd scripts/wasm-bench && npm ci --no-audit --no-fund --silent >&2 )
 .venv-bench/bin/python scripts/onnx_export.py assets/enet-camvid.safetensors "$out/onnx" --sizes "$(IFS=,; echo "${sizes[*]}")" >&2
 
 results="$out/results.jsonl"
