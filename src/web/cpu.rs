@@ -142,16 +142,22 @@ impl CpuApp {
         }
         let plan = self.plan.as_mut().expect("made above");
         self.engine.run(plan, rgba).map_err(js_err)?;
-        let c = self.model.num_classes();
-        ops::smooth(
-            plan.logits_nhwc(self.engine.graph()),
-            c,
-            &mut self.probs,
-            strength,
-            !self.primed || strength <= 0.0,
-            &mut self.shown,
-        );
-        self.primed = true;
+        if strength > 0.0 {
+            let c = self.model.num_classes();
+            ops::smooth(
+                plan.logits_nhwc(self.engine.graph()),
+                c,
+                &mut self.probs,
+                strength,
+                !self.primed,
+                &mut self.shown,
+            );
+            self.primed = true;
+        } else {
+            // Unsmoothed: the frame's own classes, no softmax; smoothing starts afresh.
+            self.shown.copy_from_slice(plan.classes());
+            self.primed = false;
+        }
         self.frames += 1;
         let took = js_sys::Date::now() - now_ms;
         self.last_ms = took;
