@@ -127,3 +127,55 @@ fn bad_input_is_named() {
         .to_string();
     assert!(e.contains("thread"), "{e}");
 }
+
+#[test]
+fn fast_exp_is_exp() {
+    let mut worst = 0.0f32;
+    let mut x = -87.0f32;
+    while x < 88.0 {
+        let (got, want) = (enet_wgpu::cpu::ops::exp(x), x.exp());
+        worst = worst.max(((got - want) / want).abs());
+        x += 0.0137;
+    }
+    assert!(worst < 5e-7, "worst relative error {worst}");
+    assert_eq!(enet_wgpu::cpu::ops::exp(0.0), 1.0);
+    assert!(enet_wgpu::cpu::ops::exp(-1000.0) >= 0.0);
+}
+
+#[test]
+fn smoothing_matches_its_twin() {
+    // The CPU path's smoothing against the twin of smooth.wgsl, over three frames.
+    let model = builtin();
+    let mut rng = SplitMix(3);
+    let (w, h) = (64, 48);
+    let mut seg = CpuSegmenter::new(&model, Some(1)).unwrap();
+    let c = model.num_classes();
+    let mut twin_probs = vec![0.0; c * w * h];
+    let mut probs = vec![0.0; c * w * h];
+    let mut shown = vec![0u8; w * h];
+    for k in 0..3 {
+        let rgba = random_rgba(&mut rng, w, h);
+        let planar = seg.logits(&rgba, w, h, (w, h)).unwrap();
+        let t = twin::Tensor {
+            shape: enet_wgpu::model::Shape { c, h, w },
+            data: planar.clone(),
+        };
+        let want = twin::smooth(&t, &mut twin_probs, 0.7, k == 0);
+        let nhwc: Vec<f32> = (0..w * h)
+            .flat_map(|p| (0..c).map(move |ch| (p, ch)))
+            .map(|(p, ch)| planar[ch * w * h + p])
+            .collect();
+        enet_wgpu::cpu::ops::smooth(&nhwc, c, &mut probs, 0.7, k == 0, &mut shown);
+        let same = shown
+            .iter()
+            .zip(&want)
+            .filter(|(a, b)| **a as u32 == **b)
+            .count();
+        assert!(same as f64 >= 0.999 * (w * h) as f64, "frame {k}: {same}");
+        let worst = (0..w * h)
+            .flat_map(|p| (0..c).map(move |ch| (p, ch)))
+            .map(|(p, ch)| (probs[p * c + ch] - twin_probs[ch * w * h + p]).abs())
+            .fold(0.0, f32::max);
+        assert!(worst < 1e-5, "frame {k}: probabilities differ by {worst}");
+    }
+}

@@ -144,6 +144,22 @@ pub fn argmax(logits: &[f32], c: usize, classes: &mut [u8]) {
     }
 }
 
+/// `e^x` to within 2e-7 relative, without a library call (wasm has no exp instruction):
+/// `2^n * p(r)` with `x = n ln 2 + r`, `|r| <= ln 2 / 2`, `p` of degree 6.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    let x = x.clamp(-87.0, 88.0);
+    // Round to nearest by the float adder: exact for |v| < 2^22.
+    const MAGIC: f32 = 12_582_912.0;
+    let n = (x * std::f32::consts::LOG2_E + MAGIC) - MAGIC;
+    let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    p * f32::from_bits(((n as i32 + 127) << 23) as u32)
+}
+
 /// The smoothing of `shaders/smooth.wgsl` (its twin: `kernels::cpu::smooth`), NHWC and
 /// without allocating: this frame's softmax blended into `probs` (the previous frame's
 /// blend, updated in place; ignored when `reset`), keeping `strength * (1 - (p1 - p2))^2` of
@@ -166,7 +182,7 @@ pub fn smooth(
         let top = px.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let (mut sum, mut first, mut second) = (0.0f32, 0.0f32, 0.0f32);
         for (k, &v) in px.iter().enumerate() {
-            let x = (v - top).exp();
+            let x = exp(v - top);
             e[k] = x;
             sum += x;
             if x > first {
@@ -176,7 +192,8 @@ pub fn smooth(
                 second = x;
             }
         }
-        let margin = 1.0 - (first - second) / sum;
+        let inv = 1.0 / sum;
+        let margin = 1.0 - (first - second) * inv;
         let keep = if reset {
             0.0
         } else {
@@ -184,7 +201,7 @@ pub fn smooth(
         };
         let mut best = (0, -1.0f32);
         for (k, p) in prev.iter_mut().enumerate() {
-            let q = e[k] / sum;
+            let q = e[k] * inv;
             let b = q + (*p - q) * keep;
             *p = b;
             if b > best.1 {
