@@ -5,7 +5,7 @@
 //!
 //! `cargo run --release --example edge_crops -- VAL_DIR NAME OUT.png`
 
-use enet_wgpu::kernels::cpu;
+use enet_wgpu::kernels::twin;
 use enet_wgpu::kernels::upscale::Upscale;
 use enet_wgpu::{Model, Segmenter};
 
@@ -30,15 +30,15 @@ fn main() -> anyhow::Result<()> {
     let out = (w * SCALE, h * SCALE);
     let palette: Vec<[u8; 3]> = model.classes.iter().map(|c| c.color).collect();
     let draw_map = |classes: &[u8]| {
-        let opts = cpu::Compose {
+        let opts = twin::Compose {
             palette: &palette,
             hidden: &[],
             void: model.void_class,
             alpha: 0.55,
-            view: cpu::View::Overlay,
+            view: twin::View::Overlay,
             mirror: false,
         };
-        cpu::compose(
+        twin::compose(
             img.as_raw(),
             w,
             h,

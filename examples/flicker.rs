@@ -8,7 +8,7 @@
 
 use enet_wgpu::Model;
 use enet_wgpu::cpu::CpuSegmenter;
-use enet_wgpu::kernels::cpu::{self, Tensor};
+use enet_wgpu::kernels::twin::{self, Tensor};
 use enet_wgpu::kernels::upscale::{self, Sizes, Upscale};
 use enet_wgpu::model::graph::Shape;
 use enet_wgpu::model::weights::SplitMix;
@@ -60,9 +60,9 @@ fn main() -> anyhow::Result<()> {
                 shape: Shape { c, h, w },
                 data: logits,
             };
-            let raw = cpu::argmax(&t);
+            let raw = twin::argmax(&t);
             for (i, &s) in STRENGTHS.iter().enumerate() {
-                let shown = cpu::smooth(&t, &mut probs[i], s, k == 0);
+                let shown = twin::smooth(&t, &mut probs[i], s, k == 0);
                 let sizes = Sizes {
                     net: (w, h),
                     src: (w, h),

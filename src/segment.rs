@@ -150,7 +150,7 @@ impl ClassMap {
         if (width, height) == (self.width, self.height) {
             return self.clone();
         }
-        use crate::kernels::cpu::nearest_index;
+        use crate::kernels::twin::nearest_index;
         let mut data = Vec::with_capacity(width * height);
         for y in 0..height {
             let row = nearest_index(y, height, self.height) * self.width;

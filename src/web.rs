@@ -22,7 +22,7 @@ use wasm_bindgen::prelude::*;
 use web_sys::{HtmlCanvasElement, HtmlVideoElement, ImageBitmap};
 
 use crate::adaptive::AdaptiveSize;
-use crate::kernels::cpu::{class_pixel_at, view_column};
+use crate::kernels::twin::{class_pixel_at, view_column};
 use crate::kernels::upscale::Upscale;
 use crate::model::Model;
 use crate::runtime::{

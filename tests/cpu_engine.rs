@@ -2,7 +2,7 @@
 //! instruction set and thread count it can use, and bad input named.
 
 use enet_wgpu::cpu::{CpuEngine, CpuSegmenter, Isa};
-use enet_wgpu::kernels::cpu as twin;
+use enet_wgpu::kernels::twin;
 use enet_wgpu::model::weights::{SplitMix, synthetic_file};
 use enet_wgpu::model::{Layout, Model};
 

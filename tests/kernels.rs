@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use enet_wgpu::kernels::cpu::{self, Tensor};
+use enet_wgpu::kernels::twin::{self, Tensor};
 use enet_wgpu::kernels::upscale::{self, Upscale};
 use enet_wgpu::model::graph::{Conv, ConvGeom, DType, Graph, Op, Residual, Shape};
 use enet_wgpu::model::weights::SplitMix;
@@ -149,7 +149,7 @@ fn check_conv(
         residual,
     });
     g.output = out;
-    let want = cpu::run(&g, input.clone());
+    let want = twin::run(&g, input.clone());
     let got = run_gpu(&g, &input, &[out]);
     let what = format!("conv {cin}->{cout} {w}x{h} {geom:?} residual {residual_c:?}");
     assert_close(&got[0], &want.data, 1e-5, &what);
@@ -281,7 +281,7 @@ fn check_bottleneck(seed: u64, ch: usize, mid: usize, (w, h): (usize, usize), ge
             .any(|s| matches!(s, enet_wgpu::runtime::fuse::Step::Bottleneck(_))),
         "{steps:?}"
     );
-    let want = cpu::run(&g, input.clone());
+    let want = twin::run(&g, input.clone());
     let got = run_gpu(&g, &input, &[out]);
     let what = format!("bottleneck {ch}/{mid} {w}x{h} {geom:?} {steps:?}");
     assert_close(&got[0], &want.data, 1e-4, &what);
@@ -302,7 +302,7 @@ fn fused_bottleneck_tails() {
             )
             .count();
         assert_eq!(n, tails, "{what}: {steps:?}");
-        let want = cpu::run(&g, input.clone());
+        let want = twin::run(&g, input.clone());
         let got = run_gpu(&g, &input, &[g.output]);
         assert_close(&got[0], &want.data, 1e-4, what);
     };
@@ -410,7 +410,7 @@ fn fused_downsampling_and_upsampling_blocks() {
             "{what}"
         );
         assert_eq!(steps.len(), 2, "{what}");
-        let want = cpu::run(&g, input.clone());
+        let want = twin::run(&g, input.clone());
         let got = run_gpu(&g, &input, &[g.output]);
         assert_close(&got[0], &want.data, 1e-4, &what);
     }
@@ -466,7 +466,7 @@ fn f16_storage_matches_the_twins_within_half_precision() {
         );
         return;
     }
-    let want = cpu::run(&g, input.clone());
+    let want = twin::run(&g, input.clone());
     let got = run_gpu_at(&g, &input, &[g.output], Precision::F16);
     // f16 keeps 11 significant bits: about 1e-3 relative per stored value, through a dozen
     // layers.
@@ -556,7 +556,7 @@ fn check_initial(seed: u64, pool_kernel: usize, pool_pad: usize, (w, h): (usize,
         pool_slope,
     });
     g.output = out;
-    let want = cpu::run(&g, input.clone());
+    let want = twin::run(&g, input.clone());
     let got = run_gpu(&g, &input, &[out]);
     assert_close(
         &got[0],
@@ -651,8 +651,8 @@ fn initial_block_from_the_frame() {
             pool_slope: r(&mut rng, 0.0, 0.5),
         });
         g.output = out;
-        let input = cpu::preprocess(&rgba, source.0, source.1, net.0, net.1, &norm);
-        let want = cpu::run(&g, input);
+        let input = twin::preprocess(&rgba, source.0, source.1, net.0, net.1, &norm);
+        let want = twin::run(&g, input);
         let what = format!("pool {pool_kernel}/{pool_pad}, {source:?} -> {net:?}");
         let (labels, _, got) =
             run_frame(&g, norm, (Precision::F32, true), &rgba, source, net, &[out]);
@@ -730,8 +730,8 @@ fn last_transposed_convolution_with_argmax() {
             conv.bias[2] += 0.3;
         }
         g.output = out;
-        let input = cpu::preprocess(&rgba, source.0, source.1, net.0, net.1, &norm);
-        let want = cpu::run(&g, input);
+        let input = twin::preprocess(&rgba, source.0, source.1, net.0, net.1, &norm);
+        let want = twin::run(&g, input);
         let kind = |labels: &[String]| labels.last().unwrap().clone();
         for fused in [true, false] {
             let (labels, got_classes, got) = run_frame(
@@ -752,7 +752,7 @@ fn last_transposed_convolution_with_argmax() {
             );
             assert_eq!(labels.len(), 3 - folded as usize, "{what}: {labels:?}");
             assert_close(&got[0], &want.data, 1e-5, &what);
-            let from_logits: Vec<u8> = cpu::argmax(&Tensor {
+            let from_logits: Vec<u8> = twin::argmax(&Tensor {
                 shape: want.shape,
                 data: got[0].clone(),
             })
@@ -793,7 +793,7 @@ fn maxpool_with_indices_and_ties() {
             indices,
         });
         g.output = pooled;
-        let (want, want_idx) = cpu::maxpool(&input);
+        let (want, want_idx) = twin::maxpool(&input);
         let gpu = gpu();
         let engine = enet_wgpu::Engine::with_precision(
             gpu,
@@ -864,7 +864,7 @@ fn max_unpool() {
             output: out,
         });
         g.output = out;
-        let want = cpu::run(&g, input.clone());
+        let want = twin::run(&g, input.clone());
         assert_eq!(want.shape, Shape { c, h, w });
         let got = run_gpu(&g, &input, &[out]);
         assert_eq!(got[0], want.data, "unpool {c}x{h}x{w}");
@@ -939,14 +939,14 @@ fn preprocess_resize_normalise_and_argmax() {
         .unwrap();
         let classes = pollster::block_on(plan.read_classes()).unwrap();
         let logits = pollster::block_on(plan.read_tensor(out)).unwrap();
-        let want = cpu::preprocess(&rgba, sw, sh, nw, nh, &norm);
+        let want = twin::preprocess(&rgba, sw, sh, nw, nh, &norm);
         assert_close(
             &logits,
             &want.data,
             1e-5,
             &format!("preprocess {sw}x{sh} -> {nw}x{nh}"),
         );
-        let want_classes: Vec<u8> = cpu::argmax(&Tensor {
+        let want_classes: Vec<u8> = twin::argmax(&Tensor {
             shape: want.shape,
             data: logits.clone(),
         })
@@ -1065,14 +1065,14 @@ fn overlay_render_pass() {
             upscale: Upscale::Nearest,
         };
         let got = render(gpu, &overlay, &binding, (tw, th), opts);
-        let want = cpu::compose(
+        let want = twin::compose(
             &rgba,
             sw,
             sh,
             &class_map,
             nw,
             nh,
-            &cpu::Compose {
+            &twin::Compose {
                 palette: &palette,
                 hidden: &hidden,
                 void: Some(void),
@@ -1114,14 +1114,14 @@ fn overlay_render_pass() {
     ] {
         let (u, v) = ((x as f64 + 0.5) / tw as f64, (y as f64 + 0.5) / th as f64);
         let (cx, cy) =
-            cpu::class_pixel_at(u, v, (tw, th), (nw, nh), View::SideBySide, true).unwrap();
+            twin::class_pixel_at(u, v, (tw, th), (nw, nh), View::SideBySide, true).unwrap();
         let c = class_map[cy * nw + cx] as usize;
         let i = (y * tw + x) * 4;
         let want = if c == void { [0, 0, 0] } else { palette[c] };
         assert_eq!(&got[i..i + 3], &want[..], "class under ({x}, {y})");
     }
     assert_eq!(
-        cpu::class_pixel_at(0.9999, 0.5, (tw, th), (nw, nh), View::SideBySide, false),
+        twin::class_pixel_at(0.9999, 0.5, (tw, th), (nw, nh), View::SideBySide, false),
         None,
         "the odd column shows nothing"
     );
@@ -1147,7 +1147,7 @@ fn overlay_render_pass() {
                 upscale: mode,
             };
             let got = render(gpu, &overlay, &binding, (tw, th), opts);
-            let (_, pw, _) = cpu::view_column(0, tw, view, mirror);
+            let (_, pw, _) = twin::view_column(0, tw, view, mirror);
             let sizes = upscale::Sizes {
                 net: (nw, nh),
                 src: (sw, sh),
@@ -1156,7 +1156,7 @@ fn overlay_render_pass() {
             };
             let up = upscale::upscale(&probs, &rgba, sizes, mode);
             let compose = |classes: &[u8], (mw, mh): (usize, usize)| {
-                let opts = cpu::Compose {
+                let opts = twin::Compose {
                     palette: &palette,
                     hidden: &[],
                     void: Some(void),
@@ -1164,7 +1164,7 @@ fn overlay_render_pass() {
                     view,
                     mirror,
                 };
-                cpu::compose(&rgba, sw, sh, classes, mw, mh, &opts, tw, th)
+                twin::compose(&rgba, sw, sh, classes, mw, mh, &opts, tw, th)
             };
             let want = compose(&up, (pw, th));
             let off = got
@@ -1287,8 +1287,8 @@ fn temporal_smoothing_matches_its_twin() {
                 shape: plan.shape(plan.output()),
                 data: pollster::block_on(plan.read_tensor(plan.output())).unwrap(),
             };
-            let raw = cpu::argmax(&logits);
-            let want = cpu::smooth(&logits, &mut probs, strength, frame == 0);
+            let raw = twin::argmax(&logits);
+            let want = twin::smooth(&logits, &mut probs, strength, frame == 0);
             let same = got
                 .iter()
                 .zip(&want)

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use enet_wgpu::Segmenter;
-use enet_wgpu::kernels::cpu;
+use enet_wgpu::kernels::twin;
 use enet_wgpu::model::weights::{SplitMix, synthetic_file};
 use enet_wgpu::model::{Layout, Model};
 
@@ -18,9 +18,9 @@ fn check(layout: Layout, classes: usize, (w, h): (usize, usize), seed: u64) {
     let mut seg =
         Segmenter::with_precision(gpu(), &model, enet_wgpu::kernels::Precision::F32).unwrap();
     let got = pollster::block_on(seg.logits(&rgba, w, h, (w, h))).unwrap();
-    let want = cpu::run(
+    let want = twin::run(
         &model.graph,
-        cpu::preprocess(&rgba, w, h, w, h, &model.normalization),
+        twin::preprocess(&rgba, w, h, w, h, &model.normalization),
     );
     assert_eq!(want.shape.c, classes);
     assert_close(
@@ -30,7 +30,7 @@ fn check(layout: Layout, classes: usize, (w, h): (usize, usize), seed: u64) {
         &format!("{layout} {classes} classes {w}x{h}"),
     );
     let map = pollster::block_on(seg.segment(&rgba, w, h, (w, h))).unwrap();
-    let want_map = cpu::argmax(&want);
+    let want_map = twin::argmax(&want);
     let same = map
         .data
         .iter()

@@ -78,7 +78,7 @@ fn check(what: &str, model: &Model, logits: Logits) {
                 "{over} logits over 1e-3"
             );
         }
-        let map = enet_wgpu::kernels::cpu::argmax(&enet_wgpu::kernels::cpu::Tensor {
+        let map = enet_wgpu::kernels::twin::argmax(&enet_wgpu::kernels::twin::Tensor {
             shape: enet_wgpu::model::Shape { c: 12, h, w },
             data: logits,
         });

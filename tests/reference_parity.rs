@@ -58,8 +58,8 @@ fn gpu_logits_match_pytorch_on_the_first_val_frame() {
 fn cpu_twin_logits_match_pytorch_on_the_first_val_frame() {
     let model = reference_model();
     let (rgba, w, h) = load_png_rgba(&val_frames()[0]);
-    let input = enet_wgpu::kernels::cpu::preprocess(&rgba, w, h, w, h, &model.normalization);
-    let got = enet_wgpu::kernels::cpu::run(&model.graph, input);
+    let input = enet_wgpu::kernels::twin::preprocess(&rgba, w, h, w, h, &model.normalization);
+    let got = enet_wgpu::kernels::twin::run(&model.graph, input);
     check_logits(&got.data, "CPU twin");
 }
 

@@ -169,7 +169,7 @@ pub fn render(
         OutputKind::Overlay => {
             let palette: Vec<[u8; 3]> = model.classes.iter().map(|c| c.color).collect();
             let (w, h) = (w as usize, h as usize);
-            let rgba = enet_wgpu::kernels::cpu::overlay(
+            let rgba = enet_wgpu::kernels::twin::overlay(
                 img.as_raw(),
                 w,
                 h,

@@ -2,7 +2,7 @@
 //! usable GPU. Activations are NHWC (a pixel's channels side by side, what SIMD wants),
 //! convolutions run a register-blocked kernel per instruction set ([`simd::Isa`]), rows go to
 //! threads natively, and a plan allocates everything once so a frame allocates nothing.
-//! The kernels' plain twins (`kernels::cpu`) stay the reference the tests hold this to.
+//! The kernels' plain twins (`kernels::twin`) stay the reference the tests hold this to.
 
 #![allow(unsafe_code)]
 

@@ -10,7 +10,7 @@ use crate::model::Normalization;
 pub fn taps(src: usize, dst: usize) -> Vec<(u32, u32, f32)> {
     (0..dst)
         .map(|o| {
-            let (a, b, f) = crate::kernels::cpu::bilinear_tap(o, src, dst);
+            let (a, b, f) = crate::kernels::twin::bilinear_tap(o, src, dst);
             (a as u32, b as u32, f)
         })
         .collect()
@@ -160,7 +160,7 @@ pub fn exp(x: f32) -> f32 {
     p * f32::from_bits(((n as i32 + 127) << 23) as u32)
 }
 
-/// The smoothing of `shaders/smooth.wgsl` (its twin: `kernels::cpu::smooth`), NHWC and
+/// The smoothing of `shaders/smooth.wgsl` (its twin: `kernels::twin::smooth`), NHWC and
 /// without allocating: this frame's softmax blended into `probs` (the previous frame's
 /// blend, updated in place; ignored when `reset`), keeping `strength * (1 - (p1 - p2))^2` of
 /// the old probabilities per pixel. `shown` gets the blend's class per pixel.

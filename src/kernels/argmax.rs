@@ -1,8 +1,9 @@
 //! Logits -> class map: one class index per pixel (`shaders/argmax.wgsl`; twin
-//! [`super::cpu::argmax`]). Used where the argmax is not folded into the last convolution
+//! [`super::twin::argmax`]). Used where the argmax is not folded into the last convolution
 //! ([`super::conv::with_argmax`]).
 
 use super::KernelSource;
+use super::twin::Tensor;
 use super::unit::{Call, Lowering, Pipeline, Resource, grid_16x4, u};
 
 pub const ARGMAX: KernelSource = KernelSource {
@@ -49,4 +50,22 @@ pub fn call(l: &Lowering) -> Call {
         bindings.list(),
         params.grid(),
     )
+}
+
+// The twin: the same operation in plain Rust, for the tests.
+
+/// Class index of the largest logit per pixel; the first wins on ties.
+pub fn argmax(logits: &Tensor) -> Vec<u32> {
+    let hw = logits.shape.h * logits.shape.w;
+    (0..hw)
+        .map(|i| {
+            let mut best = 0;
+            for c in 1..logits.shape.c {
+                if logits.data[c * hw + i] > logits.data[best * hw + i] {
+                    best = c;
+                }
+            }
+            best as u32
+        })
+        .collect()
 }

@@ -1,5 +1,5 @@
 //! A whole bottleneck in one dispatch (`shaders/bottleneck.wgsl`; twin: the three
-//! convolutions of [`super::cpu::conv`] one after the other): projection, main convolution
+//! convolutions of [`super::twin::conv`] one after the other): projection, main convolution
 //! and expansion with residual and PReLU, the projection's tile staged in workgroup memory.
 //! Which ops form a block is decided in `runtime::fuse`; what a block is, its pipeline's
 //! specialisation ([`BlockShape`]) and its dispatch are here.

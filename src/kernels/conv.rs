@@ -1,12 +1,14 @@
 //! The three convolutions one op per dispatch: general 2D (dilated, asymmetric),
 //! pointwise, and transposed (`shaders/conv2d.wgsl`, `conv1x1.wgsl`,
 //! `conv_transpose2d.wgsl`, sharing bindings and epilogue in `conv_common.wgsl`; twin
-//! [`super::cpu::conv`]). Bias, PReLU and the residual (added, then PReLU again) are fused
+//! [`super::twin::conv`]). Bias, PReLU and the residual (added, then PReLU again) are fused
 //! into the write. Each invocation computes one pixel's 16 output channels.
 
 use super::KernelSource;
+use super::twin::{Tensor, prelu};
 use super::unit::{Call, Lowering, Pipeline, Resource, conv_groups, grid_16x4, u};
 use crate::model::graph::Op;
+use crate::model::graph::{Conv, Shape};
 
 pub const CONV2D: KernelSource = KernelSource {
     name: "conv2d",
@@ -163,4 +165,84 @@ fn parts(
         output: Resource::Tensor(*output),
     };
     Ok((kernel, params, bindings))
+}
+
+// The twin: the same operation in plain Rust, for the tests.
+
+/// Raw convolution sum plus bias, no activation. Transposed convolutions are computed in
+/// scatter form, independently of the shader's gather form.
+fn conv_sum(input: &Tensor, conv: &Conv, out_shape: Shape) -> Tensor {
+    let g = &conv.geom;
+    let [kh, kw] = g.kernel;
+    let (ih, iw) = (input.shape.h, input.shape.w);
+    let (oh, ow) = (out_shape.h, out_shape.w);
+    let mut out = Tensor::zeros(out_shape);
+    for co in 0..conv.cout {
+        let plane = &mut out.data[co * oh * ow..(co + 1) * oh * ow];
+        plane.fill(conv.bias[co]);
+        for ci in 0..conv.cin {
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let wv = conv.weight[((co * conv.cin + ci) * kh + ky) * kw + kx];
+                    let dy = (ky * g.dilation[0]) as isize - g.pad[0] as isize;
+                    let dx = (kx * g.dilation[1]) as isize - g.pad[1] as isize;
+                    if g.transposed {
+                        for iy in 0..ih {
+                            let oy = (iy * g.stride[0]) as isize + dy;
+                            if oy < 0 || oy >= oh as isize {
+                                continue;
+                            }
+                            for ix in 0..iw {
+                                let ox = (ix * g.stride[1]) as isize + dx;
+                                if ox >= 0 && ox < ow as isize {
+                                    plane[oy as usize * ow + ox as usize] +=
+                                        wv * input.at(ci, iy, ix);
+                                }
+                            }
+                        }
+                    } else {
+                        for oy in 0..oh {
+                            let iy = (oy * g.stride[0]) as isize + dy;
+                            if iy < 0 || iy >= ih as isize {
+                                continue;
+                            }
+                            for ox in 0..ow {
+                                let ix = (ox * g.stride[1]) as isize + dx;
+                                if ix >= 0 && ix < iw as isize {
+                                    plane[oy * ow + ox] +=
+                                        wv * input.at(ci, iy as usize, ix as usize);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Convolution + folded BatchNorm + PReLU, then optionally `+ residual` (zero-padded to the
+/// output's channels) and a second PReLU.
+pub fn conv(
+    input: &Tensor,
+    conv: &Conv,
+    residual: Option<(&Tensor, &[f32])>,
+    out_shape: Shape,
+) -> Tensor {
+    let mut out = conv_sum(input, conv, out_shape);
+    let hw = out_shape.h * out_shape.w;
+    for co in 0..conv.cout {
+        for i in 0..hw {
+            let mut v = prelu(out.data[co * hw + i], conv.slope[co]);
+            if let Some((res, post)) = residual {
+                if co < res.shape.c {
+                    v += res.data[co * hw + i];
+                }
+                v = prelu(v, post[co]);
+            }
+            out.data[co * hw + i] = v;
+        }
+    }
+    out
 }

@@ -1,7 +1,7 @@
 //! The preprocessing folded into the initial block: the frame in, the block's output out,
 //! the network input never in memory (`shaders/frame_initial.wgsl`, with
-//! `resize_common.wgsl` and `initial_common.wgsl`; twins [`super::cpu::preprocess`] then
-//! [`super::cpu::initial`]).
+//! `resize_common.wgsl` and `initial_common.wgsl`; twins [`super::twin::preprocess`] then
+//! [`super::twin::initial`]).
 
 use super::KernelSource;
 use super::unit::{Call, Lowering, Pipeline, Resource, u};

@@ -1,11 +1,13 @@
 //! ENet's initial block as its own dispatch, reading the network input tensor
 //! (`shaders/initial_block.wgsl`, epilogue in `initial_common.wgsl`; twin
-//! [`super::cpu::initial`]). Plans use it unfused, and to run the network on a tensor
+//! [`super::twin::initial`]). Plans use it unfused, and to run the network on a tensor
 //! written by a test ([`super::frame_initial`] reads the frame instead).
 
 use super::KernelSource;
+use super::twin::{Tensor, conv, prelu};
 use super::unit::{Call, Lowering, Pipeline, Resource, grid_16x4, u};
 use crate::model::graph::Op;
+use crate::model::graph::{Conv, Shape};
 
 pub const INITIAL: KernelSource = KernelSource {
     name: "initial_block",
@@ -76,4 +78,51 @@ pub fn call(l: &Lowering, i: usize) -> Call {
         bindings.list(),
         params.grid(),
     )
+}
+
+// The twin: the same operation in plain Rust, for the tests.
+
+/// ENet's initial block: conv channels first, then the pooled input channels.
+#[allow(clippy::too_many_arguments)]
+pub fn initial(
+    input: &Tensor,
+    conv_op: &Conv,
+    pool_kernel: usize,
+    pool_pad: usize,
+    pool_scale: &[f32],
+    pool_shift: &[f32],
+    pool_slope: &[f32],
+    out_shape: Shape,
+) -> Tensor {
+    let conv_shape = Shape {
+        c: conv_op.cout,
+        ..out_shape
+    };
+    let main = conv(input, conv_op, None, conv_shape);
+    let mut out = Tensor::zeros(out_shape);
+    out.data[..main.data.len()].copy_from_slice(&main.data);
+    let s = conv_op.geom.stride[0];
+    for c in 0..input.shape.c {
+        for oy in 0..out_shape.h {
+            for ox in 0..out_shape.w {
+                let mut m = f32::NEG_INFINITY;
+                for ky in 0..pool_kernel {
+                    for kx in 0..pool_kernel {
+                        let iy = (oy * s + ky) as isize - pool_pad as isize;
+                        let ix = (ox * s + kx) as isize - pool_pad as isize;
+                        if iy >= 0
+                            && ix >= 0
+                            && (iy as usize) < input.shape.h
+                            && (ix as usize) < input.shape.w
+                        {
+                            m = m.max(input.at(c, iy as usize, ix as usize));
+                        }
+                    }
+                }
+                let v = prelu(m * pool_scale[c] + pool_shift[c], pool_slope[c]);
+                out.data[((conv_op.cout + c) * out_shape.h + oy) * out_shape.w + ox] = v;
+            }
+        }
+    }
+    out
 }

@@ -111,12 +111,13 @@ pub use unit::{
 pub mod argmax;
 pub mod bottleneck;
 pub mod conv;
-pub mod cpu;
 pub mod frame_initial;
 pub mod initial_block;
+pub mod overlay;
 pub mod pool;
 pub mod preprocess;
 pub mod smooth;
+pub mod twin;
 pub mod upsample;
 pub mod upscale;
 

@@ -1,11 +1,13 @@
 //! 2x2 stride-2 max-pooling with the argmax indices the decoder unpools with, and the
 //! unpooling (`shaders/maxpool.wgsl`, `shaders/max_unpool.wgsl`; twins
-//! [`super::cpu::maxpool`], [`super::cpu::unpool`]). They share their parameters; each has
+//! [`super::twin::maxpool`], [`super::twin::unpool`]). They share their parameters; each has
 //! its own bindings.
 
 use super::KernelSource;
+use super::twin::Tensor;
 use super::unit::{Call, Lowering, Pipeline, Resource, grid_16x4, u};
 use crate::model::graph::Op;
+use crate::model::graph::Shape;
 
 pub const MAXPOOL: KernelSource = KernelSource {
     name: "maxpool",
@@ -99,4 +101,53 @@ pub fn call(l: &Lowering, i: usize) -> Call {
         bindings,
         params.grid(),
     )
+}
+
+// The twin: the same operation in plain Rust, for the tests.
+
+/// 2x2 stride 2 max-pool with PyTorch's indices (`y * W + x` in the input plane); on ties the
+/// first maximum in row-major order wins.
+pub fn maxpool(input: &Tensor) -> (Tensor, Vec<u32>) {
+    let Shape { c, h, w } = input.shape;
+    let o = Shape {
+        c,
+        h: h / 2,
+        w: w / 2,
+    };
+    let mut out = Tensor::zeros(o);
+    let mut idx = vec![0u32; o.len()];
+    for ch in 0..c {
+        for oy in 0..o.h {
+            for ox in 0..o.w {
+                let mut best = input.at(ch, oy * 2, ox * 2);
+                let mut best_i = oy * 2 * w + ox * 2;
+                for (dy, dx) in [(0, 1), (1, 0), (1, 1)] {
+                    let (y, x) = (oy * 2 + dy, ox * 2 + dx);
+                    let v = input.at(ch, y, x);
+                    // As PyTorch: strictly greater replaces, and NaN propagates.
+                    if v > best || v.is_nan() {
+                        best = v;
+                        best_i = y * w + x;
+                    }
+                }
+                let i = (ch * o.h + oy) * o.w + ox;
+                out.data[i] = best;
+                idx[i] = best_i as u32;
+            }
+        }
+    }
+    (out, idx)
+}
+
+/// Max-unpool: each value goes back to where its index says; everything else is zero.
+pub fn unpool(input: &Tensor, indices: &[u32], out_shape: Shape) -> Tensor {
+    let mut out = Tensor::zeros(out_shape);
+    let plane = out_shape.h * out_shape.w;
+    let in_plane = input.shape.h * input.shape.w;
+    for c in 0..input.shape.c {
+        for i in 0..in_plane {
+            out.data[c * plane + indices[c * in_plane + i] as usize] = input.data[c * in_plane + i];
+        }
+    }
+    out
 }

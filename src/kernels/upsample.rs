@@ -1,5 +1,5 @@
 //! An upsampling block in one dispatch (`shaders/upsample.wgsl`; twins
-//! [`super::cpu::conv`] and [`super::cpu::unpool`]): the main branch (1x1 convolution,
+//! [`super::twin::conv`] and [`super::twin::unpool`]): the main branch (1x1 convolution,
 //! max-unpool with the encoder's indices) and the other (1x1 projection, transposed
 //! convolution of stride 2, 1x1 expansion with the unpooled main branch as residual), an 8x8
 //! output tile per workgroup. Which ops form a block is decided in `runtime::fuse`.

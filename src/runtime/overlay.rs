@@ -4,7 +4,7 @@
 use wgpu::util::DeviceExt;
 
 use super::Plan;
-pub use crate::kernels::cpu::View;
+pub use crate::kernels::twin::View;
 use crate::kernels::upscale::{self, Upscale};
 use crate::model::ClassInfo;
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use enet_wgpu::kernels::cpu::Tensor;
+use enet_wgpu::kernels::twin::Tensor;
 use enet_wgpu::model::Normalization;
 use enet_wgpu::model::graph::{Graph, Shape};
 use enet_wgpu::model::weights::SplitMix;
