@@ -108,8 +108,7 @@ impl Simd for Avx2 {
         use std::arch::x86_64::*;
         unsafe {
             let zero = _mm256_setzero_ps();
-            let neg = _mm256_mul_ps(_mm256_min_ps(v, zero), slope);
-            _mm256_add_ps(_mm256_max_ps(v, zero), neg)
+            _mm256_fmadd_ps(_mm256_min_ps(v, zero), slope, _mm256_max_ps(v, zero))
         }
     }
 }
@@ -151,7 +150,7 @@ impl Simd for Neon {
         use std::arch::aarch64::*;
         unsafe {
             let zero = vdupq_n_f32(0.0);
-            vaddq_f32(vmaxq_f32(v, zero), vmulq_f32(vminq_f32(v, zero), slope))
+            vfmaq_f32(vmaxq_f32(v, zero), vminq_f32(v, zero), slope)
         }
     }
 }
