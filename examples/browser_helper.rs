@@ -7,8 +7,9 @@
 //! - `y4m-motion OUT.y4m WIDTH HEIGHT FRAMES IMAGE NOISE PAN`: FRAMES frames of IMAGE, each
 //!   with fresh uniform noise of +-NOISE grey levels and shifted PAN pixels (a fraction is
 //!   allowed) further left than the one before (a still camera's sensor noise; a slow pan).
-//! - `classes WEIGHTS IN NET_W NET_H OUT`: the native engine's class map (raw bytes, one per
-//!   pixel at the network size) for IN, a PNG or raw RGBA given as `file.rgba:WxH`.
+//! - `classes WEIGHTS IN NET_W NET_H OUT [gpu|cpu]`: the native engine's class map (raw bytes,
+//!   one per pixel at the network size) for IN, a PNG or raw RGBA given as `file.rgba:WxH`;
+//!   `cpu`: the CPU engine on one thread (the page's CPU path), else the GPU engine at f32.
 //! - `odd-images DIR IMAGE`: awkward inputs made from IMAGE: grey.png, rgb16.png (16 bits per
 //!   channel), one.png (1x1), odd.png (37x29), large.png (6000 px wide), vast.png (24000x24000, more than a
 //!   browser decodes), truncated.png and cut-before-iend.png, cut-header.jpg, cut-scan.jpg and
@@ -31,7 +32,15 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn classes(args: &[String]) -> anyhow::Result<()> {
-    anyhow::ensure!(args.len() == 5, "usage: classes WEIGHTS IN NET_W NET_H OUT");
+    anyhow::ensure!(
+        args.len() == 5 || args.len() == 6,
+        "usage: classes WEIGHTS IN NET_W NET_H OUT [gpu|cpu]"
+    );
+    let cpu = match args.get(5).map(String::as_str) {
+        None | Some("gpu") => false,
+        Some("cpu") => true,
+        Some(other) => anyhow::bail!("backend {other:?}: expected gpu or cpu"),
+    };
     let model = Model::from_safetensors(&std::fs::read(&args[0])?)?;
     let (rgba, w, h) = match args[1].rsplit_once(':') {
         Some((path, size)) if path.ends_with(".rgba") => {
@@ -47,6 +56,12 @@ fn classes(args: &[String]) -> anyhow::Result<()> {
         }
     };
     let net = (args[2].parse()?, args[3].parse()?);
+    if cpu {
+        // One thread, as the page's worker runs it.
+        let mut seg = enet_wgpu::cpu::CpuSegmenter::new(&model, Some(1))?;
+        std::fs::write(&args[4], seg.segment(&rgba, w, h, net)?.data)?;
+        return Ok(());
+    }
     let gpu = enet_wgpu::blocking::gpu()?;
     // The page runs f32 in the browser tests (SwiftShader has no shader-f16): the same here.
     let mut seg = Segmenter::with_precision(&gpu, &model, enet_wgpu::kernels::Precision::F32)?;

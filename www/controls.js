@@ -52,8 +52,9 @@ export function takeSnapshot() {
   }, "image/png");
 }
 
-// Point at (or tap) the picture: the class shown there, by name, next to the pointer.
-function wireProbe() {
+// Point at (or tap) the picture: the class shown there, by name, next to the pointer. Wired
+// again on a canvas put in place of the first (state.freshCanvas).
+export function wireProbe() {
   const tip = $("probe");
   let asking = false;
   let hideTimer = 0;

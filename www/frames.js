@@ -11,9 +11,16 @@ import { openMedia } from "./media.js";
 export async function createApp(bytes) {
   // A lost device is noticed here at once; the lost callback of an App already replaced
   // (its device released on purpose) is ignored.
-  const next = await state.wasm.App.create(canvas, bytes, () => {
-    if (state.app === next) recoverDevice();
-  });
+  let next = null;
+  const lost = () => next && state.app === next && recoverDevice();
+  if (state.backend === "cpu") {
+    // Loaded only where it runs: the GPU path's first visit does without it.
+    const { CpuBackend } = await import("./cpu.js");
+    const on = { drawn: frameDrawn, failed: frameFailed, lost, next: () => state.source !== "image" && tick() };
+    next = await CpuBackend.create(canvas, bytes, on);
+  } else {
+    next = await state.wasm.App.create(canvas, bytes, lost);
+  }
   applyAllSettings(next);
   // After a lost device, automatic size goes on from the size it had reached.
   const reached = state.app && state.app.adaptive() ? Math.min(...state.app.net_size()) : 0;
@@ -29,6 +36,11 @@ export async function createApp(bytes) {
 }
 
 export function describe() {
+  if (state.backend === "cpu") {
+    const m = state.app.modelInfo;
+    $("status").textContent = `${state.app.describe()} · ${m.layout} ENet, ${m.classes} classes`;
+    return;
+  }
   const d = JSON.parse(state.app.describe());
   $("status").textContent = `${d.adapter || "WebGPU adapter"} · ${d.layout} ENet, ${d.classes} classes · ${d.precision}`;
 }
@@ -36,7 +48,7 @@ export function describe() {
 async function recoverDevice() {
   if (state.recreating) return;
   state.recreating = true;
-  $("status").textContent = "GPU device lost; restarting…";
+  $("status").textContent = state.backend === "cpu" ? "The CPU engine stopped; restarting…" : "GPU device lost; restarting…";
   try {
     await createApp(state.weights);
     state.recoveries++;
@@ -60,36 +72,47 @@ function frameSource() {
   return app.frame_video(video);
 }
 
+/** One frame of the source; true when it was taken (drawn, or on the CPU path sent). */
 function tick() {
   const { app } = state;
-  if (!app || state.recreating) return;
+  if (!app || state.recreating) return false;
   if (app.is_lost()) {
     recoverDevice();
-    return;
+    return false;
   }
-  if (state.paused || state.hiddenPause) return;
-  let drawn = false;
+  if (state.paused || state.hiddenPause) return false;
+  let taken = false;
   try {
-    drawn = frameSource();
+    taken = frameSource();
   } catch (e) {
-    if (app.is_lost()) return recoverDevice();
-    // The same failure on every camera frame is reported once.
-    const what = state.source === "camera" ? "The camera's picture cannot be used" : "Segmentation failed";
-    const text = `${what}: ${errorText(e)}.`;
-    if (state.phase !== "error" || $("message-text").textContent !== text) {
-      console.error(e);
-      setState("error");
-      const actions = [filePicker("Open image or video…", "image/*,video/*", openMedia)];
-      if (state.source === "camera" && state.cameras.length > 1) actions.unshift(button("Switch camera", switchCamera));
-      message(text, { error: true, actions });
-    }
-    return;
+    if (app.is_lost()) recoverDevice();
+    else frameFailed(e);
+    return false;
   }
-  if (!drawn) return;
+  // The CPU path's frames are drawn when the worker answers (frameDrawn).
+  if (taken && state.backend !== "cpu") frameDrawn();
+  return taken;
+}
+
+function frameFailed(e) {
+  // The same failure on every camera frame is reported once.
+  const what = state.source === "camera" ? "The camera's picture cannot be used" : "Segmentation failed";
+  const text = `${what}: ${errorText(e)}.`;
+  if (state.phase !== "error" || $("message-text").textContent !== text) {
+    console.error(e);
+    setState("error");
+    const actions = [filePicker("Open image or video…", "image/*,video/*", openMedia)];
+    if (state.source === "camera" && state.cameras.length > 1) actions.unshift(button("Switch camera", switchCamera));
+    message(text, { error: true, actions });
+  }
+}
+
+function frameDrawn() {
   if (state.phase === "error") message(""); // a new input size worked
   if (state.wantSnapshot) takeSnapshot();
   countFrame();
-  if (state.phase !== "running") {
+  // A CPU frame may land after Pause was pressed: the page stays paused.
+  if (state.phase !== "running" && !state.paused) {
     setState("running");
     markReady();
   }
@@ -104,26 +127,22 @@ function countFrame() {
   fps.value = (fps.frames * 1000) / (now - fps.since);
   fps.frames = 0;
   fps.since = now;
-  const g = app.gpu_ms();
+  const g = state.backend === "cpu" ? app.last_ms() : app.gpu_ms();
   const [nw, nh] = app.net_size();
   $("stats").textContent =
     `${fps.value.toFixed(1)} FPS · ${nw}×${nh}${app.adaptive() ? " auto" : ""} · ` +
-    `GPU ${g == null ? "n/a" : g.toFixed(2) + " ms"} · skipped ${app.skipped()}`;
+    `${state.backend === "cpu" ? "CPU" : "GPU"} ${g == null ? "n/a" : g.toFixed(2) + " ms"} · skipped ${app.skipped()}`;
   labelAuto();
 }
 
-// A still image is segmented once, and again when a setting changes; if the GPU is busy
-// with a camera frame at that moment, it tries again on the next animation frame.
+// A still image is segmented once, and again when a setting changes; if the GPU (or the CPU
+// worker) is busy with a camera frame at that moment, it tries again on the next animation frame.
 export function refreshStill() {
   state.stillDirty = true;
   const attempt = () => {
     if (!state.stillDirty || state.source !== "image") return;
     const { app } = state;
-    if (app && !state.paused && !app.busy() && !state.recreating) {
-      const n = app.frames();
-      tick();
-      if (app.frames() > n) state.stillDirty = false;
-    }
+    if (app && !state.paused && !app.busy() && !state.recreating && tick()) state.stillDirty = false;
     if (state.stillDirty) requestAnimationFrame(attempt);
   };
   requestAnimationFrame(attempt);

@@ -13,7 +13,9 @@
 //   classAt(u, v)    Promise of the class index shown at (u, v) of the canvas (0..1), or -1
 //   netSize()        [w, h] of the network input now (adaptive size changes it)
 //   mirrored()       whether the picture is drawn mirrored (a front camera)
-//   app              the wasm App (app.destroy_device() simulates a lost GPU)
+//   backend()        "webgpu" or "cpu": what segments (chosen at start, see app.js)
+//   app              the wasm App (app.destroy_device() simulates a lost GPU); on the CPU
+//                    path its stand-in (cpu.js), whose destroy_device() stops the worker
 
 import { state, video } from "./state.js";
 
@@ -33,6 +35,7 @@ export const hook = {
   classAt: (u, v) => state.app.class_at(u, v),
   netSize: () => (state.app ? [...state.app.net_size()] : []),
   mirrored: () => !!(state.settings && state.settings.camera.mirror),
+  backend: () => state.backend,
   frames: () => (state.app ? state.app.frames() : 0),
   classMap: (raw = false) =>
     state.app.class_maps().then((m) => ({ width: m.width, height: m.height, data: raw ? m.raw : m.shown })),

@@ -86,7 +86,9 @@ export async function loadWeightsFile(file) {
   try {
     const bytes = new Uint8Array(await file.arrayBuffer()); // fails for a file too large to read
     if (state.app) {
-      state.app.load_weights(bytes); // validated exactly as the CLI does; on error the old model stays
+      // Validated exactly as the CLI does; on error the old model stays. (On the CPU path the
+      // worker loads it: a Promise.)
+      await state.app.load_weights(bytes);
       state.weights = bytes;
       // Another model, other classes: all of them shown again (as the App now does).
       updateSettings({ hidden: [] });

@@ -2,13 +2,16 @@
 // what is going on (the message box, the page state).
 
 export const $ = (id) => document.getElementById(id);
-export const canvas = $("view");
+// A let: a canvas that WebGPU took and could not use is replaced for the CPU path (a canvas
+// keeps the first kind of context it gives).
+export let canvas = $("view");
 export const video = $("camera");
 
 // Every piece of mutable state the modules share, in one place.
 export const state = {
   wasm: null, // the wasm module's exports, once loaded
-  app: null, // the wasm App (owns the GPU)
+  backend: null, // "webgpu" | "cpu"
+  app: null, // the wasm App (owns the GPU), or on the CPU path its stand-in (cpu.js)
   weights: null, // bytes of the running model, kept to recreate the app after device loss
   // What the person chose (view, size, smoothing, opacity, hidden classes, camera, precision,
   // sharp edges), as App.apply_settings takes it; starts from the wasm's defaults.
@@ -36,6 +39,13 @@ export const state = {
   laidOut: "", // the canvas layout last given to the App
   fps: { frames: 0, since: performance.now(), value: 0 },
 };
+
+/** A fresh canvas in place of the page's (same attributes, no context). */
+export function freshCanvas() {
+  const next = canvas.cloneNode(false);
+  canvas.replaceWith(next);
+  canvas = next;
+}
 
 export function message(text, { error = false, actions = [] } = {}) {
   const box = $("message");

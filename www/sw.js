@@ -19,7 +19,7 @@
 // in the name keeps two copies of the page on one origin (user.github.io/a/ and /b/) from
 // deleting each other's caches.
 
-const VERSION = 2;
+const VERSION = 3;
 const PREFIX = "enet-offline-v";
 const SCOPE = self.registration.scope;
 const CACHE = `${PREFIX}${VERSION} ${SCOPE}`;
@@ -38,6 +38,8 @@ const FILES = [
   "media.js",
   "frames.js",
   "timing.js",
+  "cpu.js",
+  "cpu-worker.js",
   "offline.js",
   "enet-wgpu.js",
   "enet-wgpu_bg.wasm",

@@ -5,7 +5,7 @@ import { updateSettings } from "./settings.js";
 
 function renderTimings() {
   const panel = $("timing");
-  if (!state.app || !panel.open) return;
+  if (!state.app || !panel.open || state.backend === "cpu") return;
   const body = $("timing-body");
   const t = JSON.parse(state.app.timings());
   if (!t.available) {

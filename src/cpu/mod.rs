@@ -74,7 +74,7 @@ impl Workers {
 
 /// Milliseconds of a monotonic clock: natively the OS's, in wasm the host's
 /// `performance.now()` (a page, a worker or Node), else `Date.now()`.
-fn now_ms() -> f64 {
+pub fn now_ms() -> f64 {
     #[cfg(not(target_arch = "wasm32"))]
     {
         static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();

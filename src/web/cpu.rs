@@ -7,7 +7,7 @@ use wasm_bindgen::prelude::*;
 
 use super::settings::SIZE_STEPS;
 use crate::adaptive::AdaptiveSize;
-use crate::cpu::{CpuEngine, CpuPlan, ops};
+use crate::cpu::{CpuEngine, CpuPlan, now_ms, ops};
 use crate::model::Model;
 use crate::segment::{SizeRequest, check_source, network_size};
 
@@ -20,6 +20,13 @@ fn js_err(e: impl std::fmt::Display) -> JsError {
 const AUTO_START: usize = 96;
 /// The largest automatic shorter side on the CPU.
 const AUTO_MAX: usize = 360;
+
+/// Automatic size on the CPU: from [`AUTO_START`] up to [`AUTO_MAX`], 15 frames a second
+/// until the page says its camera's rate.
+fn auto_size() -> AdaptiveSize {
+    let steps: Vec<usize> = SIZE_STEPS.into_iter().filter(|&s| s <= AUTO_MAX).collect();
+    AdaptiveSize::new(&steps, AUTO_START, 1000.0 / 15.0)
+}
 
 #[wasm_bindgen]
 pub struct CpuApp {
@@ -52,15 +59,7 @@ impl CpuApp {
             probs: Vec::new(),
             primed: false,
             shown: Vec::new(),
-            auto: Some(AdaptiveSize::new(
-                &SIZE_STEPS
-                    .iter()
-                    .copied()
-                    .filter(|&s| s <= AUTO_MAX)
-                    .collect::<Vec<_>>(),
-                AUTO_START,
-                1000.0 / 15.0,
-            )),
+            auto: Some(auto_size()),
             pinned: AUTO_START,
             last_ms: 0.0,
             frames: 0,
@@ -70,6 +69,17 @@ impl CpuApp {
     /// For the status line: "CPU (wasm SIMD, 1 thread)".
     pub fn describe(&self) -> String {
         self.engine.describe()
+    }
+
+    /// The model, as JSON `{"layout", "classes", "provenance"}` (what the GPU path's
+    /// `describe` says of it).
+    pub fn model_info(&self) -> String {
+        serde_json::json!({
+            "layout": self.model.layout.name(),
+            "classes": self.model.num_classes(),
+            "provenance": self.model.provenance,
+        })
+        .to_string()
     }
 
     /// Class names and colours, as JSON `[{"name", "color": [r, g, b], "void"}]`.
@@ -89,7 +99,7 @@ impl CpuApp {
     pub fn set_size(&mut self, short_side: usize) -> Result<(), JsError> {
         if short_side == 0 {
             if self.auto.is_none() {
-                self.auto = Some(AdaptiveSize::new(&SIZE_STEPS, AUTO_START, 1000.0 / 15.0));
+                self.auto = Some(auto_size());
             }
         } else if SIZE_STEPS.contains(&short_side) {
             self.auto = None;
@@ -110,16 +120,21 @@ impl CpuApp {
     }
 
     /// Segments one RGBA8 frame of `w` x `h`: the shown classes (smoothed by `strength`, 0 for
-    /// none), one per pixel at [`CpuApp::net_size`]. `now_ms`: the worker's clock.
+    /// none), one per pixel at [`CpuApp::net_size`]. A camera's or a video's frame must be
+    /// one the page segments ([`check_source`]); a `still` picture of any size is taken as the
+    /// GPU path takes it.
     pub fn segment(
         &mut self,
         rgba: &[u8],
         w: usize,
         h: usize,
         strength: f32,
-        now_ms: f64,
+        still: bool,
     ) -> Result<Vec<u8>, JsError> {
-        check_source(w, h).map_err(js_err)?;
+        let start = now_ms();
+        if !still {
+            check_source(w, h).map_err(js_err)?;
+        }
         let request = match &mut self.auto {
             Some(a) => {
                 a.set_ceiling(w.min(h));
@@ -159,10 +174,10 @@ impl CpuApp {
             self.primed = false;
         }
         self.frames += 1;
-        let took = js_sys::Date::now() - now_ms;
-        self.last_ms = took;
+        let end = now_ms();
+        self.last_ms = end - start;
         if let Some(a) = &mut self.auto {
-            a.observe(took, now_ms + took);
+            a.observe(end - start, end);
         }
         Ok(self.shown.clone())
     }

@@ -70,7 +70,8 @@ async function withBrowser(server, body) {
   ctx.on("request", (r) => requests.push(r.url()));
   try {
     await rememberSize(ctx, SIZE[1]);
-    await page.goto(server.base);
+    // The GPU path (by itself the page runs on the CPU where the only adapter is SwiftShader).
+    await page.goto(`${server.base}?backend=webgpu`);
     await running(page);
     await body({ ctx, page, requests, logs });
     assert.deepEqual(foreign(requests, server.base), [], "requests outside the page's origin");
@@ -103,7 +104,7 @@ test("second visit without a network: the page, the wasm and the built-in model 
       });
       console.log(`stored: ${stored.names.join(", ")}: ${stored.paths.join(" ")}`);
       assert.equal(stored.names.length, 1);
-      for (const p of ["/", "/app.js", "/offline.js", "/enet-wgpu.js", "/enet-wgpu_bg.wasm", "/style.css", "/assets/enet-camvid.safetensors"]) {
+      for (const p of ["/", "/app.js", "/offline.js", "/cpu.js", "/cpu-worker.js", "/enet-wgpu.js", "/enet-wgpu_bg.wasm", "/style.css", "/assets/enet-camvid.safetensors"]) {
         assert.ok(stored.paths.includes(p), `${p} is stored`);
       }
       // The model was downloaded once: the worker's copy came from the HTTP cache.
@@ -144,6 +145,12 @@ test("second visit without a network: the page, the wasm and the built-in model 
       assert.equal(await page.getAttribute("link[rel=manifest]", "href"), "manifest.webmanifest");
       assert.ok(await page.evaluate(() => navigator.serviceWorker.controller !== null), "served by the worker");
       assert.ok(await page.isHidden("#message"), "no message: offline is not a failure");
+      // The CPU path offline too: its worker and the wasm it loads come from the worker's cache.
+      await page.goto(`${server.base}?backend=cpu`);
+      await running(page);
+      await moreFrames(page);
+      assert.equal(await page.evaluate(() => window.enet.backend()), "cpu");
+      assert.equal(server.requests.length, before, "nothing reached the server");
     });
   } finally {
     if (!closed) server.close();

@@ -1,4 +1,6 @@
-// The web page in Debian Chromium with WebGPU on SwiftShader and a fake webcam.
+// The web page in Debian Chromium with WebGPU on SwiftShader and a fake webcam. The GPU path's
+// tests load the page with ?backend=webgpu (by itself it runs on the CPU where the only
+// adapter is SwiftShader); the CPU path's tests are marked "CPU path".
 // Needs: dist/ (trunk build --release, with the built-in model), target/release/enet and
 // target/release/examples/browser_helper, and ../shared/reference (the peer weights and
 // decoded val frames). tests/browser/run.sh prepares all of it.
@@ -47,15 +49,20 @@ before(async () => {
 
 after(() => server && server.close());
 
+/** The page at `url` on the GPU path, even with a software adapter. */
+const gpuUrl = (url) => `${url}?backend=webgpu`;
+
 /** Only the page's own assets (and in-page blob:/data: URLs) were requested. */
 function assertLocalOnly(requests) {
   const foreign = requests.filter((u) => !u.startsWith(base) && !u.startsWith("blob:") && !u.startsWith("data:"));
   assert.deepEqual(foreign, [], "requests outside the page's origin");
 }
 
-function nativeClasses(input, net) {
+/** The native engine's classes: the GPU engine at f32, or (`backend` "cpu") the CPU engine on
+ * one thread, as the page's CPU path runs it. */
+function nativeClasses(input, net, backend = "gpu") {
   const out = join(tmp, `native-${Date.now()}.bin`);
-  execFileSync(helper, ["classes", weights, input, String(net[0]), String(net[1]), out]);
+  execFileSync(helper, ["classes", weights, input, String(net[0]), String(net[1]), out, backend]);
   return readFileSync(out);
 }
 
@@ -75,8 +82,9 @@ async function pageClassMap(page, raw = true) {
 
 const RUNNING = { timeout: 240000 };
 
-/** Page classes against the native engine's on the pixels the browser decoded. */
-async function pageMatchesNative(page, label) {
+/** Page classes against the native engine's (of `backend`) on the pixels the browser
+ * decoded; at least `min` of them the same. */
+async function pageMatchesNative(page, label, { backend = "gpu", min = 0.99 } = {}) {
   const map = await pageClassMap(page);
   const src = await page.evaluate(() => {
     const d = window.enet.sourcePixels();
@@ -84,20 +92,20 @@ async function pageMatchesNative(page, label) {
   });
   const raw = join(tmp, `${label}.rgba`);
   writeFileSync(raw, Buffer.from(src.data));
-  const agree = agreement(map.data, nativeClasses(`${raw}:${src.width}x${src.height}`, [map.width, map.height]));
-  console.log(`${label}: page vs native class agreement ${agree.toFixed(5)}`);
-  assert.ok(agree >= 0.99, `${label}: agreement ${agree}`);
+  const agree = agreement(map.data, nativeClasses(`${raw}:${src.width}x${src.height}`, [map.width, map.height], backend));
+  console.log(`${label}: page vs native (${backend}) class agreement ${agree.toFixed(5)}`);
+  assert.ok(agree >= min, `${label}: agreement ${agree}`);
   return { map, src };
 }
 
 /**
  * Runs `body({ page, requests, ctx })` on a fresh browser whose page (at `url`, by default the
- * test server's) starts on its own with the built-in model at network height `size` (240; or
+ * test server's on the GPU path) starts on its own with the built-in model at network height `size` (240; or
  * "auto"), as `device` (Playwright context options) when given, after `init` ({script, arg},
  * an init script). With `wait` (the default) the body starts once the page is running. The page's console is
  * printed when the body fails; the browser always closes.
  */
-async function withPage(flags, body, { wait = true, url = base, size = SIZE[1], device = {}, init = null } = {}) {
+async function withPage(flags, body, { wait = true, url = gpuUrl(base), size = SIZE[1], device = {}, init = null } = {}) {
   const { ctx, page, requests, logs } = await launch(tmp, flags, device);
   try {
     await rememberSize(ctx, size);
@@ -216,13 +224,14 @@ test("the camera track ends: a message and a restart button that works", { timeo
     await page.waitForFunction((k) => window.enet.state === "running" && window.enet.frames() > k, n, RUNNING);
   }));
 
-test("without WebGPU the page says so and names the browsers that have it", { timeout: 120000 }, () =>
+test("WebGPU asked for (?backend=webgpu) where there is none: the page says so and names the browsers that have it", { timeout: 120000 }, () =>
   withPage(
     ["--disable-features=WebGPU"],
     async ({ page, requests }) => {
       await page.waitForFunction(() => window.enet && window.enet.state === "no-webgpu", null, { timeout: 60000 });
       const text = await page.textContent("#message-text");
-      assert.match(text, /needs WebGPU/);
+      assert.match(text, /asks for WebGPU/);
+      assert.match(text, /Without \?backend=webgpu the page runs on the CPU/);
       assert.match(text, /Chrome/);
       assert.match(text, /Safari/);
       assertLocalOnly(requests);
@@ -344,7 +353,7 @@ test("the built-in model: the page starts on its own, shows the download's progr
           "requests outside the page's origin",
         );
       },
-      { wait: false, url: slow.base },
+      { wait: false, url: gpuUrl(slow.base) },
     );
   } finally {
     slow.close();
@@ -369,7 +378,7 @@ async function unusableModel(url, why, { pick = false } = {}) {
         assert.ok(await page.isHidden("#message"));
       }
     },
-    { wait: false, url },
+    { wait: false, url: gpuUrl(url) },
   );
 }
 
@@ -419,7 +428,7 @@ test("behind `trunk serve` (scripts/serve.sh): the page runs, and without the mo
       if (trunk.exitCode !== null || Date.now() - t0 > 300000) throw new Error(`trunk serve did not start:\n${out}`);
       await new Promise((r) => setTimeout(r, 1000));
     }
-    await withPage(CAMERA, async ({ page }) => pageMatchesNative(page, "trunk serve, camera frame"), { url });
+    await withPage(CAMERA, async ({ page }) => pageMatchesNative(page, "trunk serve, camera frame"), { url: gpuUrl(url) });
     // Trunk.toml turns off trunk's index.html fallback, so a missing model is a plain 404.
     rmSync(join(served, "assets/enet-camvid.safetensors"));
     const r = await fetch(`${url}assets/enet-camvid.safetensors`);
@@ -464,7 +473,7 @@ test("temporal smoothing: a still, noisy camera flickers half as much or less, a
     const { ctx, page, logs } = await launch(tmp, [...WEBGPU_FLAGS, ...cameraFlags(file)]);
     try {
       await rememberSize(ctx, h);
-      await page.goto(base);
+      await page.goto(gpuUrl(base));
       await page.waitForFunction(() => window.enet && window.enet.state === "running", null, RUNNING);
       assert.ok(await page.isChecked("#smoothing"), "smoothing is on by default");
       await body(page);
@@ -716,7 +725,7 @@ test("the GPU time panel: total and slowest dispatches, updated while open; says
     async ({ page }) => {
       assert.equal(JSON.parse(await page.evaluate(() => window.enet.app.describe())).precision, "f32");
     },
-    { url: `${base}?precision=f32` },
+    { url: `${gpuUrl(base)}&precision=f32` },
   );
   await withPage(
     CAMERA,
@@ -961,3 +970,148 @@ test("as a laptop: the picture fills the stage's width or height, all of it on s
     assert.ok(fillsWidth || fillsHeight, `canvas ${l.canvas.width}x${l.canvas.height} in a ${l.stage.width}x${l.stage.height} stage`);
     assert.ok(l.canvas.top + l.canvas.height <= l.vh, "all of the picture is on screen");
   }));
+
+// The CPU path: the CPU engine (wasm SIMD, one thread) in a worker, drawn with Canvas 2D.
+
+const cpuUrl = () => `${base}?backend=cpu`;
+const backendOf = (page) => page.evaluate(() => window.enet.backend());
+
+test("CPU path (?backend=cpu): the camera runs in the worker, its classes match the native CPU engine's; a picture, the views, hiding a class, pointing", { timeout: 300000 }, () =>
+  withPage(
+    CAMERA,
+    async ({ page, requests }) => {
+      assert.equal(await backendOf(page), "cpu");
+      assert.match(await page.textContent("#status"), /^CPU \(wasm SIMD, 1 thread\) · paper ENet, 12 classes$/);
+      // Controls that mean something on the GPU only are gone.
+      assert.ok(await page.isHidden("#timing"));
+      assert.ok(await page.isHidden("#edges"));
+      const n0 = await frames(page);
+      const t0 = Date.now();
+      await moreFrames(page, n0 + 4);
+      const fps = ((await frames(page)) - n0) / ((Date.now() - t0) / 1000);
+      await page.waitForFunction(() => /FPS · 320×240 · CPU [\d.]+ ms · skipped \d+/.test(document.getElementById("stats").textContent), null, { timeout: 20000 });
+      console.log(`CPU path: ${fps.toFixed(1)} FPS at 320x240; stats "${await page.textContent("#stats")}"`);
+      // A 30 fps camera outruns the engine: frames are skipped, never queued.
+      assert.ok(await page.evaluate(() => window.enet.app.skipped()) > 0, "camera frames were skipped");
+      const { map, src } = await pageMatchesNative(page, "CPU path, camera frame", { backend: "cpu", min: 0.999 });
+      assert.deepEqual([map.width, map.height], SIZE);
+      assert.deepEqual([src.width, src.height], SIZE);
+      assert.ok(new Set(map.data).size >= 3, "a street scene has several classes");
+      const maps = await page.evaluate(async () => {
+        const m = await window.enet.classMaps();
+        return { width: m.width, shown: m.shown.length, raw: m.raw.length };
+      });
+      assert.deepEqual(maps, { width: SIZE[0], shown: SIZE[0] * SIZE[1], raw: SIZE[0] * SIZE[1] });
+
+      // A picture file: resized by the worker's engine, classes as the native CPU engine's.
+      await showStill(page);
+      const still = await pageClassMap(page);
+      assert.deepEqual([still.width, still.height], SIZE);
+      const agree = agreement(still.data, nativeClasses(frame, SIZE, "cpu"));
+      console.log(`CPU path, image file: page vs native (cpu) class agreement ${agree.toFixed(5)}`);
+      assert.ok(agree >= 0.999, `agreement ${agree}`);
+
+      // Drawn as the GPU path draws: each canvas pixel shows its nearest network pixel's class.
+      const legend = await page.evaluate(() => JSON.parse(window.enet.app.legend()));
+      const shown = await pageClassMap(page, false);
+      const canvasPicture = async () => decodePng(page, await page.locator("#view").screenshot(RUNNING));
+      await page.selectOption("#view-mode", "mask");
+      let pic = await canvasPicture();
+      let ok = maskAgreement(pic, 0, pic.width, shown, legend);
+      console.log(`CPU path, mask view ${pic.width}x${pic.height}: ${(ok * 100).toFixed(2)} % of pixels show their class colour`);
+      assert.ok(ok >= 0.98, `mask view agreement ${ok}`);
+      const counts = new Map();
+      for (const c of shown.data) counts.set(c, (counts.get(c) || 0) + 1);
+      const [top] = [...counts.entries()].filter(([c]) => !legend[c].void).sort((a, b) => b[1] - a[1])[0];
+      await page.getByRole("button", { name: legend[top].name, exact: true }).click();
+      pic = await canvasPicture();
+      ok = maskAgreement(pic, 0, pic.width, shown, legend, new Set([top]));
+      console.log(`CPU path, ${legend[top].name} hidden: ${(ok * 100).toFixed(2)} % of pixels as expected`);
+      assert.ok(ok >= 0.98, `hidden class agreement ${ok}`);
+      await page.getByRole("button", { name: legend[top].name, exact: true }).click();
+      // Side by side, read from a snapshot (the legend covers part of a canvas this wide).
+      await page.selectOption("#view-mode", "side");
+      const [download] = await Promise.all([page.waitForEvent("download"), page.click("#snapshot")]);
+      pic = await decodePng(page, readFileSync(await download.path()));
+      const half = Math.floor(pic.width / 2);
+      ok = maskAgreement(pic, half, half, shown, legend);
+      console.log(`CPU path, side by side ${pic.width}x${pic.height}: right half ${(ok * 100).toFixed(2)} % mask colours`);
+      assert.ok(ok >= 0.98, `side-by-side agreement ${ok}`);
+      assert.ok(maskAgreement(pic, 0, half, shown, legend) < 0.5, "the left half is the picture");
+
+      // Pointing at a uniform patch names its class, on the left (picture) half too.
+      await page.selectOption("#view-mode", "overlay");
+      const spot = uniformSpot(shown, top);
+      assert.ok(spot, "a uniform patch to point at");
+      const [u, v] = [(spot[0] + 0.5) / shown.width, (spot[1] + 0.5) / shown.height];
+      assert.equal(await page.evaluate(([x, y]) => window.enet.classAt(x, y), [u, v]), top);
+      const box = await page.locator("#view").boundingBox();
+      await page.mouse.move(box.x + u * box.width, box.y + v * box.height);
+      await page.waitForFunction((name) => !document.getElementById("probe").hidden && document.getElementById("probe").textContent === name, legend[top].name, { timeout: 20000 });
+      assertLocalOnly(requests);
+    },
+    { url: cpuUrl() },
+  ));
+
+test("CPU path: automatic size steps up where there is room, a chosen size pins it, and a stopped worker is replaced", { timeout: 300000 }, () =>
+  withPage(
+    CAMERA,
+    async ({ page }) => {
+      // Automatic size starts at the smallest step on the CPU.
+      assert.deepEqual(await page.evaluate(() => window.enet.netSize()), [128, 96]);
+      await page.evaluate(() => window.enet.app.set_target_fps(0.05));
+      await page.waitForFunction(() => Math.min(...window.enet.netSize()) > 96, null, { timeout: 120000 });
+      console.log(`CPU path, automatic size with a 20 s frame time: 128x96 -> ${await page.evaluate(() => window.enet.netSize().join("x"))}`);
+      await page.selectOption("#resolution", "192");
+      await page.waitForFunction(() => window.enet.netSize().join() === "256,192", null, RUNNING);
+      await moreFrames(page, (await frames(page)) + 2);
+      assert.deepEqual(await page.evaluate(() => window.enet.netSize()), [256, 192]);
+      await page.waitForFunction(() => /256×192 · CPU/.test(document.getElementById("stats").textContent), null, { timeout: 20000 });
+      // The worker stops (as a crashed engine would): a new one takes over.
+      await page.evaluate(() => window.enet.app.destroy_device());
+      await page.waitForFunction(() => window.enet.recoveries === 1 && window.enet.frames() >= 1, null, RUNNING);
+      assert.equal(await page.evaluate(() => window.enet.state), "running");
+      assert.deepEqual(await page.evaluate(() => window.enet.netSize()), [256, 192]);
+    },
+    { url: cpuUrl(), size: "auto" },
+  ));
+
+/** An init script: a browser without WebGPU. */
+const noWebGPU = { script: () => delete Navigator.prototype.gpu };
+
+/** An init script: the adapter looks like a hardware GPU, but gives no device. */
+const noDevice = {
+  script: () => {
+    Object.defineProperty(GPUAdapter.prototype, "info", {
+      configurable: true,
+      get: () => ({ vendor: "acme", architecture: "test", device: "", description: "a GPU that gives no device", isFallbackAdapter: false, subgroupMinSize: 4, subgroupMaxSize: 64 }),
+    });
+    GPUAdapter.prototype.requestDevice = () => Promise.reject(new DOMException("no device in this test", "OperationError"));
+  },
+};
+
+test("CPU path by itself: without WebGPU, with only a software adapter, or with a GPU that gives no device", { timeout: 300000 }, async () => {
+  for (const [what, flags, init, why] of [
+    ["no WebGPU", CAMERA, noWebGPU, /offers no WebGPU/],
+    ["WebGPU turned off", ["--disable-features=WebGPU", ...CAMERA_FLAGS], null, /offers no adapter/],
+    ["SwiftShader only", CAMERA, null, /software one \(google swiftshader\)/],
+    ["no device", CAMERA, noDevice, /GPU could not start \(.*no device in this test/],
+  ]) {
+    await withPage(
+      flags,
+      async ({ page, requests }) => {
+        if (what === "no WebGPU") assert.equal(await page.evaluate(() => "gpu" in navigator), false);
+        assert.equal(await backendOf(page), "cpu");
+        assert.match(await page.textContent("#status"), /^CPU \(wasm SIMD, 1 thread\)/);
+        const title = await page.getAttribute("#status", "title");
+        console.log(`${what}: ${title}`);
+        assert.match(title, why);
+        await moreFrames(page, await frames(page));
+        const map = await pageClassMap(page);
+        assert.deepEqual([map.width, map.height], SIZE);
+        assertLocalOnly(requests);
+      },
+      { url: base, init },
+    );
+  }
+});
