@@ -2,8 +2,8 @@
 # The CPU engine against its peers, everything in one run on this machine: the engine natively
 # (1 thread and every core) at 480x360 and 640x360; ONNX Runtime and PyTorch on the same model
 # (the built-in model exported to ONNX by scripts/onnx_export.py, in a virtual environment
-# that scripts/peer_setup.sh makes); and, one thread each in Node's V8 (Chromium's engine),
-# the page's wasm CPU engine against onnxruntime-web's wasm backend on the same ONNX file.
+# that scripts/peer_setup.sh makes); and, one thread each in headless Chromium, the page's
+# wasm CPU engine against onnxruntime-web's wasm backend on the same ONNX file.
 # Prints one markdown table with the ratios (for BENCHMARKS.md); raw JSON lines go to OUT_DIR.
 #
 #   scripts/cpu_bench.sh [OUT_DIR] [FRAMES]
@@ -24,6 +24,7 @@ cargo build --release --locked --bin enet >&2
 trunk build --release >&2
 scripts/peer_setup.sh >&2
 ( cd scripts/wasm-bench && npm ci --no-audit --no-fund --silent >&2 )
+[ -d tests/browser/node_modules ] || ( cd tests/browser && npm ci --no-audit --no-fund --silent >&2 )
 .venv-bench/bin/python scripts/onnx_export.py assets/enet-camvid.safetensors "$out/onnx" --sizes "$(IFS=,; echo "${sizes[*]}")" >&2
 
 results="$out/results.jsonl"
@@ -44,7 +45,7 @@ for size in "${sizes[@]}"; do
     || echo "no GPU engine here" >&2
 done
 .venv-bench/bin/python scripts/peer_bench.py "$out/onnx" --threads "1,$all" --sizes "$(IFS=,; echo "${sizes[*]}")" --frames "$frames" >> "$results"
-node scripts/wasm-bench/bench.mjs "$out/onnx" --sizes "$(IFS=,; echo "${sizes[*]}")" --frames "$frames" >> "$results"
+node scripts/wasm-bench/chromium.mjs "$out/onnx" --sizes "$(IFS=,; echo "${sizes[*]}")" --frames "$frames" >> "$results"
 
 python3 - "$results" "$(nproc)" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" <<'PY'
 import json, sys
@@ -60,7 +61,8 @@ for size in sizes:
         e, o, p = get("enet", size, t), get("onnxruntime", size, t), get("pytorch", size, t)
         ratio = f"{o / e:.2f}x" if e and o else "n/a"
         print(f"| {size} | {t} | {f(e)} | {f(o)} | {f(p)} | {ratio} |")
-print("\nIn wasm (Node's V8), one thread, SIMD:\n")
+browser = next((r.get("browser") for r in rows if r.get("browser")), "Chromium")
+print(f"\nIn headless {browser} (wasm SIMD, one thread each):\n")
 print("| size | this engine (wasm) | onnxruntime-web | onnxruntime-web / engine |")
 print("|---|---|---|---|")
 for size in sizes:
@@ -72,6 +74,6 @@ for size in sizes:
     e = get("enet", size, int(sys.argv[2]))
     if g and e:
         print(f"\nThe GPU engine at {size} on this machine's GPU: {g:.0f} ms per frame, {g / e:.0f} times the CPU engine's on {sys.argv[2]} threads.")
-versions = {r["peer"]: r.get("version") for r in rows}
+versions = {r["peer"]: r.get("version") or r.get("describe") for r in rows}
 print("\nVersions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
 PY
