@@ -5,7 +5,8 @@
 //! The same library runs natively and in the browser (wasm32); its API is async, with
 //! blocking wrappers for native callers in [`blocking`].
 
-// Unsafe code lives only in the CPU engine's SIMD kernels (`cpu`), which allow it.
+// Unsafe code lives only in the CPU engine's SIMD kernels (`cpu`), which allow it, and in one
+// view of wasm memory for the page's CPU path (`web::cpu`).
 #![deny(unsafe_code)]
 
 pub mod adaptive;

@@ -60,7 +60,9 @@ const handlers = {
     const t0 = performance.now();
     const data = pixels(image);
     const readMs = performance.now() - t0;
-    const shown = app.segment(data.data, data.width, data.height, strength, !!still);
+    // Straight into the engine's own buffer: one copy, nothing allocated in wasm per frame.
+    app.frame_input(data.data.length).set(data.data);
+    const shown = app.segment(data.width, data.height, strength, !!still);
     const answer = { shown, net: [...app.net_size()], ms: app.last_ms(), readMs, totalMs: performance.now() - t0, frame: app.frames() };
     // The bitmap goes back to be drawn with its classes.
     return image instanceof ImageBitmap ? [{ ...answer, image }, [shown.buffer, image]] : [answer, [shown.buffer]];

@@ -38,6 +38,8 @@ pub struct CpuApp {
     probs: Vec<f32>,
     primed: bool,
     shown: Vec<u8>,
+    /// The frame's pixels, written by the page through [`CpuApp::frame_input`].
+    input: Vec<u8>,
     /// `None`: a pinned shorter side.
     auto: Option<AdaptiveSize>,
     pinned: usize,
@@ -59,6 +61,7 @@ impl CpuApp {
             probs: Vec::new(),
             primed: false,
             shown: Vec::new(),
+            input: Vec::new(),
             auto: Some(auto_size()),
             pinned: AUTO_START,
             last_ms: 0.0,
@@ -119,18 +122,61 @@ impl CpuApp {
         }
     }
 
-    /// Segments one RGBA8 frame of `w` x `h`: the shown classes (smoothed by `strength`, 0 for
-    /// none), one per pixel at [`CpuApp::net_size`]. A camera's or a video's frame must be
-    /// one the page segments ([`check_source`]); a `still` picture of any size is taken as the
-    /// GPU path takes it.
+    /// Where the next frame's RGBA8 pixels go (`bytes` of them): a view of the engine's own
+    /// buffer, so a frame is copied once and nothing is allocated per frame. Valid until the
+    /// next call into the engine; ask again for each frame.
+    pub fn frame_input(&mut self, bytes: usize) -> js_sys::Uint8Array {
+        if self.input.len() != bytes {
+            // Sized again only when the source's size changes.
+            self.input = vec![0; bytes];
+        }
+        // SAFETY: the view is used before anything else runs in this module (the caller fills
+        // it, then calls `segment`), so wasm memory cannot grow meanwhile.
+        #[allow(unsafe_code)]
+        unsafe {
+            js_sys::Uint8Array::view(&self.input)
+        }
+    }
+
+    /// Segments the RGBA8 frame of `w` x `h` written into [`CpuApp::frame_input`]: the shown
+    /// classes (smoothed by `strength`, 0 for none), one per pixel at [`CpuApp::net_size`],
+    /// as a new array (it goes to another thread). A camera's or a video's frame must be one
+    /// the page segments ([`check_source`]); a `still` picture of any size is taken as the GPU
+    /// path takes it.
     pub fn segment(
+        &mut self,
+        w: usize,
+        h: usize,
+        strength: f32,
+        still: bool,
+    ) -> Result<js_sys::Uint8Array, JsError> {
+        let rgba = std::mem::take(&mut self.input);
+        let result = self
+            .segment_rgba(&rgba, w, h, strength, still)
+            .map(js_sys::Uint8Array::from);
+        self.input = rgba;
+        result
+    }
+
+    /// The last frame's time in the engine, ms.
+    pub fn last_ms(&self) -> f64 {
+        self.last_ms
+    }
+
+    pub fn frames(&self) -> u32 {
+        self.frames
+    }
+}
+
+impl CpuApp {
+    fn segment_rgba(
         &mut self,
         rgba: &[u8],
         w: usize,
         h: usize,
         strength: f32,
         still: bool,
-    ) -> Result<Vec<u8>, JsError> {
+    ) -> Result<&[u8], JsError> {
         let start = now_ms();
         if !still {
             check_source(w, h).map_err(js_err)?;
@@ -179,9 +225,12 @@ impl CpuApp {
         if let Some(a) = &mut self.auto {
             a.observe(end - start, end);
         }
-        Ok(self.shown.clone())
+        Ok(&self.shown)
     }
+}
 
+#[wasm_bindgen]
+impl CpuApp {
     /// The last frame's own classes, unsmoothed.
     pub fn raw_classes(&self) -> Vec<u8> {
         self.plan
@@ -197,18 +246,9 @@ impl CpuApp {
         })
     }
 
-    /// The last frame's time in the engine, ms.
-    pub fn last_ms(&self) -> f64 {
-        self.last_ms
-    }
-
-    pub fn frames(&self) -> u32 {
-        self.frames
-    }
-
     /// Times `frames` frames of the last frame's sizes step by step (after one whole frame
     /// has run): JSON `[{"step", "ms"}]`, the mean per frame (for the benchmark script).
-    pub fn profile(&mut self, rgba: &[u8], frames: u32) -> Result<String, JsError> {
+    pub fn profile(&mut self, frames: u32) -> Result<String, JsError> {
         let Some(plan) = self.plan.as_mut() else {
             return Err(JsError::new("run a frame first"));
         };
@@ -216,7 +256,7 @@ impl CpuApp {
         let mut times = vec![0.0; labels.len()];
         for _ in 0..frames.max(1) {
             self.engine
-                .run_timed(plan, rgba, Some(&mut times))
+                .run_timed(plan, &self.input, Some(&mut times))
                 .map_err(js_err)?;
         }
         let n = frames.max(1) as f64;
