@@ -57,6 +57,18 @@ struct Timings {
     stages_at: f64,
 }
 
+/// A model's classes for the page's legend, as JSON `[{"name", "color": [r, g, b], "void"}]`
+/// (both paths' `legend`).
+fn legend(model: &Model) -> String {
+    let items: Vec<serde_json::Value> = model
+        .classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| serde_json::json!({"name": c.name, "color": c.color, "void": Some(i) == model.void_class}))
+        .collect();
+    serde_json::Value::Array(items).to_string()
+}
+
 fn js_err(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
@@ -293,14 +305,7 @@ impl App {
 
     /// Class names and colours, as JSON `[{"name", "color": [r, g, b]}]`; void flagged.
     pub fn legend(&self) -> String {
-        let items: Vec<serde_json::Value> = self
-            .model
-            .classes
-            .iter()
-            .enumerate()
-            .map(|(i, c)| serde_json::json!({"name": c.name, "color": c.color, "void": Some(i) == self.model.void_class}))
-            .collect();
-        serde_json::Value::Array(items).to_string()
+        legend(&self.model)
     }
 
     /// Adapter and model, for the page's status line.

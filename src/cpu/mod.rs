@@ -363,15 +363,8 @@ impl CpuEngine {
                 clock = now;
             }
         };
-        let (sw, sh) = plan.source;
-        if rgba.len() != sw * sh * 4 {
-            return Err(EngineError::ImageBytes {
-                w: sw,
-                h: sh,
-                got: rgba.len(),
-                want: sw * sh * 4,
-            });
-        }
+        let sw = plan.source.0;
+        crate::runtime::check_rgba(rgba, plan.source)?;
         let (w, h) = plan.net;
         let plan = &mut *plan;
         let ptr = |plan: &mut CpuPlan, t: usize| Ptr(plan.bufs[plan.slot[t]].as_mut_ptr());

@@ -52,6 +52,19 @@ pub enum EngineError {
     OutOfMemory { w: usize, h: usize, mib: u64 },
 }
 
+/// Whether `rgba` holds an RGBA8 frame of `w` x `h` (both engines take frames so).
+pub fn check_rgba(rgba: &[u8], (w, h): (usize, usize)) -> Result<(), EngineError> {
+    if rgba.len() == w * h * 4 {
+        return Ok(());
+    }
+    Err(EngineError::ImageBytes {
+        w,
+        h,
+        got: rgba.len(),
+        want: w * h * 4,
+    })
+}
+
 /// A bind group of a pipeline made by its kernel's own module: the parameters at
 /// `@binding(0)`, then `bindings` as a kernel's binding struct lists them.
 fn bind_group(

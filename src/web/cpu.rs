@@ -87,14 +87,7 @@ impl CpuApp {
 
     /// Class names and colours, as JSON `[{"name", "color": [r, g, b], "void"}]`.
     pub fn legend(&self) -> String {
-        let items: Vec<serde_json::Value> = self
-            .model
-            .classes
-            .iter()
-            .enumerate()
-            .map(|(i, c)| serde_json::json!({"name": c.name, "color": c.color, "void": Some(i) == self.model.void_class}))
-            .collect();
-        serde_json::Value::Array(items).to_string()
+        super::legend(&self.model)
     }
 
     /// 0: automatic (starts small, follows the frame rate, never above the source's own

@@ -189,14 +189,7 @@ impl Plan {
     /// Writes an RGBA8 frame of [`Plan::source_size`] into the source texture.
     pub fn upload_rgba(&self, rgba: &[u8]) -> Result<(), EngineError> {
         let (sw, sh) = self.source_size;
-        if rgba.len() != sw * sh * 4 {
-            return Err(EngineError::ImageBytes {
-                w: sw,
-                h: sh,
-                got: rgba.len(),
-                want: sw * sh * 4,
-            });
-        }
+        super::check_rgba(rgba, (sw, sh))?;
         self.gpu.queue.write_texture(
             wgpu::TexelCopyTextureInfo {
                 texture: &self.source,
