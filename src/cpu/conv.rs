@@ -11,9 +11,6 @@ use crate::model::graph::{Conv, ConvGeom};
 /// Output pixels the inner kernel computes at once: 6 x 2 vectors of accumulators, with the
 /// two weight vectors and a broadcast, fill 15 of x86-64's 16 vector registers.
 pub const MR: usize = 6;
-/// In wasm, V8 allocates the registers itself and spills at 6.
-#[allow(dead_code)]
-const MR_WASM: usize = 6;
 /// Largest kernel side packed (ENet's largest is 5).
 pub const MAX_K: usize = 7;
 const MAX_TAPS: usize = MAX_K * MAX_K;
@@ -116,7 +113,7 @@ pub unsafe fn conv_rows(isa: Isa, a: &ConvArgs, rows: std::ops::Range<usize>) {
         #[cfg(target_arch = "aarch64")]
         Isa::Neon => unsafe { rows_generic::<super::simd::Neon, MR>(a, rows) },
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-        Isa::Simd128 => unsafe { rows_generic::<super::simd::Wasm, MR_WASM>(a, rows) },
+        Isa::Simd128 => unsafe { rows_generic::<super::simd::Wasm, MR>(a, rows) },
         _ => unsafe { rows_generic::<Portable, MR>(a, rows) },
     }
 }
