@@ -118,9 +118,15 @@ export async function onVisibility() {
 // taking seconds a frame), so only time with the GPU idle counts: a slow GPU is not a broken
 // camera.
 const STALL_MS = 5000;
+let lastWatch = 0;
 export function watchCamera() {
+  // Called each second: a longer gap means the page's own thread was held (a model's GPU
+  // pipelines compiled, a new network size planned), when no camera frame could reach it.
+  const now = performance.now();
+  const held = now - lastWatch > 2000;
+  lastWatch = now;
   if (state.source !== "camera" || !state.stream || state.paused || document.hidden) return;
-  if (!state.app || state.recreating || state.app.busy()) {
+  if (!state.app || state.recreating || state.app.busy() || held) {
     state.gpuBusyAt = performance.now();
     return;
   }
