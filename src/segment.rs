@@ -136,6 +136,18 @@ pub fn picture_size(w: usize, h: usize) -> (usize, usize) {
     )
 }
 
+/// Whether a class map can be made at `out`: both engines' `segment_to` ask.
+pub fn check_output(out: (usize, usize)) -> Result<(), EngineError> {
+    if out.0 == 0 || out.1 == 0 {
+        return Err(EngineError::Size {
+            w: out.0,
+            h: out.1,
+            reason: "an output needs at least one pixel".into(),
+        });
+    }
+    Ok(())
+}
+
 /// One class index per pixel, row-major.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClassMap {
@@ -381,13 +393,7 @@ impl Segmenter {
         out: (usize, usize),
         mode: Upscale,
     ) -> Result<ClassMap, EngineError> {
-        if out.0 == 0 || out.1 == 0 {
-            return Err(EngineError::Size {
-                w: out.0,
-                h: out.1,
-                reason: "an output needs at least one pixel".into(),
-            });
-        }
+        check_output(out)?;
         self.ready_plan(net, (w, h)).await?;
         let plan = self.plan.as_ref().expect("made by ready_plan").value();
         let gpu = self.engine.gpu();

@@ -636,13 +636,7 @@ impl CpuSegmenter {
         out: (usize, usize),
         mode: Upscale,
     ) -> Result<ClassMap, EngineError> {
-        if out.0 == 0 || out.1 == 0 {
-            return Err(EngineError::Size {
-                w: out.0,
-                h: out.1,
-                reason: "an output needs at least one pixel".into(),
-            });
-        }
+        crate::segment::check_output(out)?;
         self.run(rgba, (w, h), net)?;
         let plan = self.plan.as_ref().expect("made by run");
         let sizes = upscale::Sizes {
