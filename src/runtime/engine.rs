@@ -17,27 +17,72 @@ use crate::model::graph::{Conv, Graph, Op};
 /// Every pipeline of an engine, by what a [`Call`](kernels::Call) asks for.
 type Pipelines = HashMap<Pipeline, wgpu::ComputePipeline>;
 
-/// The plain network kernels' pipelines ([`kernels::PLAIN_ENTRIES`]), made once per engine.
-fn plain_pipelines(device: &wgpu::Device, precision: Precision) -> Pipelines {
-    let mut modules: HashMap<&str, wgpu::ShaderModule> = HashMap::new();
-    kernels::PLAIN_ENTRIES
+/// One pipeline an engine builds: its kernel, entry point and override constants. The list
+/// ([`pipeline_specs`]) is what an engine compiles, so the page can have the browser compile
+/// the same pipelines in the background first (`createComputePipelineAsync`) and build the
+/// engine once they are ready.
+#[derive(Clone, Debug)]
+pub struct PipelineSpec {
+    pub key: Pipeline,
+    pub kernel: KernelSource,
+    pub entry: &'static str,
+    pub constants: Vec<(&'static str, f64)>,
+    /// Whether workgroup memory is zeroed first: not for the specialised kernels, which
+    /// write every entry of their tile before reading it.
+    pub zero_workgroup_memory: bool,
+}
+
+/// The pipelines an engine running `config` compiles: every plain kernel's, and where it
+/// fuses, one per kind of block in `graph`.
+pub fn pipeline_specs(graph: &Graph, config: super::tune::Config) -> Vec<PipelineSpec> {
+    let mut specs: Vec<PipelineSpec> = kernels::PLAIN_ENTRIES
         .iter()
-        .map(|&(k, entry)| {
-            let module = modules.entry(k.name).or_insert_with(|| {
+        .map(|&(kernel, entry)| PipelineSpec {
+            key: Pipeline::Entry(kernel, entry),
+            kernel,
+            entry,
+            constants: Vec::new(),
+            zero_workgroup_memory: true,
+        })
+        .collect();
+    if config.fused {
+        let fused = FusedConfig {
+            threads: config.threads,
+            tile_pixels: config.tile_pixels,
+        };
+        specs.extend(fused_specs(graph, fused));
+    }
+    specs
+}
+
+/// Compiles `specs` at `precision`, one shader module per kernel.
+fn build_pipelines(
+    device: &wgpu::Device,
+    precision: Precision,
+    specs: &[PipelineSpec],
+) -> Pipelines {
+    let mut modules: HashMap<&str, wgpu::ShaderModule> = HashMap::new();
+    specs
+        .iter()
+        .map(|spec| {
+            let module = modules.entry(spec.kernel.name).or_insert_with(|| {
                 device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(k.name),
-                    source: wgpu::ShaderSource::Wgsl(k.source(precision)),
+                    label: Some(spec.kernel.name),
+                    source: wgpu::ShaderSource::Wgsl(spec.kernel.source(precision)),
                 })
             });
             let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(k.name),
+                label: Some(spec.kernel.name),
                 layout: None,
                 module,
-                entry_point: Some(entry),
-                compilation_options: Default::default(),
+                entry_point: Some(spec.entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &spec.constants,
+                    zero_initialize_workgroup_memory: spec.zero_workgroup_memory,
+                },
                 cache: None,
             });
-            (Pipeline::Entry(k, entry), pipeline)
+            (spec.key, pipeline)
         })
         .collect()
 }
@@ -101,79 +146,44 @@ impl FusedConfig {
     }
 }
 
-/// One pipeline of `kernel` per shape: the shapes are pipeline constants, so the kernel's
-/// loops unroll.
-fn specialised(
-    device: &wgpu::Device,
-    (kernel, precision): (KernelSource, Precision),
-    shapes: HashSet<Pipeline>,
-    constants: impl Fn(&Pipeline) -> Vec<(&'static str, f64)>,
-) -> Pipelines {
-    if shapes.is_empty() {
-        return HashMap::new();
-    }
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some(kernel.name),
-        source: wgpu::ShaderSource::Wgsl(kernel.source(precision)),
-    });
-    shapes
-        .into_iter()
-        .map(|shape| {
-            let constants = constants(&shape);
-            let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(kernel.name),
-                layout: None,
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: &constants,
-                    // Every entry of the tile is written before it is read.
-                    zero_initialize_workgroup_memory: false,
-                },
-                cache: None,
-            });
-            (shape, pipeline)
-        })
-        .collect()
-}
-
 /// The fused pipelines of `shaders/bottleneck.wgsl` and `shaders/upsample.wgsl`, one per
-/// kind of block the graph fuses.
-fn fused_pipelines(
-    device: &wgpu::Device,
-    graph: &Graph,
-    precision: Precision,
-    fused: FusedConfig,
-) -> Pipelines {
+/// kind of block the graph fuses; the shapes are pipeline constants, so the kernels' loops
+/// unroll.
+fn fused_specs(graph: &Graph, fused: FusedConfig) -> Vec<PipelineSpec> {
     let threads = fused.threads;
-    let steps = fuse::steps_tiled(graph, fused.tile_pixels);
-    let blocks: HashSet<Pipeline> = steps
-        .iter()
-        .filter_map(|s| match s {
-            Step::Bottleneck(b) => Some(Pipeline::Bottleneck(b.shape(graph))),
-            _ => None,
-        })
-        .collect();
-    let ups: HashSet<Pipeline> = steps
-        .iter()
-        .filter_map(|s| match s {
-            Step::Upsample(u) => Some(Pipeline::Upsample(u.shape(graph))),
-            _ => None,
-        })
-        .collect();
-    let constants = |p: &Pipeline| match p {
-        Pipeline::Bottleneck(b) => b.constants(threads),
-        Pipeline::Upsample(u) => u.constants(threads),
-        Pipeline::Entry(..) => Vec::new(),
-    };
-    let mut all = specialised(device, (kernels::BOTTLENECK, precision), blocks, constants);
-    all.extend(specialised(
-        device,
-        (kernels::UPSAMPLE, precision),
-        ups,
-        constants,
-    ));
-    all
+    let mut seen = HashSet::new();
+    let mut specs = Vec::new();
+    for step in fuse::steps_tiled(graph, fused.tile_pixels) {
+        let (kernel, key, constants) = match step {
+            Step::Bottleneck(b) => {
+                let shape = b.shape(graph);
+                (
+                    kernels::BOTTLENECK,
+                    Pipeline::Bottleneck(shape),
+                    shape.constants(threads),
+                )
+            }
+            Step::Upsample(u) => {
+                let shape = u.shape(graph);
+                (
+                    kernels::UPSAMPLE,
+                    Pipeline::Upsample(shape),
+                    shape.constants(threads),
+                )
+            }
+            _ => continue,
+        };
+        if seen.insert(key) {
+            specs.push(PipelineSpec {
+                key,
+                kernel,
+                entry: "main",
+                constants,
+                zero_workgroup_memory: false,
+            });
+        }
+    }
+    specs
 }
 
 /// Packs a convolution's `[cout][cin][kh][kw]` weights as vec4 over groups of 4 output
@@ -367,11 +377,17 @@ impl Engine {
             }
         };
         let aux = upload("aux", bytemuck::cast_slice(&aux));
+        let plain = super::tune::Config {
+            fused: false,
+            precision,
+            threads: fused.threads,
+            tile_pixels: fused.tile_pixels,
+        };
         let mut engine = Engine {
             gpu: gpu.clone(),
             graph: graph.clone(),
             normalization,
-            pipelines: plain_pipelines(device, precision),
+            pipelines: build_pipelines(device, precision, &pipeline_specs(graph, plain)),
             weights,
             aux,
             offsets,
@@ -432,8 +448,8 @@ impl Engine {
             .keys()
             .any(|p| !matches!(p, Pipeline::Entry(..)));
         if on && !compiled {
-            let (device, graph) = (&self.gpu.device, &self.graph);
-            let fused = fused_pipelines(device, graph, self.precision, self.fused);
+            let specs = fused_specs(&self.graph, self.fused);
+            let fused = build_pipelines(&self.gpu.device, self.precision, &specs);
             self.pipelines.extend(fused);
         }
         self.fusion = on;

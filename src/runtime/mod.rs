@@ -9,7 +9,7 @@ pub mod smooth;
 pub mod tune;
 pub mod upscale;
 
-pub use engine::{Engine, FusedConfig};
+pub use engine::{Engine, FusedConfig, PipelineSpec, pipeline_specs};
 pub use overlay::{DrawOptions, Overlay, OverlayBinding, View};
 pub use plan::{FrameOptions, Plan, StageTiming, Timing};
 pub use smooth::{SmoothBinding, Smoother};

@@ -122,6 +122,115 @@ pub struct Trial {
     pub ms: Result<f64, String>,
 }
 
+/// The trials of a set of candidates, one measurement at a time, so a caller that cannot
+/// wait (the page, between camera frames) drives it as well as one that can ([`choose`]):
+/// [`Trials::next`] names the candidate to time, [`Trials::record`] takes its time,
+/// [`Trials::result`] picks the fastest median.
+#[derive(Clone, Debug)]
+pub struct Trials {
+    candidates: Vec<Config>,
+    times: Vec<Result<Vec<f64>, String>>,
+    /// Which candidate each measurement is of, in order.
+    order: Vec<usize>,
+    at: usize,
+}
+
+impl Trials {
+    /// `rounds` rounds of every candidate in turn, so a device that slows down or speeds up
+    /// meanwhile (thermals, other work) weighs on all alike.
+    pub fn interleaved(candidates: &[Config], rounds: usize) -> Trials {
+        let n = candidates.len();
+        Trials::with_order(candidates, (0..rounds.max(1) * n).map(|i| i % n).collect())
+    }
+
+    /// Each candidate `rounds` times before the next: only one candidate need be built at a
+    /// time (the page, where memory is short).
+    pub fn one_by_one(candidates: &[Config], rounds: usize) -> Trials {
+        let r = rounds.max(1);
+        Trials::with_order(
+            candidates,
+            (0..r * candidates.len()).map(|i| i / r).collect(),
+        )
+    }
+
+    fn with_order(candidates: &[Config], order: Vec<usize>) -> Trials {
+        Trials {
+            candidates: candidates.to_vec(),
+            times: vec![Ok(Vec::new()); candidates.len()],
+            order,
+            at: 0,
+        }
+    }
+
+    /// The candidate to time next; None when every trial is done.
+    pub fn next(&self) -> Option<Config> {
+        self.order.get(self.at).map(|&i| self.candidates[i])
+    }
+
+    /// The first candidate after [`Trials::next`]'s that is still to be timed, if any: the
+    /// one to prepare meanwhile.
+    pub fn next_other(&self) -> Option<Config> {
+        let now = *self.order.get(self.at)?;
+        self.order[self.at..]
+            .iter()
+            .find(|&&i| i != now && self.times[i].is_ok())
+            .map(|&i| self.candidates[i])
+    }
+
+    /// The time of the candidate [`Trials::next`] named (ms per frame), or why it failed: a
+    /// failed candidate is out of the later trials.
+    pub fn record(&mut self, ms: Result<f64, String>) {
+        let Some(&i) = self.order.get(self.at) else {
+            return;
+        };
+        match (ms, &mut self.times[i]) {
+            (Ok(ms), Ok(v)) => v.push(ms),
+            (Err(e), t) => *t = Err(e),
+            _ => {}
+        }
+        self.at += 1;
+        while self
+            .order
+            .get(self.at)
+            .is_some_and(|&i| self.times[i].is_err())
+        {
+            self.at += 1;
+        }
+    }
+
+    /// Measurements done (or passed over) so far, out of all.
+    pub fn progress(&self) -> (usize, usize) {
+        (self.at, self.order.len())
+    }
+
+    /// Each candidate's median time (or why it has none), and the fastest; None when none ran.
+    pub fn result(&self) -> (Vec<Trial>, Option<Config>) {
+        let trials: Vec<Trial> = self
+            .candidates
+            .iter()
+            .zip(&self.times)
+            .map(|(&config, t)| Trial {
+                config,
+                ms: match t {
+                    Err(e) => Err(e.clone()),
+                    Ok(v) if v.is_empty() => Err("not timed".into()),
+                    Ok(v) => {
+                        let mut v = v.clone();
+                        v.sort_by(|a, b| a.total_cmp(b));
+                        Ok(v[v.len() / 2])
+                    }
+                },
+            })
+            .collect();
+        let best = trials
+            .iter()
+            .filter_map(|t| t.ms.as_ref().ok().map(|ms| (t.config, *ms)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(c, _)| c);
+        (trials, best)
+    }
+}
+
 /// Times every candidate with `measure` (ms for one frame) in `rounds` interleaved rounds,
 /// so a device that slows down or speeds up meanwhile (thermals, other work) weighs on all
 /// alike, and picks the fastest median; a candidate that fails is reported and passed over.
@@ -131,34 +240,11 @@ pub fn choose(
     rounds: usize,
     mut measure: impl FnMut(Config) -> Result<f64, String>,
 ) -> (Vec<Trial>, Option<Config>) {
-    let mut times: Vec<Result<Vec<f64>, String>> = vec![Ok(Vec::new()); candidates.len()];
-    for _ in 0..rounds.max(1) {
-        for (t, &config) in times.iter_mut().zip(candidates) {
-            if let Ok(v) = t {
-                match measure(config) {
-                    Ok(ms) => v.push(ms),
-                    Err(e) => *t = Err(e),
-                }
-            }
-        }
+    let mut trials = Trials::interleaved(candidates, rounds);
+    while let Some(config) = trials.next() {
+        trials.record(measure(config));
     }
-    let trials: Vec<Trial> = candidates
-        .iter()
-        .zip(times)
-        .map(|(&config, t)| Trial {
-            config,
-            ms: t.map(|mut v| {
-                v.sort_by(|a, b| a.total_cmp(b));
-                v[v.len() / 2]
-            }),
-        })
-        .collect();
-    let best = trials
-        .iter()
-        .filter_map(|t| t.ms.as_ref().ok().map(|ms| (t.config, *ms)))
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(c, _)| c);
-    (trials, best)
+    trials.result()
 }
 
 /// What a remembered choice is valid for.
@@ -473,6 +559,52 @@ mod tests {
         assert_eq!(best, Some(all[0]));
         assert_eq!(trials[0].ms, Ok(10.0));
         assert_eq!(trials[1].ms, Err("lost".into()));
+    }
+
+    #[test]
+    fn trials_one_candidate_at_a_time_pick_as_interleaved_ones_do() {
+        let all = candidates(Abilities {
+            f16: false,
+            max_invocations: 256,
+        });
+        let clock = |c: Config| -> Result<f64, String> {
+            match (c.fused, c.threads, c.tile_pixels) {
+                (false, ..) => Ok(438.0),
+                (true, 256, 32) => Err("out of memory".into()),
+                (true, t, p) => Ok(500.0 + (t + p) as f64),
+            }
+        };
+        let mut t = Trials::one_by_one(&all, 3);
+        let mut order = Vec::new();
+        while let Some(c) = t.next() {
+            order.push(c);
+            t.record(clock(c));
+        }
+        // Each candidate three times in a row; the failed one once, then passed over.
+        let want: Vec<Config> = all
+            .iter()
+            .flat_map(|&c| {
+                let n = if c.threads == 256 && c.tile_pixels == 32 {
+                    1
+                } else {
+                    3
+                };
+                std::iter::repeat_n(c, n)
+            })
+            .collect();
+        assert_eq!(order, want);
+        assert_eq!(t.progress(), (15, 15));
+        assert_eq!(t.next_other(), None);
+        let fresh = Trials::one_by_one(&all, 3);
+        assert_eq!(fresh.next_other(), Some(all[1]));
+        let (trials, best) = t.result();
+        assert_eq!(best, choose(&all, 3, clock).1);
+        assert_eq!(best.map(|c| c.name()).as_deref(), Some("unfused f32"));
+        assert_eq!(trials.iter().filter(|t| t.ms.is_err()).count(), 1);
+        // Nothing recorded yet: no choice, and every candidate says so.
+        let (trials, best) = Trials::one_by_one(&all, 3).result();
+        assert_eq!(best, None);
+        assert!(trials.iter().all(|t| t.ms.is_err()));
     }
 
     #[test]
