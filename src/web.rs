@@ -10,6 +10,7 @@
 mod cpu;
 mod frame;
 mod settings;
+mod tune;
 
 pub use cpu::CpuApp;
 
@@ -153,6 +154,8 @@ pub struct App {
     probe_busy: Rc<Cell<bool>>,
     skipped: u32,
     frames: u32,
+    /// Which configuration runs, measured on this device ([`tune`]).
+    tuning: tune::Tuning,
 }
 
 /// The network input size for a `w` x `h` source at shorter side `short_side`, as `[w, h]`
@@ -191,10 +194,16 @@ impl App {
     /// Starts WebGPU on `canvas` and loads `weights` (an engine weights file). `on_lost` is
     /// called (with the reason) if the GPU device is lost, so the page can start a new App
     /// at once rather than at the next camera frame, which may be seconds away then.
+    /// `tuning_cache`, `tune_on` and `asked_config` say which configuration runs (see [`tune`]): what
+    /// the page stored of earlier trials, whether to tune (`?tune=0`), and one asked for by
+    /// name (`?config=`).
     pub async fn create(
         canvas: HtmlCanvasElement,
         weights: Vec<u8>,
         on_lost: js_sys::Function,
+        tuning_cache: Option<String>,
+        tune_on: bool,
+        asked_config: Option<String>,
     ) -> Result<App, JsError> {
         let model = Model::from_safetensors(&weights).map_err(js_err)?;
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
@@ -251,7 +260,13 @@ impl App {
         surface.configure(&gpu.device, &config);
         let mut overlay = Overlay::new(&gpu.device, format);
         overlay.set_classes(&gpu.queue, &model.classes, model.void_class);
-        let segmenter = Segmenter::new(&gpu, &model).map_err(js_err)?;
+        // The configuration measured fastest here before (or asked for), else the default.
+        let (tuning, start) = tune::Tuning::start(&gpu, tuning_cache, tune_on, asked_config);
+        let segmenter = match start {
+            Some(c) => Segmenter::with_config(&gpu, &model, c),
+            None => Segmenter::new(&gpu, &model),
+        }
+        .map_err(js_err)?;
         let smoother = Smoother::new(&gpu.device);
         let upscaler = Upscaler::new(&gpu.device);
         let probe = gpu.device.create_buffer(&wgpu::BufferDescriptor {
@@ -284,6 +299,7 @@ impl App {
             probe_busy: Default::default(),
             skipped: 0,
             frames: 0,
+            tuning,
         })
     }
 
@@ -291,8 +307,10 @@ impl App {
     /// current model keeps running.
     pub fn load_weights(&mut self, weights: &[u8]) -> Result<(), JsError> {
         let model = Model::from_safetensors(weights).map_err(js_err)?;
-        let precision = self.segmenter.engine().precision();
-        let segmenter = Segmenter::with_precision(&self.gpu, &model, precision).map_err(js_err)?;
+        // The same configuration (chosen by measurement, or as the page asked) for the new one.
+        let config = self.segmenter.engine().config();
+        let segmenter = Segmenter::with_config(&self.gpu, &model, config).map_err(js_err)?;
+        self.tuning.restart();
         self.overlay
             .set_classes(&self.gpu.queue, &model.classes, model.void_class);
         self.model = model;
@@ -318,6 +336,8 @@ impl App {
             "layout": self.model.layout.name(),
             "classes": self.model.num_classes(),
             "precision": self.segmenter.engine().precision().name(),
+            "config": self.segmenter.engine().config().name(),
+            "chosen": self.tuning.chosen.name(),
             "f16": self.gpu.has_f16(),
             "provenance": self.model.provenance,
         })
@@ -590,11 +610,24 @@ impl App {
                 format!("class {c}: the model has {classes} classes"),
             ));
         }
+        // A precision the page asks for runs the default configuration at it; without one, a
+        // configuration measured here (or remembered) keeps running, else the default.
+        let running = self.segmenter.engine().config();
+        let rebuild = match next.precision {
+            Some(p) => p != running.precision,
+            None => {
+                self.tuning.chosen == tune::Chosen::Default
+                    && running.precision != self.gpu.best_precision()
+            }
+        };
         let precision = next.precision.unwrap_or_else(|| self.gpu.best_precision());
-        if precision != self.segmenter.engine().precision() {
+        if rebuild {
             self.segmenter = Segmenter::with_precision(&self.gpu, &self.model, precision)
                 .map_err(|e| BadField::new("precision", e.to_string()))?;
             self.binding = None;
+            if next.precision.is_some() {
+                self.tuning.chosen = tune::Chosen::Forced;
+            }
         }
         if next.hidden != self.settings.hidden {
             for c in 0..classes {

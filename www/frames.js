@@ -8,6 +8,40 @@ import { renderLegend, takeSnapshot } from "./controls.js";
 import { switchCamera } from "./camera.js";
 import { openMedia } from "./media.js";
 
+// Which configuration runs is measured on the device (src/web/tune.rs) and kept here, in the
+// same JSON as the CLI's cache; ?tune=0 runs the default instead, ?config=unfused+f32 (or
+// e.g. "fused f16 256x64") runs that one.
+const TUNE_KEY = "enet-tuning";
+const params = new URLSearchParams(location.search);
+const tuneAllowed = params.get("tune") !== "0";
+const askedConfig = params.get("config") || null;
+
+function storedTuning() {
+  try {
+    return localStorage.getItem(TUNE_KEY);
+  } catch (_) {
+    return null; // storage disabled: this visit measures again
+  }
+}
+
+/** Stores a new choice, and says on the status line which configuration runs and why. */
+function followTuning() {
+  const t = JSON.parse(state.app.tuning());
+  if (t.unsaved) {
+    const text = state.app.take_tuning_cache();
+    try {
+      localStorage.setItem(TUNE_KEY, text);
+    } catch (_) {
+      /* storage disabled: the choice lasts for this visit */
+    }
+  }
+  const shown = `${t.state} ${t.config} ${t.chosen} ${t.progress}`;
+  if (shown !== state.tuningShown) {
+    state.tuningShown = shown;
+    describe();
+  }
+}
+
 export async function createApp(bytes) {
   // A lost device is noticed here at once; the lost callback of an App already replaced
   // (its device released on purpose) is ignored.
@@ -19,7 +53,13 @@ export async function createApp(bytes) {
     const on = { drawn: frameDrawn, failed: frameFailed, lost, next: () => state.source !== "image" && tick() };
     next = await CpuBackend.create(canvas, bytes, on);
   } else {
-    next = await state.wasm.App.create(canvas, bytes, lost);
+    next = await state.wasm.App.create(canvas, bytes, lost, storedTuning(), tuneAllowed, askedConfig);
+    const { note } = JSON.parse(next.tuning());
+    if (note) {
+      console.warn(`Tuning: ${note}`);
+      // Said once the picture runs (starting the camera clears the message box).
+      if (askedConfig) hook.ready.then(() => message(note, { error: true, actions: [button("OK", () => message(""))] }));
+    }
   }
   applyAllSettings(next);
   // After a lost device, automatic size goes on from the size it had reached.
@@ -42,7 +82,14 @@ export function describe() {
     return;
   }
   const d = JSON.parse(state.app.describe());
-  $("status").textContent = `${d.adapter || "WebGPU adapter"} · ${d.layout} ENet, ${d.classes} classes · ${d.precision}`;
+  const t = JSON.parse(state.app.tuning());
+  const how = {
+    measured: "measured fastest here",
+    remembered: "measured fastest here before",
+    forced: "as asked",
+    default: t.state === "measuring" ? `default; measuring the others, ${t.progress[0]}/${t.progress[1]}` : "default",
+  }[t.chosen];
+  $("status").textContent = `${d.adapter || "WebGPU adapter"} · ${d.layout} ENet, ${d.classes} classes · ${t.config} (${how})`;
 }
 
 async function recoverDevice() {
@@ -133,6 +180,7 @@ function countFrame() {
     `${fps.value.toFixed(1)} FPS · ${nw}×${nh}${app.adaptive() ? " auto" : ""} · ` +
     `${state.backend === "cpu" ? "CPU" : "GPU"} ${g == null ? "n/a" : g.toFixed(2) + " ms"} · skipped ${app.skipped()}`;
   labelAuto();
+  if (state.backend !== "cpu") followTuning();
 }
 
 // A still image is segmented once, and again when a setting changes; if the GPU (or the CPU

@@ -14,6 +14,8 @@
 //   netSize()        [w, h] of the network input now (adaptive size changes it)
 //   mirrored()       whether the picture is drawn mirrored (a front camera)
 //   backend()        "webgpu" or "cpu": what segments (chosen at start, see app.js)
+//   tuning()         the GPU path's tuner: {state, config, chosen, progress, trials, ...}
+//                    (App.tuning in src/web/tune.rs); null on the CPU path
 //   app              the wasm App (app.destroy_device() simulates a lost GPU); on the CPU
 //                    path its stand-in (cpu.js), whose destroy_device() stops the worker
 
@@ -36,6 +38,7 @@ export const hook = {
   netSize: () => (state.app ? [...state.app.net_size()] : []),
   mirrored: () => !!(state.settings && state.settings.camera.mirror),
   backend: () => state.backend,
+  tuning: () => (state.app && state.backend === "webgpu" ? JSON.parse(state.app.tuning()) : null),
   frames: () => (state.app ? state.app.frames() : 0),
   classMap: (raw = false) =>
     state.app.class_maps().then((m) => ({ width: m.width, height: m.height, data: raw ? m.raw : m.shown })),

@@ -37,6 +37,7 @@ export const state = {
   stillDirty: false, // a still picture waits to be segmented again
   loopStarted: false,
   laidOut: "", // the canvas layout last given to the App
+  tuningShown: "", // the tuner's state last put on the status line
   fps: { frames: 0, since: performance.now(), value: 0 },
 };
 

@@ -29,6 +29,35 @@ fn current_texture(
     }
 }
 
+/// Copies a camera frame or picture (`src` pixels) straight into `plan`'s source texture.
+pub(super) fn copy_into(
+    queue: &wgpu::Queue,
+    plan: &Plan,
+    src: (usize, usize),
+    source: wgpu::ExternalImageSource,
+) {
+    queue.copy_external_image_to_texture(
+        &wgpu::CopyExternalImageSourceInfo {
+            source,
+            origin: wgpu::Origin2d::ZERO,
+            flip_y: false,
+        },
+        wgpu::CopyExternalImageDestInfo {
+            texture: plan.source_texture(),
+            mip_level: 0,
+            origin: wgpu::Origin3d::ZERO,
+            aspect: wgpu::TextureAspect::All,
+            color_space: wgpu::PredefinedColorSpace::Srgb,
+            premultiplied_alpha: false,
+        },
+        wgpu::Extent3d {
+            width: src.0 as u32,
+            height: src.1 as u32,
+            depth_or_array_layers: 1,
+        },
+    );
+}
+
 impl App {
     /// Segments `source` (`src` pixels) and draws it onto the canvas. Returns false when the
     /// frame was skipped: the GPU still busy, a new plan not yet confirmed, or no canvas
@@ -57,6 +86,10 @@ impl App {
             None => SizeRequest::ShortSide(self.short_side),
         };
         let net = crate::segment::network_size(src, request).map_err(js_err)?;
+        // While trials run, every other free slot goes to a trial frame.
+        if self.tune_step(net, src, &source) {
+            return Ok(false);
+        }
         // A new plan's allocations are confirmed by the GPU asynchronously; its first frame
         // waits for that answer (the caller tries again on the next frame).
         if self.segmenter.plan(net, src).map_err(js_err)?.is_none() {
@@ -190,26 +223,7 @@ impl App {
             .segmenter
             .cached_plan(net, src)
             .expect("planned by the caller");
-        self.gpu.queue.copy_external_image_to_texture(
-            &wgpu::CopyExternalImageSourceInfo {
-                source,
-                origin: wgpu::Origin2d::ZERO,
-                flip_y: false,
-            },
-            wgpu::CopyExternalImageDestInfo {
-                texture: plan.source_texture(),
-                mip_level: 0,
-                origin: wgpu::Origin3d::ZERO,
-                aspect: wgpu::TextureAspect::All,
-                color_space: wgpu::PredefinedColorSpace::Srgb,
-                premultiplied_alpha: false,
-            },
-            wgpu::Extent3d {
-                width: src.0 as u32,
-                height: src.1 as u32,
-                depth_or_array_layers: 1,
-            },
-        );
+        copy_into(&self.gpu.queue, plan, src, source);
     }
 
     /// One timestamp pair for the frame, or (the timing panel open, a few times a second)

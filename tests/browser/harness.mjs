@@ -115,10 +115,11 @@ export function referenceDir(root) {
 /**
  * For the measuring scripts: a fresh Chromium whose fake webcam plays a CamVid val frame at a
  * 4:3 size of network height `height`, the page running with `weights` (the built-in model
- * when not given) on `backend` ("webgpu", SwiftShader here, or "cpu"). Returns
+ * when not given) on `backend` ("webgpu", SwiftShader here, or "cpu"), in the GPU path's
+ * default configuration or `config` (a name the page's ?config= takes). Returns
  * `{ page, ctx, size, close }`; `dist/` and the browser helper must be built.
  */
-export async function runningCameraPage(weights, height, framesPerImage, backend = "webgpu") {
+export async function runningCameraPage(weights, height, framesPerImage, backend = "webgpu", config = null) {
   const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
   const tmp = mkdtempSync(join(tmpdir(), "enet-page-"));
   const y4m = join(tmp, "camera.y4m");
@@ -128,7 +129,10 @@ export async function runningCameraPage(weights, height, framesPerImage, backend
   const server = await serve(join(root, "dist"));
   const { ctx, page } = await launch(tmp, [...WEBGPU_FLAGS, ...cameraFlags(y4m)]);
   await rememberSize(ctx, height);
-  await page.goto(`${server.base}?backend=${backend}`);
+  // The default configuration, untuned: the page's trials would share the measured frames'
+  // time (`config` names another, e.g. "unfused f32").
+  const tuning = config ? `config=${encodeURIComponent(config)}` : "tune=0";
+  await page.goto(`${server.base}?backend=${backend}&${tuning}`);
   await page.waitForFunction(() => window.enet && window.enet.state === "running", null, { timeout: 300000 });
   if (weights) {
     await page.setInputFiles("#weights", weights);

@@ -71,7 +71,7 @@ async function withBrowser(server, body) {
   try {
     await rememberSize(ctx, SIZE[1]);
     // The GPU path (by itself the page runs on the CPU where the only adapter is SwiftShader).
-    await page.goto(`${server.base}?backend=webgpu`);
+    await page.goto(`${server.base}?backend=webgpu&config=unfused+f32`);
     await running(page);
     await body({ ctx, page, requests, logs });
     assert.deepEqual(foreign(requests, server.base), [], "requests outside the page's origin");

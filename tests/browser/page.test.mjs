@@ -29,6 +29,7 @@ const weights = join(root, "assets/enet-camvid.safetensors");
 const peer = join(tmp, "peer.safetensors");
 const camera = join(tmp, "camera.y4m");
 const portraitCamera = join(tmp, "portrait.y4m");
+const smallPortrait = join(tmp, "portrait-small.y4m");
 // Screenshots of the page as a phone and a laptop land here (a temporary folder by default).
 const shots = process.env.ENET_SCREENSHOTS || join(tmp, "screenshots");
 // The network runs small in the browser: SwiftShader computes on the CPU.
@@ -43,14 +44,19 @@ before(async () => {
   execFileSync(enet, ["import", "--layout", "pytorch-enet", join(reference, "peer-enet-camvid.safetensors"), "-o", peer]);
   execFileSync(helper, ["y4m", camera, String(SIZE[0]), String(SIZE[1]), "90", frame]);
   execFileSync(helper, ["y4m", portraitCamera, String(SIZE[1]), String(SIZE[0]), "90", frame]);
+  execFileSync(helper, ["y4m", smallPortrait, "120", "160", "90", frame]);
   server = await serve(dist);
   base = server.base;
 });
 
 after(() => server && server.close());
 
-/** The page at `url` on the GPU path, even with a software adapter. */
-const gpuUrl = (url) => `${url}?backend=webgpu`;
+/** The page at `url` on the GPU path, even with a software adapter, one op per dispatch in
+ * f32 (?config=): what the tuner measures fastest on SwiftShader, whose pipelines compile in a
+ * tenth of the fused ones' time. The tuner has its own test. */
+const gpuUrl = (url) => `${url}?backend=webgpu&config=unfused+f32`;
+/** The GPU path on the default configuration (fused bottlenecks), not tuned. */
+const fusedUrl = (url) => `${url}?backend=webgpu&tune=0`;
 
 /** Only the page's own assets (and in-page blob:/data: URLs) were requested. */
 function assertLocalOnly(requests) {
@@ -82,10 +88,11 @@ async function pageClassMap(page, raw = true) {
 
 const RUNNING = { timeout: 240000 };
 
-/** Page classes against the native engine's (of `backend`) on the pixels the browser
- * decoded; at least `min` of them the same. */
-async function pageMatchesNative(page, label, { backend = "gpu", min = 0.99 } = {}) {
-  const map = await pageClassMap(page);
+/** Page classes (the frame's own, or with `raw` false the shown, smoothed ones) against the
+ * native engine's (of `backend`) on the pixels the browser decoded; at least `min` of them
+ * the same. */
+async function pageMatchesNative(page, label, { backend = "gpu", min = 0.99, raw: own = true } = {}) {
+  const map = await pageClassMap(page, own);
   const src = await page.evaluate(() => {
     const d = window.enet.sourcePixels();
     return { width: d.width, height: d.height, data: Array.from(d.data) };
@@ -125,7 +132,7 @@ const CAMERA = [...WEBGPU_FLAGS, ...CAMERA_FLAGS];
 const frames = (page) => page.evaluate(() => window.enet.frames());
 const moreFrames = (page, n) => page.waitForFunction((k) => window.enet.frames() > k, n, RUNNING);
 
-test("camera: the overlay appears and the page's classes match the native engine's", { timeout: 300000 }, () =>
+test("camera: the overlay appears and the page's classes (fused engine) match the native engine's", { timeout: 300000 }, () =>
   withPage(CAMERA, async ({ page, requests }) => {
     assert.ok((await frames(page)) >= 1);
     const { map, src } = await pageMatchesNative(page, "camera frame");
@@ -136,7 +143,7 @@ test("camera: the overlay appears and the page's classes match the native engine
     writeFileSync(join(tmp, "page.png"), shot);
     assert.ok(shot.length > 20000, "the canvas shows a picture, not a blank");
     assertLocalOnly(requests);
-  }));
+  }, { url: fusedUrl(base) }));
 
 test("image file: resized on the GPU, classes match the native engine's", { timeout: 300000 }, () =>
   withPage(CAMERA, async ({ page, requests }) => {
@@ -171,6 +178,12 @@ test("a lost GPU device is re-created and segmentation goes on, from the camera 
   withPage(CAMERA, async ({ page }) => {
     // The smallest input: a software GPU cannot stop the frame it is computing, and the new
     // device waits for it; at 320x240 that alone takes SwiftShader about 2 s.
+    // Run as ?config= asks, and again so on the new device.
+    const forced = async () => {
+      const t = await page.evaluate(() => window.enet.tuning());
+      assert.deepEqual([t.config, t.chosen], ["unfused f32", "forced"]);
+    };
+    await forced();
     let n = await frames(page);
     await page.selectOption("#resolution", "96");
     await moreFrames(page, n + 1);
@@ -183,6 +196,7 @@ test("a lost GPU device is re-created and segmentation goes on, from the camera 
       await page.waitForFunction(() => window.enet.frames() >= 1, null, RUNNING);
       console.log(`${what}: device re-created ${recovered} ms after it was lost; first new frame after ${Date.now() - t0} ms`);
       assert.equal(await page.evaluate(() => window.enet.state), "running");
+      await forced();
     };
     await lose("camera");
     // A still picture draws no new frames by itself: the loss must be noticed without them.
@@ -691,10 +705,13 @@ test("the GPU time panel: total and slowest dispatches, updated while open; says
   await withPage(CAMERA, async ({ page }) => {
     const d = JSON.parse(await page.evaluate(() => window.enet.app.describe()));
     assert.equal(d.timestamps, true);
+    // ?tune=0: the default configuration, neither measured nor remembered.
+    const tuning = await page.evaluate(() => window.enet.tuning());
+    assert.deepEqual([tuning.state, tuning.chosen, tuning.config], ["off", "default", `fused ${d.precision} 64x64`]);
     // f16 storage where the GPU offers shader-f16, said in the status line.
     console.log(`precision ${d.precision} (shader-f16 ${d.f16})`);
     assert.equal(d.precision, d.f16 ? "f16" : "f32");
-    assert.match(await page.textContent("#status"), new RegExp(`· ${d.precision}$`));
+    assert.match(await page.textContent("#status"), new RegExp(`· \\S+ ${d.precision}[^·]* \\(default\\)$`));
     await page.click("#timing summary");
     await page.waitForSelector("#timing table", { timeout: 60000 });
     const read = () => page.$$eval("#timing tr", (rows) => rows.map((r) => [...r.cells].map((c) => c.textContent)));
@@ -718,7 +735,7 @@ test("the GPU time panel: total and slowest dispatches, updated while open; says
     // Closed, the frames go back to one timestamp pair.
     await page.click("#timing summary");
     assert.equal(await page.evaluate(() => document.getElementById("timing").open), false);
-  });
+  }, { url: fusedUrl(base) });
   // ?precision=f32 forces f32 storage.
   await withPage(
     CAMERA,
@@ -734,10 +751,68 @@ test("the GPU time panel: total and slowest dispatches, updated while open; says
       await page.waitForFunction(() => /Unavailable/.test(document.getElementById("timing-body").textContent), null, { timeout: 20000 });
       console.log(`without timestamps: ${await page.textContent("#timing-body")}`);
       assert.match(await page.textContent("#stats"), /GPU n\/a/);
+      // A configuration asked for by a name that is none is said, and the default runs.
+      await page.waitForFunction(() => /config=fused f64 1x1: expected/.test(document.getElementById("message-text").textContent), null, { timeout: 30000 });
+      const wrong = await page.evaluate(() => window.enet.tuning());
+      assert.deepEqual([wrong.config, wrong.chosen], ["fused f32 64x64", "default"]);
     },
-    { init: hideTimestamps },
+    { init: hideTimestamps, url: `${base}?backend=webgpu&config=fused+f64+1x1` },
   );
 });
+
+test("tuning: the first overlay on the default, every configuration timed between frames, the fastest runs and is remembered", { timeout: 600000 }, () =>
+  withPage(
+    CAMERA,
+    async ({ page }) => {
+      page.on("console", (m) => m.text().startsWith("tuning:") && console.log(m.text()));
+      const first = await page.evaluate(() => window.enet.tuning());
+      assert.equal(first.chosen, "default", "the first overlay comes from the default configuration");
+      const d = JSON.parse(await page.evaluate(() => window.enet.app.describe()));
+      const before = await frames(page);
+      // Trials run between camera frames; the status line says so meanwhile.
+      await page.waitForFunction(() => window.enet.tuning().state === "measuring", null, { timeout: 120000, polling: 100 });
+      await page.waitForFunction(() => /measuring the others, \d+\/\d+/.test(document.getElementById("status").textContent), null, {
+        timeout: 60000,
+        polling: 200,
+      });
+      const during = await frames(page);
+      await page.waitForFunction(() => window.enet.tuning().state === "done", null, { timeout: 500000, polling: 500 });
+      const t = await page.evaluate(() => window.enet.tuning());
+      const after = await frames(page);
+      console.log(`tuning on ${d.adapter} (${Math.round(t.took_ms)} ms; camera frames shown meanwhile: ${after - during}):`);
+      console.log("  configuration         ms/frame  compile ms  first frame ms");
+      for (const r of t.trials) {
+        const ms = r.ms != null ? r.ms.toFixed(1) : r.error;
+        console.log(`  ${r.config.padEnd(20)} ${ms.padStart(9)} ${String(Math.round(r.compile_ms)).padStart(11)} ${String(Math.round(r.first_frame_ms)).padStart(15)}${r.config === t.config ? "  chosen" : ""}`);
+      }
+      assert.ok(during > before || after > during, "camera frames went on while the trials ran");
+      // Every configuration the device can run, none it cannot: f16 only with shader-f16.
+      assert.equal(t.trials.length, d.f16 ? 10 : 5);
+      assert.ok(t.trials.every((r) => d.f16 || /f32/.test(r.config)));
+      const timed = t.trials.filter((r) => r.ms != null);
+      assert.ok(timed.length > 0);
+      const fastest = timed.reduce((a, b) => (b.ms < a.ms ? b : a));
+      assert.equal(t.chosen, "measured");
+      assert.equal(t.config, fastest.config);
+      await page.waitForFunction((c) => document.getElementById("status").textContent.endsWith(`${c} (measured fastest here)`), t.config, {
+        timeout: 30000,
+      });
+      const stored = JSON.parse(await page.evaluate(() => localStorage.getItem("enet-tuning")));
+      assert.equal(stored.entries.at(-1).config, t.config);
+      // Frames go on with the chosen configuration, with the same classes as the native engine.
+      await moreFrames(page, await frames(page));
+      await pageMatchesNative(page, "tuned");
+      // A reload runs the remembered choice without trials.
+      await page.reload();
+      await page.waitForFunction(() => window.enet.state === "running", null, RUNNING);
+      await page.waitForFunction(() => window.enet.tuning().chosen === "remembered", null, { timeout: 120000, polling: 200 });
+      const again = await page.evaluate(() => window.enet.tuning());
+      assert.equal(again.config, t.config);
+      assert.deepEqual(again.trials, []);
+      await page.waitForFunction(() => /measured fastest here before\)$/.test(document.getElementById("status").textContent), null, { timeout: 30000 });
+    },
+    { url: `${base}?backend=webgpu`, size: 96 },
+  ));
 
 test("adaptive size: steps down when frames are slow, back up when there is room, and a chosen size pins it", { timeout: 400000 }, () =>
   withPage(
@@ -765,6 +840,31 @@ test("adaptive size: steps down when frames are slow, back up when there is room
       assert.deepEqual(await page.evaluate(() => window.enet.netSize()), [256, 192]);
       assert.equal(await page.evaluate(() => window.enet.app.adaptive()), false);
       assert.doesNotMatch(await page.textContent("#stats"), / auto /);
+    },
+    { size: "auto" },
+  ));
+
+test("a portrait camera: Auto stays within its own size, a larger pinned size runs larger, and after each change the classes shown and the frame's own match the native engine's", { timeout: 400000 }, () =>
+  withPage(
+    [...WEBGPU_FLAGS, ...cameraFlags(smallPortrait)],
+    async ({ page }) => {
+      // After a size change, a few frames of the still camera: smoothing has nothing left
+      // to blend in, so what is shown must be the frame's own classes.
+      const check = async (label) => {
+        await moreFrames(page, (await frames(page)) + 3);
+        const [w, h] = await page.evaluate(() => window.enet.netSize());
+        await pageMatchesNative(page, `${label} ${w}x${h}, the frame's own`, { min: 0.999 });
+        await pageMatchesNative(page, `${label} ${w}x${h}, shown`, { min: 0.999, raw: false });
+        return [w, h];
+      };
+      const [w, h] = await check("portrait 120x160, Auto");
+      assert.ok(w <= 120 && h <= 160, `Auto ran at ${w}x${h}, above the camera's 120x160`);
+      await page.selectOption("#resolution", "192");
+      await page.waitForFunction(() => window.enet.netSize()[0] === 192, null, RUNNING);
+      assert.deepEqual(await check("portrait 120x160, pinned"), [192, 256]);
+      await page.selectOption("#resolution", "auto");
+      await page.waitForFunction(() => window.enet.netSize()[0] <= 120, null, RUNNING);
+      await check("portrait 120x160, Auto again");
     },
     { size: "auto" },
   ));
