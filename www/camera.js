@@ -125,6 +125,7 @@ export function watchCamera() {
   const now = performance.now();
   const held = now - lastWatch > 2000;
   lastWatch = now;
+  state.watchdogChecks++;
   if (state.source !== "camera" || !state.stream || state.paused || document.hidden) return;
   if (!state.app || state.recreating || state.app.busy() || held) {
     state.gpuBusyAt = performance.now();

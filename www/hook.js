@@ -14,6 +14,8 @@
 //   netSize()        [w, h] of the network input now (adaptive size changes it)
 //   mirrored()       whether the picture is drawn mirrored (a front camera)
 //   backend()        "webgpu" or "cpu": what segments (chosen at start, see app.js)
+//   watchdogChecks() how many times the camera watchdog has looked (about once a second):
+//                    the page's own clock, for tests that check nothing happens meanwhile
 //   tuning()         the GPU path's tuner: {state, config, chosen, progress, trials, ...}
 //                    (App.tuning in src/web/tune.rs); null on the CPU path
 //   app              the wasm App (app.destroy_device() simulates a lost GPU); on the CPU
@@ -38,6 +40,7 @@ export const hook = {
   netSize: () => (state.app ? [...state.app.net_size()] : []),
   mirrored: () => !!(state.settings && state.settings.camera.mirror),
   backend: () => state.backend,
+  watchdogChecks: () => state.watchdogChecks,
   tuning: () => (state.app && state.backend === "webgpu" ? JSON.parse(state.app.tuning()) : null),
   frames: () => (state.app ? state.app.frames() : 0),
   classMap: (raw = false) =>

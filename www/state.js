@@ -33,6 +33,7 @@ export const state = {
   lastFrameAt: 0, // when the camera last gave a frame (the no-picture watchdog)
   cameraSince: 0,
   gpuBusyAt: 0, // when the watchdog last saw the GPU working on a frame (or being re-created)
+  watchdogChecks: 0, // times the camera watchdog has looked, about once a second
   stallShown: false,
   stillDirty: false, // a still picture waits to be segmented again
   loopStarted: false,

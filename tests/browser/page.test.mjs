@@ -129,6 +129,12 @@ async function withPage(flags, body, { wait = true, url = gpuUrl(base), size = S
 }
 
 const CAMERA = [...WEBGPU_FLAGS, ...CAMERA_FLAGS];
+/** Waits until the page's camera watchdog has looked `n` more times (about a second each, by
+ * the page's own clock: a slow or busy machine stretches the wait, never cuts it short). */
+async function watchdogLooks(page, n) {
+  const k = await page.evaluate(() => window.enet.watchdogChecks());
+  await page.waitForFunction((m) => window.enet.watchdogChecks() >= m, k + n, RUNNING);
+}
 const frames = (page) => page.evaluate(() => window.enet.frames());
 const moreFrames = (page, n) => page.waitForFunction((k) => window.enet.frames() > k, n, RUNNING);
 
@@ -230,8 +236,9 @@ test("the camera track ends: a message and a restart button that works", { timeo
     });
     await page.waitForFunction(() => window.enet.state === "no-camera", null, { timeout: 10000 });
     assert.match(await page.textContent("#message-text"), /camera stopped/);
-    // Longer than the no-picture watchdog waits: the message and its button stay.
-    await page.waitForTimeout(7000);
+    // The no-picture watchdog looks 7 more times, longer than it waits (5 s) before it
+    // speaks: the message and its button stay.
+    await watchdogLooks(page, 7);
     assert.match(await page.textContent("#message-text"), /camera stopped/);
     const n = await frames(page);
     await page.click("text=Restart camera");
@@ -537,7 +544,7 @@ test("a hidden tab releases the camera and gets it back when shown", { timeout: 
     await setHidden(true);
     await page.waitForFunction(() => !window.enet.cameraOn(), null, { timeout: 30000 });
     const n = await frames(page);
-    await page.waitForTimeout(1500);
+    await watchdogLooks(page, 2);
     assert.equal(await frames(page), n, "no frames while hidden");
     await setHidden(false);
     await page.waitForFunction((k) => window.enet.cameraOn() && window.enet.frames() > k, n, RUNNING);
@@ -726,12 +733,11 @@ test("the GPU time panel: total and slowest dispatches, updated while open; says
     const ms = slowest.map((r) => parseFloat(r[1]));
     assert.deepEqual(ms, [...ms].sort((a, b) => b - a), "slowest first");
     assert.ok(ms.reduce((a, b) => a + b, 0) <= totalMs * 1.0001);
-    // Updated while frames run: after 3 s, fresh timings (under 1 s old) come again. A frame
-    // on SwiftShader may itself take over a second, so this polls rather than samples once.
-    const age0 = JSON.parse(await page.evaluate(() => window.enet.app.timings())).stages_age_ms;
-    await page.waitForTimeout(3000);
-    await page.waitForFunction(() => JSON.parse(window.enet.app.timings()).stages_age_ms < 1000, null, { timeout: 30000, polling: 100 });
-    console.log(`timings were ${Math.round(age0)} ms old, then refreshed`);
+    // Updated while frames run: timings of a later frame arrive while the panel is open.
+    const stagesAt = () => performance.now() - JSON.parse(window.enet.app.timings()).stages_age_ms;
+    const at0 = await page.evaluate(stagesAt);
+    await page.waitForFunction((a) => performance.now() - JSON.parse(window.enet.app.timings()).stages_age_ms > a + 1, at0, RUNNING);
+    console.log(`timings refreshed ${Math.round((await page.evaluate(stagesAt)) - at0)} ms after the first`);
     // Closed, the frames go back to one timestamp pair.
     await page.click("#timing summary");
     assert.equal(await page.evaluate(() => document.getElementById("timing").open), false);
