@@ -254,7 +254,9 @@ impl Segmenter {
         Ok(Segmenter::from_engine(engine))
     }
 
-    fn from_engine(engine: Engine) -> Segmenter {
+    /// A segmenter with its own plans on `engine` (a clone of another's shares its pipelines
+    /// and weights).
+    pub fn from_engine(engine: Engine) -> Segmenter {
         Segmenter {
             engine,
             plan: None,

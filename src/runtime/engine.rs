@@ -89,7 +89,9 @@ fn build_pipelines(
 
 /// A graph on a device: its weights uploaded and its pipelines built. Plans for concrete
 /// input sizes come from [`Engine::plan`].
-#[derive(Debug)]
+/// Cloning shares the pipelines and weights (GPU handles are reference-counted): a second
+/// engine for its own plans, with nothing compiled or uploaded again.
+#[derive(Clone, Debug)]
 pub struct Engine {
     pub(crate) gpu: Gpu,
     pub(crate) graph: Graph,

@@ -465,17 +465,26 @@ impl App {
         }))
     }
 
-    /// A candidate whose pipelines start compiling in the background now.
+    /// A candidate whose pipelines start compiling in the background now; the configuration
+    /// running now shares its engine, compiled already.
     fn candidate(&self, config: Config) -> Candidate {
-        let specs = pipeline_specs(&self.model.graph, config);
+        let running = self.segmenter.engine();
+        let (warm, segmenter) = if config == running.config() {
+            let ready = Rc::new(RefCell::new(Warm::Ready(now_ms())));
+            (ready, Some(Segmenter::from_engine(running.clone())))
+        } else {
+            let specs = pipeline_specs(&self.model.graph, config);
+            (warm(&self.gpu.device, config.precision, &specs), None)
+        };
+        let since = now_ms();
         Candidate {
             config,
-            warm: warm(&self.gpu.device, config.precision, &specs),
-            segmenter: None,
+            warm,
+            compiled_at: segmenter.is_some().then_some(since),
+            segmenter,
             warmed_up: false,
-            since: now_ms(),
+            since,
             build_ms: None,
-            compiled_at: None,
             first_frame_ms: None,
         }
     }
