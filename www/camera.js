@@ -134,6 +134,7 @@ export function watchCamera() {
   const quiet = performance.now() - Math.max(state.lastFrameAt, state.cameraSince, state.gpuBusyAt);
   if (quiet > STALL_MS && !state.stallShown) {
     state.stallShown = true;
+    state.beforeStall = state.phase;
     setState("no-camera");
     message(
       `The camera gives no picture: no frame for ${Math.round(quiet / 1000)} s. Another app may be using it, ` +
@@ -146,7 +147,9 @@ export function watchCamera() {
   } else if (quiet <= STALL_MS && state.stallShown) {
     state.stallShown = false;
     message("");
-    setState("running");
+    // Back to the phase before the report: "running" only once a frame is drawn (one drawn
+    // meanwhile has set it already).
+    if (state.phase === "no-camera") setState(state.beforeStall);
   }
 }
 

@@ -35,6 +35,7 @@ export const state = {
   gpuBusyAt: 0, // when the watchdog last saw the GPU working on a frame (or being re-created)
   watchdogChecks: 0, // times the camera watchdog has looked, about once a second
   stallShown: false,
+  beforeStall: "starting", // the phase the no-picture report replaced, restored when frames come
   stillDirty: false, // a still picture waits to be segmented again
   loopStarted: false,
   laidOut: "", // the canvas layout last given to the App
