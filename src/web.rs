@@ -153,6 +153,8 @@ pub struct App {
     probe: wgpu::Buffer,
     probe_busy: Rc<Cell<bool>>,
     skipped: u32,
+    /// A new plan waits for the GPU to confirm its allocations (behind pipeline compiles).
+    plan_pending: bool,
     frames: u32,
     /// Which configuration runs, measured on this device ([`tune`]).
     tuning: tune::Tuning,
@@ -298,6 +300,7 @@ impl App {
             probe,
             probe_busy: Default::default(),
             skipped: 0,
+            plan_pending: false,
             frames: 0,
             tuning,
         })
@@ -475,6 +478,13 @@ impl App {
     /// caller skips it.
     pub fn busy(&self) -> bool {
         self.in_flight.load(Relaxed)
+    }
+
+    /// True while the GPU works on a frame or has yet to confirm a new plan (which waits on
+    /// pipeline compiles, seconds on some devices): the camera watchdog counts neither as a
+    /// camera that gives no picture, since the browser may deliver no frames meanwhile.
+    pub fn working(&self) -> bool {
+        self.busy() || self.plan_pending
     }
 
     pub fn is_lost(&self) -> bool {

@@ -127,7 +127,7 @@ export function watchCamera() {
   lastWatch = now;
   state.watchdogChecks++;
   if (state.source !== "camera" || !state.stream || state.paused || document.hidden) return;
-  if (!state.app || state.recreating || state.app.busy() || held) {
+  if (!state.app || state.recreating || state.app.working() || held) {
     state.gpuBusyAt = performance.now();
     return;
   }

@@ -137,6 +137,9 @@ export class CpuBackend {
   busy() {
     return this.inFlight;
   }
+  working() {
+    return this.inFlight;
+  }
   is_lost() {
     return this.lost;
   }

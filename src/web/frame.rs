@@ -92,7 +92,9 @@ impl App {
         }
         // A new plan's allocations are confirmed by the GPU asynchronously; its first frame
         // waits for that answer (the caller tries again on the next frame).
-        if self.segmenter.plan(net, src).map_err(js_err)?.is_none() {
+        let pending = self.segmenter.plan(net, src).map(|p| p.is_none());
+        self.plan_pending = matches!(pending, Ok(true));
+        if pending.map_err(js_err)? {
             return Ok(false);
         }
         let Some((target, target_size)) = self.canvas_texture(src) else {
