@@ -133,6 +133,20 @@ pub struct Trials {
     /// Which candidate each measurement is of, in order.
     order: Vec<usize>,
     at: usize,
+    /// With [`Trials::leads_first`]: the leads' stage, until it is over.
+    leads: Option<Leads>,
+}
+
+/// The first stage of [`Trials::leads_first`]: one lead per family is timed, then the other
+/// members of a family whose lead was more than `within` times the fastest lead are passed
+/// over.
+#[derive(Clone, Debug)]
+struct Leads {
+    /// Where in the order the leads' measurements end.
+    end: usize,
+    /// Each candidate's family lead (an index into the candidates).
+    lead_of: Vec<usize>,
+    within: f64,
 }
 
 impl Trials {
@@ -153,12 +167,60 @@ impl Trials {
         )
     }
 
+    /// Each family (fused or not, and precision) is first timed on one member, its lead: the
+    /// fused family's member with the workgroup shape `lead_shape` (threads, tile pixels), as
+    /// the engine running already has. Then only families whose lead took at most `within`
+    /// times the fastest lead's time have their other members timed; the rest are passed
+    /// over, with the reason. Workgroup shapes move a family's time by less than families
+    /// differ where they differ much (SwiftShader: fused 3.6 times one op per dispatch, its
+    /// shapes within 2.1 times of each other), and on a device where pipelines compile slowly
+    /// every member passed over spares its compile. One candidate at a time, as
+    /// [`Trials::one_by_one`].
+    pub fn leads_first(
+        candidates: &[Config],
+        rounds: usize,
+        lead_shape: (usize, usize),
+        within: f64,
+    ) -> Trials {
+        let family = |c: &Config| (c.fused, c.precision);
+        let lead_of: Vec<usize> = candidates
+            .iter()
+            .map(|c| {
+                let members =
+                    || (0..candidates.len()).filter(|&j| family(&candidates[j]) == family(c));
+                members()
+                    .find(|&j| {
+                        let m = &candidates[j];
+                        !m.fused || (m.threads, m.tile_pixels) == lead_shape
+                    })
+                    .or_else(|| members().next())
+                    .expect("a candidate is in its own family")
+            })
+            .collect();
+        let r = rounds.max(1);
+        let (leads, rest): (Vec<usize>, Vec<usize>) =
+            (0..candidates.len()).partition(|&i| lead_of[i] == i);
+        let order: Vec<usize> = leads
+            .iter()
+            .chain(&rest)
+            .flat_map(|&i| std::iter::repeat_n(i, r))
+            .collect();
+        let mut t = Trials::with_order(candidates, order);
+        t.leads = Some(Leads {
+            end: leads.len() * r,
+            lead_of,
+            within,
+        });
+        t
+    }
+
     fn with_order(candidates: &[Config], order: Vec<usize>) -> Trials {
         Trials {
             candidates: candidates.to_vec(),
             times: vec![Ok(Vec::new()); candidates.len()],
             order,
             at: 0,
+            leads: None,
         }
     }
 
@@ -171,7 +233,9 @@ impl Trials {
     /// one to prepare meanwhile.
     pub fn next_other(&self) -> Option<Config> {
         let now = *self.order.get(self.at)?;
-        self.order[self.at..]
+        // Not past the leads: what comes after them may yet be passed over.
+        let end = self.leads.as_ref().map_or(self.order.len(), |l| l.end);
+        self.order[self.at..end.max(self.at)]
             .iter()
             .find(|&&i| i != now && self.times[i].is_ok())
             .map(|&i| self.candidates[i])
@@ -189,12 +253,60 @@ impl Trials {
             _ => {}
         }
         self.at += 1;
+        self.skip_failed();
+        let at = self.at;
+        if let Some(leads) = self.leads.take_if(|l| at >= l.end) {
+            self.pass_over(&leads);
+            self.skip_failed();
+        }
+    }
+
+    /// Moves past measurements of candidates that failed or were passed over.
+    fn skip_failed(&mut self) {
         while self
             .order
             .get(self.at)
             .is_some_and(|&i| self.times[i].is_err())
         {
             self.at += 1;
+        }
+    }
+
+    /// The leads are timed: the members of families far slower than the fastest are passed
+    /// over.
+    fn pass_over(&mut self, leads: &Leads) {
+        let medians: Vec<Option<f64>> = self
+            .times
+            .iter()
+            .map(|t| match t {
+                Ok(v) if !v.is_empty() => Some(median(v)),
+                _ => None,
+            })
+            .collect();
+        let lead_ms = |i: usize| medians[i];
+        let Some(fastest) = (0..self.candidates.len())
+            .filter(|&i| leads.lead_of[i] == i)
+            .filter_map(lead_ms)
+            .min_by(f64::total_cmp)
+        else {
+            return;
+        };
+        for i in 0..self.candidates.len() {
+            let lead = leads.lead_of[i];
+            if lead == i {
+                continue;
+            }
+            let name = self.candidates[lead].name();
+            match lead_ms(lead) {
+                Some(ms) if ms <= leads.within * fastest => {}
+                Some(ms) => {
+                    self.times[i] = Err(format!(
+                        "passed over: {name} took {ms:.1} ms, over {} times the fastest ({fastest:.1} ms)",
+                        leads.within
+                    ))
+                }
+                None => self.times[i] = Err(format!("passed over: {name} could not run")),
+            }
         }
     }
 
@@ -214,11 +326,7 @@ impl Trials {
                 ms: match t {
                     Err(e) => Err(e.clone()),
                     Ok(v) if v.is_empty() => Err("not timed".into()),
-                    Ok(v) => {
-                        let mut v = v.clone();
-                        v.sort_by(|a, b| a.total_cmp(b));
-                        Ok(v[v.len() / 2])
-                    }
+                    Ok(v) => Ok(median(v)),
                 },
             })
             .collect();
@@ -229,6 +337,13 @@ impl Trials {
             .map(|(c, _)| c);
         (trials, best)
     }
+}
+
+/// The middle of `v` (not empty): the upper one of an even count.
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 /// Times every candidate with `measure` (ms for one frame) in `rounds` interleaved rounds,
@@ -605,6 +720,118 @@ mod tests {
         let (trials, best) = Trials::one_by_one(&all, 3).result();
         assert_eq!(best, None);
         assert!(trials.iter().all(|t| t.ms.is_err()));
+    }
+
+    #[test]
+    fn leads_first_passes_over_families_far_slower_than_the_fastest() {
+        let all = candidates(Abilities {
+            f16: true,
+            max_invocations: 256,
+        });
+        let name = |c: &Config| c.name();
+        let run = |clock: &dyn Fn(Config) -> Result<f64, String>| {
+            let mut t = Trials::leads_first(&all, 3, (64, 64), 2.0);
+            let mut order = Vec::new();
+            while let Some(c) = t.next() {
+                if order.last() != Some(&c) {
+                    order.push(c);
+                }
+                t.record(clock(c));
+            }
+            (order, t)
+        };
+        // As SwiftShader measured: fused 3.6 times one op per dispatch, and f16 cannot run.
+        let swiftshader = |c: Config| -> Result<f64, String> {
+            match (c.fused, c.precision, c.threads, c.tile_pixels) {
+                (_, Precision::F16, ..) => Err("no shader-f16".into()),
+                (false, ..) => Ok(447.0),
+                (true, _, 64, 64) => Ok(1602.0),
+                (true, _, 64, 32) => Ok(1658.0),
+                (true, _, t, p) => Ok(2000.0 + (t + p) as f64),
+            }
+        };
+        let (order, t) = run(&swiftshader);
+        // The four leads first, one op per dispatch and the running shape; then nothing more.
+        assert_eq!(
+            order.iter().map(name).collect::<Vec<_>>(),
+            [
+                "unfused f32",
+                "fused f32 64x64",
+                "unfused f16",
+                "fused f16 64x64"
+            ]
+        );
+        let (trials, best) = t.result();
+        assert_eq!(best.map(|c| c.name()).as_deref(), Some("unfused f32"));
+        assert_eq!(trials.len(), all.len(), "every candidate has a row");
+        for tr in &trials {
+            let why = tr.ms.as_ref().err().map(String::as_str).unwrap_or("");
+            match (
+                tr.config.fused,
+                tr.config.precision,
+                tr.config.threads,
+                tr.config.tile_pixels,
+            ) {
+                (false, Precision::F32, ..) | (true, Precision::F32, 64, 64) => {
+                    assert!(tr.ms.is_ok())
+                }
+                (true, Precision::F32, ..) => assert_eq!(
+                    why,
+                    "passed over: fused f32 64x64 took 1602.0 ms, over 2 times the fastest (447.0 ms)"
+                ),
+                (true, Precision::F16, 64, 64) | (false, ..) => assert_eq!(why, "no shader-f16"),
+                (true, Precision::F16, ..) => {
+                    assert_eq!(why, "passed over: fused f16 64x64 could not run")
+                }
+            }
+        }
+        assert_eq!(t.progress().0, t.progress().1, "all done");
+        // As lavapipe measured: fused within 1.3 times of one op per dispatch, so every shape
+        // is timed, and a shape faster than the lead wins.
+        let lavapipe = |c: Config| -> Result<f64, String> {
+            match (c.fused, c.precision, c.threads, c.tile_pixels) {
+                (false, Precision::F32, ..) => Ok(752.0),
+                (false, Precision::F16, ..) => Ok(900.0),
+                (true, _, 64, 64) => Ok(922.0),
+                (true, Precision::F32, 64, 32) => Ok(700.0),
+                (true, _, t, p) => Ok(1000.0 + (t + p) as f64),
+            }
+        };
+        let (order, t) = run(&lavapipe);
+        assert_eq!(order.len(), all.len(), "every candidate timed");
+        assert!(
+            order[..4]
+                .iter()
+                .all(|c| !c.fused || (c.threads, c.tile_pixels) == (64, 64))
+        );
+        let (trials, best) = t.result();
+        assert!(trials.iter().all(|t| t.ms.is_ok()));
+        assert_eq!(best.map(|c| c.name()).as_deref(), Some("fused f32 64x32"));
+        assert_eq!(
+            best,
+            choose(&all, 3, lavapipe).1,
+            "the same pick as timing all"
+        );
+        // What is prepared meanwhile never reaches past the leads: it may be passed over.
+        let mut t = Trials::leads_first(&all, 3, (64, 64), 2.0);
+        for _ in 0..9 {
+            t.record(Ok(1.0));
+        }
+        assert_eq!(
+            t.next().map(|c| c.name()).as_deref(),
+            Some("fused f16 64x64")
+        );
+        assert_eq!(t.next_other(), None);
+        // A running shape the device cannot have: the family's first member leads.
+        let small = candidates(Abilities {
+            f16: false,
+            max_invocations: 64,
+        });
+        let t = Trials::leads_first(&small, 1, (256, 64), 2.0);
+        assert_eq!(
+            t.next_other().map(|c| c.name()).as_deref(),
+            Some("fused f32 64x32")
+        );
     }
 
     #[test]

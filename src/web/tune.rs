@@ -1,7 +1,10 @@
 //! The page's tuner ([`crate::runtime::tune`] between camera frames): the first overlay comes
-//! from the default configuration while every configuration this GPU can run is built and
+//! from the default configuration while the configurations this GPU can run are built and
 //! timed in the frame slots the camera leaves, every other slot at most; then the fastest
 //! runs, and the page keeps the choice (`localStorage`, the same JSON as the CLI's cache).
+//! Each family (fused or not, precision) is first timed on one workgroup shape, the running
+//! one; only families within [`WITHIN`] times the fastest have their other shapes timed
+//! ([`Trials::leads_first`]), which spares slow devices the compiles of the rest.
 //!
 //! A candidate's pipelines are first compiled by the browser in the background
 //! (`createComputePipelineAsync`); the engine is built once they are ready, and the browser
@@ -29,6 +32,9 @@ use crate::segment::Segmenter;
 const ROUNDS: usize = 3;
 /// Frames the page shows before trials start, so the first overlay is never delayed.
 const SHOWN_FIRST: u32 = 2;
+/// A family (fused or not, precision) whose lead takes more than this many times the
+/// fastest lead's time has its other workgroup shapes passed over ([`Trials::leads_first`]).
+const WITHIN: f64 = 2.0;
 
 /// A time in ms handed over from a GPU callback (which must be `Send`), or nothing yet.
 #[derive(Clone)]
@@ -452,7 +458,12 @@ impl App {
             key,
             net,
             src,
-            trials: Trials::one_by_one(&candidates, ROUNDS),
+            trials: Trials::leads_first(
+                &candidates,
+                ROUNDS,
+                (running.threads, running.tile_pixels),
+                WITHIN,
+            ),
             warming: None,
             costs: HashMap::new(),
             current: None,

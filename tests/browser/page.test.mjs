@@ -141,6 +141,10 @@ const moreFrames = (page, n) => page.waitForFunction((k) => window.enet.frames()
 test("camera: the overlay appears and the page's classes (fused engine) match the native engine's", { timeout: 300000 }, () =>
   withPage(CAMERA, async ({ page, requests }) => {
     assert.ok((await frames(page)) >= 1);
+    // ?tune=0: the default configuration, neither measured nor remembered.
+    const d = JSON.parse(await page.evaluate(() => window.enet.app.describe()));
+    const tuning = await page.evaluate(() => window.enet.tuning());
+    assert.deepEqual([tuning.state, tuning.chosen, tuning.config], ["off", "default", `fused ${d.precision} 64x64`]);
     const { map, src } = await pageMatchesNative(page, "camera frame");
     assert.deepEqual([map.width, map.height], SIZE);
     assert.deepEqual([src.width, src.height], SIZE);
@@ -712,7 +716,9 @@ test("the GPU time panel: total and slowest dispatches, updated while open; says
   await withPage(CAMERA, async ({ page }) => {
     const d = JSON.parse(await page.evaluate(() => window.enet.app.describe()));
     assert.equal(d.timestamps, true);
-    // ?tune=0: the default configuration, neither measured nor remembered.
+    // A configuration asked for by a name that is none is said, and the default runs,
+    // neither measured nor remembered.
+    await page.waitForFunction(() => /config=fused f64 1x1: expected/.test(document.getElementById("message-text").textContent), null, { timeout: 30000 });
     const tuning = await page.evaluate(() => window.enet.tuning());
     assert.deepEqual([tuning.state, tuning.chosen, tuning.config], ["off", "default", `fused ${d.precision} 64x64`]);
     // f16 storage where the GPU offers shader-f16, said in the status line.
@@ -741,7 +747,7 @@ test("the GPU time panel: total and slowest dispatches, updated while open; says
     // Closed, the frames go back to one timestamp pair.
     await page.click("#timing summary");
     assert.equal(await page.evaluate(() => document.getElementById("timing").open), false);
-  }, { url: fusedUrl(base) });
+  }, { url: `${base}?backend=webgpu&config=fused+f64+1x1` });
   // ?precision=f32 forces f32 storage.
   await withPage(
     CAMERA,
@@ -757,16 +763,12 @@ test("the GPU time panel: total and slowest dispatches, updated while open; says
       await page.waitForFunction(() => /Unavailable/.test(document.getElementById("timing-body").textContent), null, { timeout: 20000 });
       console.log(`without timestamps: ${await page.textContent("#timing-body")}`);
       assert.match(await page.textContent("#stats"), /GPU n\/a/);
-      // A configuration asked for by a name that is none is said, and the default runs.
-      await page.waitForFunction(() => /config=fused f64 1x1: expected/.test(document.getElementById("message-text").textContent), null, { timeout: 30000 });
-      const wrong = await page.evaluate(() => window.enet.tuning());
-      assert.deepEqual([wrong.config, wrong.chosen], ["fused f32 64x64", "default"]);
     },
-    { init: hideTimestamps, url: `${base}?backend=webgpu&config=fused+f64+1x1` },
+    { init: hideTimestamps },
   );
 });
 
-test("tuning: the first overlay on the default, every configuration timed between frames, the fastest runs and is remembered", { timeout: 600000 }, () =>
+test("tuning: the first overlay on the default, configurations timed between frames (a family far slower than the fastest on one shape only), the fastest runs and is remembered", { timeout: 600000 }, () =>
   withPage(
     CAMERA,
     async ({ page }) => {
@@ -788,8 +790,9 @@ test("tuning: the first overlay on the default, every configuration timed betwee
       console.log(`tuning on ${d.adapter} (${Math.round(t.took_ms)} ms; camera frames shown meanwhile: ${after - during}):`);
       console.log("  configuration         ms/frame  compile ms  first frame ms");
       for (const r of t.trials) {
-        const ms = r.ms != null ? r.ms.toFixed(1) : r.error;
-        console.log(`  ${r.config.padEnd(20)} ${ms.padStart(9)} ${String(Math.round(r.compile_ms)).padStart(11)} ${String(Math.round(r.first_frame_ms)).padStart(15)}${r.config === t.config ? "  chosen" : ""}`);
+        const num = (x) => (x == null ? "-" : String(Math.round(x)));
+        const row = r.ms != null ? `${r.ms.toFixed(1).padStart(9)} ${num(r.compile_ms).padStart(11)} ${num(r.first_frame_ms).padStart(15)}` : `  ${r.error}`;
+        console.log(`  ${r.config.padEnd(20)} ${row}${r.config === t.config ? "  chosen" : ""}`);
       }
       assert.ok(during > before || after > during, "camera frames went on while the trials ran");
       // Every configuration the device can run, none it cannot: f16 only with shader-f16.
@@ -798,6 +801,16 @@ test("tuning: the first overlay on the default, every configuration timed betwee
       const timed = t.trials.filter((r) => r.ms != null);
       assert.ok(timed.length > 0);
       const fastest = timed.reduce((a, b) => (b.ms < a.ms ? b : a));
+      // Each family (fused or not, precision) is timed on the running shape first; another
+      // shape is passed over only where its family's lead took over twice the fastest's time.
+      const family = (c) => c.split(" ").slice(0, 2).join(" ");
+      const shape = first.config.split(" ")[2]; // the default's workgroup shape, e.g. 64x64
+      for (const r of t.trials.filter((r) => r.ms == null)) {
+        const l = t.trials.find((x) => family(x.config) === family(r.config) && x.config.endsWith(` ${shape}`));
+        assert.ok(l && l !== r && l.ms != null, `${r.config}: ${r.error}`);
+        assert.ok(l.ms > 2 * fastest.ms, `${r.config} passed over, but its lead took ${l.ms} ms against ${fastest.ms}`);
+        assert.match(r.error, new RegExp(`^passed over: ${l.config} took`));
+      }
       assert.equal(t.chosen, "measured");
       assert.equal(t.config, fastest.config);
       await page.waitForFunction((c) => document.getElementById("status").textContent.endsWith(`${c} (measured fastest here)`), t.config, {
