@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the page and the native helpers, then runs the browser tests.
+# Builds the page and the native helpers, then runs the browser tests. Under scripts/test.sh
+# the page's build also runs clippy on the wasm library (see the lints there).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 trunk build --release
