@@ -79,11 +79,19 @@ function agreement(a, b) {
   return same / a.length;
 }
 
+// Pixels and class maps cross from the page as base64 (\`bytes\`): a JSON array of numbers
+// takes seconds for a canvas-sized picture. (Inlined in each evaluated function: they run in
+// the page, which has no eval.)
+const bytes = (m) => ({ ...m, data: Buffer.from(m.data, "base64") });
+
 async function pageClassMap(page, raw = true) {
-  return page.evaluate(async (r) => {
-    const m = await window.enet.classMap(r);
-    return { width: m.width, height: m.height, data: Array.from(m.data) };
-  }, raw);
+  return bytes(
+    await page.evaluate(async (r) => {
+      const b64 = (a) => { let s = ""; for (let i = 0; i < a.length; i += 32768) s += String.fromCharCode.apply(null, a.subarray(i, i + 32768)); return btoa(s); };
+      const m = await window.enet.classMap(r);
+      return { width: m.width, height: m.height, data: b64(m.data) };
+    }, raw),
+  );
 }
 
 const RUNNING = { timeout: 240000 };
@@ -93,10 +101,13 @@ const RUNNING = { timeout: 240000 };
  * the same. */
 async function pageMatchesNative(page, label, { backend = "gpu", min = 0.99, raw: own = true } = {}) {
   const map = await pageClassMap(page, own);
-  const src = await page.evaluate(() => {
-    const d = window.enet.sourcePixels();
-    return { width: d.width, height: d.height, data: Array.from(d.data) };
-  });
+  const src = bytes(
+    await page.evaluate(() => {
+      const b64 = (a) => { let s = ""; for (let i = 0; i < a.length; i += 32768) s += String.fromCharCode.apply(null, a.subarray(i, i + 32768)); return btoa(s); };
+      const d = window.enet.sourcePixels();
+      return { width: d.width, height: d.height, data: b64(d.data) };
+    }),
+  );
   const raw = join(tmp, `${label}.rgba`);
   writeFileSync(raw, Buffer.from(src.data));
   const agree = agreement(map.data, nativeClasses(`${raw}:${src.width}x${src.height}`, [map.width, map.height], backend));
@@ -473,13 +484,13 @@ async function sampleFrames(page, count) {
   const out = [];
   while (out.length < count) {
     await moreFrames(page, await frames(page));
-    out.push(
-      await page.evaluate(async () => {
-        const k = window.enet.frames();
-        const m = await window.enet.classMaps();
-        return { k, shown: Array.from(m.shown), raw: Array.from(m.raw) };
-      }),
-    );
+    const f = await page.evaluate(async () => {
+      const b64 = (a) => { let s = ""; for (let i = 0; i < a.length; i += 32768) s += String.fromCharCode.apply(null, a.subarray(i, i + 32768)); return btoa(s); };
+      const k = window.enet.frames();
+      const m = await window.enet.classMaps();
+      return { k, shown: b64(m.shown), raw: b64(m.raw) };
+    });
+    out.push({ k: f.k, shown: Buffer.from(f.shown, "base64"), raw: Buffer.from(f.raw, "base64") });
   }
   console.log(`sampled frames ${out.map((f) => f.k).join(", ")}`);
   return out;
@@ -556,15 +567,18 @@ test("a hidden tab releases the camera and gets it back when shown", { timeout: 
   }));
 
 /** Decodes PNG bytes in the page: {width, height, data} (RGBA). */
-async function decodePng(page, bytes) {
-  return page.evaluate(async (b64) => {
-    const raw = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-    const bmp = await createImageBitmap(new Blob([raw], { type: "image/png" }));
-    const c = new OffscreenCanvas(bmp.width, bmp.height).getContext("2d");
-    c.drawImage(bmp, 0, 0);
-    const d = c.getImageData(0, 0, bmp.width, bmp.height);
-    return { width: d.width, height: d.height, data: Array.from(d.data) };
-  }, Buffer.from(bytes).toString("base64"));
+async function decodePng(page, png) {
+  return bytes(
+    await page.evaluate(async (png64) => {
+      const b64 = (a) => { let s = ""; for (let i = 0; i < a.length; i += 32768) s += String.fromCharCode.apply(null, a.subarray(i, i + 32768)); return btoa(s); };
+      const raw = Uint8Array.from(atob(png64), (c) => c.charCodeAt(0));
+      const bmp = await createImageBitmap(new Blob([raw], { type: "image/png" }));
+      const c = new OffscreenCanvas(bmp.width, bmp.height).getContext("2d");
+      c.drawImage(bmp, 0, 0);
+      const d = c.getImageData(0, 0, bmp.width, bmp.height);
+      return { width: d.width, height: d.height, data: b64(d.data) };
+    }, Buffer.from(png).toString("base64")),
+  );
 }
 
 /** Twin of the overlay shader's class lookup: class-map index of picture pixel `o` of `n`. */
