@@ -4,7 +4,8 @@
 //!   webcam plays); the middle of each image at the video's aspect, resized to WIDTHxHEIGHT
 //!   (a portrait camera from a landscape frame), 4:2:0 YCbCr (BT.601 full range,
 //!   "C420jpeg").
-//! - `y4m-motion OUT.y4m WIDTH HEIGHT FRAMES IMAGE NOISE PAN`: FRAMES frames of IMAGE, each
+//! - `y4m-motion OUT.y4m WIDTH HEIGHT FRAMES IMAGE NOISE PAN`: FRAMES frames of IMAGE (its
+//!   middle at the clip's aspect, scaled), each
 //!   with fresh uniform noise of +-NOISE grey levels and shifted PAN pixels (a fraction is
 //!   allowed) further left than the one before (a still camera's sensor noise; a slow pan).
 //! - `classes WEIGHTS IN NET_W NET_H OUT [gpu|cpu]`: the native engine's class map (raw bytes,
@@ -160,6 +161,15 @@ fn y4m_motion(args: &[String]) -> anyhow::Result<()> {
     // Wide enough for the whole pan; the view slides over it.
     let wide = w + (pan * frames as f32).ceil() as u32;
     let img = image::open(&args[4])?.to_rgb8();
+    // The middle of the picture at the view's aspect (a portrait camera sees a portrait
+    // part of the scene), then scaled to the clip's size (wider by the pan).
+    let (iw, ih) = img.dimensions();
+    let (cw, ch) = if iw as u64 * h as u64 > ih as u64 * w as u64 {
+        ((ih as u64 * w as u64 / h as u64) as u32, ih)
+    } else {
+        (iw, (iw as u64 * h as u64 / w as u64) as u32)
+    };
+    let img = image::imageops::crop_imm(&img, (iw - cw) / 2, (ih - ch) / 2, cw, ch).to_image();
     let img = image::imageops::resize(&img, wide, h, image::imageops::FilterType::Triangle);
     let mut rng = enet_wgpu::model::weights::SplitMix(5);
     let mut out = std::io::BufWriter::new(std::fs::File::create(&args[0])?);

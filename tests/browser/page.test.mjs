@@ -476,14 +476,17 @@ test("behind `trunk serve` (scripts/serve.sh): the page runs, and without the mo
 });
 
 /**
- * `count` successive segmented frames of the page's camera, each as {k, shown, raw}: the
- * class map on screen and the frame's own, of the same frame. Successive samples are a
- * frame or two apart.
+ * `count` segmented frames of the page's camera, each as {k, shown, raw}: frame number k's
+ * class map on screen and its own. Each is read as soon as the page has submitted a frame
+ * after the last one read, so samples are mostly consecutive frames (a read takes the GPU's
+ * time for the frame in flight, and the next may be submitted meanwhile); `pairs` keeps the
+ * consecutive ones.
  */
 async function sampleFrames(page, count) {
   const out = [];
+  let last = await frames(page);
   while (out.length < count) {
-    await moreFrames(page, await frames(page));
+    await moreFrames(page, last);
     const f = await page.evaluate(async () => {
       const b64 = (a) => { let s = ""; for (let i = 0; i < a.length; i += 32768) s += String.fromCharCode.apply(null, a.subarray(i, i + 32768)); return btoa(s); };
       const k = window.enet.frames();
@@ -491,10 +494,15 @@ async function sampleFrames(page, count) {
       return { k, shown: b64(m.shown), raw: b64(m.raw) };
     });
     out.push({ k: f.k, shown: Buffer.from(f.shown, "base64"), raw: Buffer.from(f.raw, "base64") });
+    last = f.k;
   }
   console.log(`sampled frames ${out.map((f) => f.k).join(", ")}`);
   return out;
 }
+
+/** The samples' pairs of consecutive frames: what changes between them is what one sees
+ * flicker (a change over two frames would count two smoothing steps as one). */
+const pairs = (s) => s.slice(1).map((f, i) => [s[i], f]).filter(([a, b]) => b.k === a.k + 1);
 
 const changed = (a, b) => 1 - agreement(a, b);
 const mean = (v) => v.reduce((x, y) => x + y, 0) / v.length;
@@ -522,8 +530,10 @@ test("temporal smoothing: a still, noisy camera flickers half as much or less, a
   };
   // A still scene, fresh +-4 grey-level noise in every camera frame.
   await run(await clip("still", 4, 0, [128, 96]), 96, async (page) => {
-    const s = await sampleFrames(page, 10);
-    const flicker = (key) => mean(s.slice(1).map((f, i) => changed(f[key], s[i][key])));
+    const s = await sampleFrames(page, 12);
+    const next = pairs(s);
+    assert.ok(next.length >= 5, `consecutive frames sampled: ${next.length}`);
+    const flicker = (key) => mean(next.map(([a, b]) => changed(a[key], b[key])));
     const raw = flicker("raw");
     const shown = flicker("shown");
     console.log(`still noisy camera: ${(100 * raw).toFixed(3)} % of pixels change class between frames without smoothing, ${(100 * shown).toFixed(3)} % with it`);
