@@ -126,16 +126,7 @@ fn y4m(args: &[String]) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(std::fs::File::create(&args[0])?);
     writeln!(out, "YUV4MPEG2 W{w} H{h} F30:1 Ip A1:1 C420jpeg")?;
     for path in &args[4..] {
-        let img = image::open(path)?.to_rgb8();
-        // The middle of the picture at the video's aspect (a portrait camera from a
-        // landscape frame), then scaled.
-        let (iw, ih) = img.dimensions();
-        let (cw, ch) = if iw as u64 * h as u64 > ih as u64 * w as u64 {
-            ((ih as u64 * w as u64 / h as u64) as u32, ih)
-        } else {
-            (iw, (iw as u64 * h as u64 / w as u64) as u32)
-        };
-        let img = image::imageops::crop_imm(&img, (iw - cw) / 2, (ih - ch) / 2, cw, ch).to_image();
+        let img = middle(&image::open(path)?.to_rgb8(), w, h);
         let img = image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle);
         let (y, u, v) = to_yuv420(&img);
         for _ in 0..repeat {
@@ -160,16 +151,8 @@ fn y4m_motion(args: &[String]) -> anyhow::Result<()> {
     anyhow::ensure!(w % 2 == 0 && h % 2 == 0, "width and height must be even");
     // Wide enough for the whole pan; the view slides over it.
     let wide = w + (pan * frames as f32).ceil() as u32;
-    let img = image::open(&args[4])?.to_rgb8();
-    // The middle of the picture at the view's aspect (a portrait camera sees a portrait
-    // part of the scene), then scaled to the clip's size (wider by the pan).
-    let (iw, ih) = img.dimensions();
-    let (cw, ch) = if iw as u64 * h as u64 > ih as u64 * w as u64 {
-        ((ih as u64 * w as u64 / h as u64) as u32, ih)
-    } else {
-        (iw, (iw as u64 * h as u64 / w as u64) as u32)
-    };
-    let img = image::imageops::crop_imm(&img, (iw - cw) / 2, (ih - ch) / 2, cw, ch).to_image();
+    // The view's aspect, then scaled to the clip's size (wider by the pan).
+    let img = middle(&image::open(&args[4])?.to_rgb8(), w, h);
     let img = image::imageops::resize(&img, wide, h, image::imageops::FilterType::Triangle);
     let mut rng = enet_wgpu::model::weights::SplitMix(5);
     let mut out = std::io::BufWriter::new(std::fs::File::create(&args[0])?);
@@ -187,6 +170,18 @@ fn y4m_motion(args: &[String]) -> anyhow::Result<()> {
         out.write_all(&v)?;
     }
     Ok(())
+}
+
+/// The middle of `img` at the aspect of `w` x `h`: what a camera of that shape sees of the
+/// scene (a portrait camera from a landscape frame).
+fn middle(img: &image::RgbImage, w: u32, h: u32) -> image::RgbImage {
+    let (iw, ih) = img.dimensions();
+    let (cw, ch) = if iw as u64 * h as u64 > ih as u64 * w as u64 {
+        ((ih as u64 * w as u64 / h as u64) as u32, ih)
+    } else {
+        (iw, (iw as u64 * h as u64 / w as u64) as u32)
+    };
+    image::imageops::crop_imm(img, (iw - cw) / 2, (ih - ch) / 2, cw, ch).to_image()
 }
 
 fn to_yuv420(img: &image::RgbImage) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
