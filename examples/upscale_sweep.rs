@@ -2,14 +2,22 @@
 //! network size, its classes brought to the labels' size by the twin
 //! (`kernels::upscale`) for each pair of sigmas, class mIoU printed per pair.
 //!
-//! `cargo run --release --example upscale_sweep -- DATA/val 240x176`
+//! With `guided` after the size, the sweep is instead of the edge-aware window: a fast guided
+//! filter (He and Sun 2015; grey guide at the labels' size, on the bilinear probabilities, per
+//! class) for several radii and epsilons, against nearest, bilinear and the shipped edge mode.
+//!
+//! `cargo run --release --example upscale_sweep -- DATA/val 240x176 [guided]`
 
 use enet_wgpu::kernels::upscale::{self, Sizes, Upscale};
 use enet_wgpu::{Model, Segmenter};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    anyhow::ensure!(args.len() == 2, "usage: upscale_sweep VAL_DIR WxH");
+    anyhow::ensure!(
+        args.len() == 2 || (args.len() == 3 && args[2] == "guided"),
+        "usage: upscale_sweep VAL_DIR WxH [guided]"
+    );
+    let guided_sweep = args.len() == 3;
     let dir = std::path::Path::new(&args[0]);
     let (nw, nh) = args[1]
         .split_once('x')
@@ -33,11 +41,19 @@ fn main() -> anyhow::Result<()> {
     ] {
         for &s in sigmas {
             for r in [0.05f32, 0.1, 0.2] {
-                configs.push((Upscale::Edge, s, r, taps));
+                if !guided_sweep || (taps, s, r) == (4, 1.0, 0.1) {
+                    configs.push((Upscale::Edge, s, r, taps));
+                }
             }
         }
     }
-    let mut conf = vec![vec![0u64; c * c]; configs.len()];
+    // (radius in output pixels, epsilon)
+    let filters: Vec<(usize, f32)> = if guided_sweep {
+        vec![(2, 1e-3), (4, 1e-3), (4, 1e-2), (8, 1e-3)]
+    } else {
+        Vec::new()
+    };
+    let mut conf = vec![vec![0u64; c * c]; configs.len() + filters.len()];
     let mut images: Vec<_> = std::fs::read_dir(dir.join("images"))?
         .map(|e| e.map(|e| e.path()))
         .collect::<Result<_, _>>()?;
@@ -66,10 +82,43 @@ fn main() -> anyhow::Result<()> {
                 conf[i][l as usize * c + got as usize] += 1;
             }
         }
+        if !filters.is_empty() {
+            let maps = bilinear_full(&probs, sizes);
+            let grey: Vec<f32> = img
+                .as_raw()
+                .chunks_exact(4)
+                .map(|p| (0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32) / 255.0)
+                .collect();
+            for (f, &(r, eps)) in filters.iter().enumerate() {
+                let q: Vec<Vec<f32>> = maps
+                    .iter()
+                    .map(|m| guided(&grey, m, w, h, r, eps))
+                    .collect();
+                for (p, &l) in label.as_raw().iter().enumerate() {
+                    if Some(l as usize) == void {
+                        continue;
+                    }
+                    let got = (0..c).max_by(|&a, &b| q[a][p].total_cmp(&q[b][p])).unwrap();
+                    conf[configs.len() + f][l as usize * c + got] += 1;
+                }
+            }
+        }
         eprint!("\r{} of {} frames", k + 1, images.len());
     }
     eprintln!();
-    for (i, &(mode, s, r, taps)) in configs.iter().enumerate() {
+    let names: Vec<String> = configs
+        .iter()
+        .map(|&(mode, s, r, taps)| match mode {
+            Upscale::Edge => format!("edge {taps}x{taps} sigma_space {s} sigma_range {r}"),
+            m => m.to_string(),
+        })
+        .chain(
+            filters
+                .iter()
+                .map(|(r, eps)| format!("guided filter radius {r} eps {eps}")),
+        )
+        .collect();
+    for (i, what) in names.iter().enumerate() {
         let m = &conf[i];
         let ious: Vec<f64> = (0..c)
             .filter(|&k| Some(k) != void)
@@ -85,11 +134,76 @@ fn main() -> anyhow::Result<()> {
             })
             .collect();
         let miou = ious.iter().sum::<f64>() / ious.len() as f64;
-        let what = match mode {
-            Upscale::Edge => format!("edge {taps}x{taps} sigma_space {s} sigma_range {r}"),
-            m => m.to_string(),
-        };
-        println!("{:<40} mIoU {miou:.4}", what);
+        println!("{what:<40} mIoU {miou:.4}");
     }
     Ok(())
+}
+
+/// Each class's probabilities at the output size, blended from the 2 x 2 nearest network
+/// pixels by distance.
+fn bilinear_full(probs: &[f32], s: Sizes) -> Vec<Vec<f32>> {
+    let ((nw, nh), (w, h)) = (s.net, s.out);
+    let hw = nw * nh;
+    let mut up = vec![vec![0f32; w * h]; s.channels];
+    for y in 0..h {
+        let fy = ((y as f32 + 0.5) * nh as f32 / h as f32 - 0.5).max(0.0);
+        let (y0, ty) = (fy.floor() as usize, fy.fract());
+        let y1 = (y0 + 1).min(nh - 1);
+        for x in 0..w {
+            let fx = ((x as f32 + 0.5) * nw as f32 / w as f32 - 0.5).max(0.0);
+            let (x0, tx) = (fx.floor() as usize, fx.fract());
+            let x1 = (x0 + 1).min(nw - 1);
+            for (k, map) in up.iter_mut().enumerate() {
+                let q = |yy: usize, xx: usize| probs[k * hw + yy * nw + xx];
+                let top = q(y0, x0) * (1.0 - tx) + q(y0, x1) * tx;
+                let bottom = q(y1, x0) * (1.0 - tx) + q(y1, x1) * tx;
+                map[y * w + x] = top * (1.0 - ty) + bottom * ty;
+            }
+        }
+    }
+    up
+}
+
+/// Mean over the (2r+1)^2 window around each pixel (clipped at the borders), by an integral image.
+fn boxf(v: &[f32], w: usize, h: usize, r: usize) -> Vec<f32> {
+    let mut ii = vec![0f64; (w + 1) * (h + 1)];
+    for y in 0..h {
+        let mut row = 0f64;
+        for x in 0..w {
+            row += v[y * w + x] as f64;
+            ii[(y + 1) * (w + 1) + x + 1] = ii[y * (w + 1) + x + 1] + row;
+        }
+    }
+    let mut out = vec![0f32; w * h];
+    for y in 0..h {
+        let (y0, y1) = (y.saturating_sub(r), (y + r + 1).min(h));
+        for x in 0..w {
+            let (x0, x1) = (x.saturating_sub(r), (x + r + 1).min(w));
+            let s = ii[y1 * (w + 1) + x1] - ii[y0 * (w + 1) + x1] - ii[y1 * (w + 1) + x0]
+                + ii[y0 * (w + 1) + x0];
+            out[y * w + x] = (s / ((y1 - y0) * (x1 - x0)) as f64) as f32;
+        }
+    }
+    out
+}
+
+/// He and Sun's guided filter of `p` by the grey guide `i`: a local linear model of `i`
+/// per window, averaged.
+fn guided(i: &[f32], p: &[f32], w: usize, h: usize, r: usize, eps: f32) -> Vec<f32> {
+    let mi = boxf(i, w, h, r);
+    let mp = boxf(p, w, h, r);
+    let ip: Vec<f32> = i.iter().zip(p).map(|(a, b)| a * b).collect();
+    let ii: Vec<f32> = i.iter().map(|a| a * a).collect();
+    let mip = boxf(&ip, w, h, r);
+    let mii = boxf(&ii, w, h, r);
+    let mut a = vec![0f32; w * h];
+    let mut b = vec![0f32; w * h];
+    for k in 0..w * h {
+        let var = mii[k] - mi[k] * mi[k];
+        a[k] = (mip[k] - mi[k] * mp[k]) / (var + eps);
+        b[k] = mp[k] - a[k] * mi[k];
+    }
+    let ma = boxf(&a, w, h, r);
+    let mb = boxf(&b, w, h, r);
+    (0..w * h).map(|k| ma[k] * i[k] + mb[k]).collect()
 }
