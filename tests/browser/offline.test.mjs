@@ -50,17 +50,17 @@ function foreign(urls, base) {
   return urls.filter((u) => !u.startsWith(base) && !u.startsWith("blob:") && !u.startsWith("data:"));
 }
 
-/** The console line that says offline use is unavailable, waiting up to a minute for it. */
-async function toldOffline(logs) {
-  const t0 = Date.now();
-  for (;;) {
-    const line = logs.find((l) => l.includes("Offline use is unavailable"));
-    if (line || Date.now() - t0 > 60000) {
-      console.log(`told: ${line}`);
-      return line || "";
-    }
-    await new Promise((r) => setTimeout(r, 200));
+/** The console line that says offline use is unavailable: already logged, or the next such
+ * console event (the listener is in place before anything else can run). */
+async function toldOffline(page, logs) {
+  const said = (text) => text.includes("Offline use is unavailable");
+  let line = logs.find(said);
+  if (!line) {
+    const m = await page.waitForEvent("console", { predicate: (m) => said(m.text()), ...RUNNING });
+    line = `${m.type()}: ${m.text()}`;
   }
+  console.log(`told: ${line}`);
+  return line;
 }
 
 /** Runs `body` on a fresh browser at `server`; prints the console when it fails. */
@@ -161,7 +161,7 @@ test("a service worker that cannot be registered: the failure is told, the page 
   const server = await serve(dist, { missing: ["/sw.js"] });
   try {
     await withBrowser(server, async ({ page, logs }) => {
-      const told = await toldOffline(logs);
+      const told = await toldOffline(page, logs);
       // Whether the page shows it too is app.js's choice (only when no other message is up).
       console.log(`page message: ${(await page.isHidden("#message")) ? "(none)" : await page.textContent("#message-text")}`);
       assert.match(told, /^warning: Offline use is unavailable: the service worker could not be registered \(.*404.*\)\. The page works as long as it is online\.$/);
@@ -180,7 +180,7 @@ test("a service worker that cannot store a file: the failure is told, the page r
   const server = await serve(dist, { missing: ["/icons/icon-maskable-512.png"] });
   try {
     await withBrowser(server, async ({ page, logs }) => {
-      const told = await toldOffline(logs);
+      const told = await toldOffline(page, logs);
       assert.match(told, /^warning: Offline use is unavailable: the service worker could not store the page's files \(icons\/icon-maskable-512\.png: the server answered 404\)\. The page works as long as it is online\.$/);
       assert.equal(await page.evaluate(() => navigator.serviceWorker.controller), null);
       assert.deepEqual(await page.evaluate(() => caches.keys()), [], "no half-filled cache is left");

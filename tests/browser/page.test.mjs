@@ -453,17 +453,22 @@ test("behind `trunk serve` (scripts/serve.sh): the page runs, and without the mo
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
-  trunk.stdout.on("data", (d) => (out += d));
-  trunk.stderr.on("data", (d) => (out += d));
+  // Ready once trunk says both that its build is written and that it serves; an exit before
+  // that is a failure, with what it said.
+  const ready = new Promise((resolve, reject) => {
+    const read = (d) => {
+      out += d;
+      if (/success/.test(out) && /server listening/.test(out) && out.includes(`127.0.0.1:${port}/`)) resolve();
+    };
+    trunk.stdout.on("data", read);
+    trunk.stderr.on("data", read);
+    trunk.on("exit", (code) => reject(new Error(`trunk serve exited (${code}) before serving:\n${out}`)));
+  });
   const url = `http://127.0.0.1:${port}/`;
   try {
-    const t0 = Date.now();
-    for (;;) {
-      const r = await fetch(url).catch(() => null);
-      if (r && r.ok && existsSync(join(served, "assets/enet-camvid.safetensors"))) break;
-      if (trunk.exitCode !== null || Date.now() - t0 > 300000) throw new Error(`trunk serve did not start:\n${out}`);
-      await new Promise((r) => setTimeout(r, 1000));
-    }
+    await ready;
+    assert.ok(existsSync(join(served, "assets/enet-camvid.safetensors")), "the build wrote the model");
+    assert.ok((await fetch(url)).ok, "trunk serves the page");
     await withPage(CAMERA, async ({ page }) => pageMatchesNative(page, "trunk serve, camera frame"), { url: gpuUrl(url) });
     // Trunk.toml turns off trunk's index.html fallback, so a missing model is a plain 404.
     rmSync(join(served, "assets/enet-camvid.safetensors"));
