@@ -589,6 +589,14 @@ impl<'a> Stopwatch<'a> {
 mod tests {
     use super::*;
 
+    /// Every configuration a device with these abilities can run.
+    fn can(f16: bool, max_invocations: u32) -> Vec<Config> {
+        candidates(Abilities {
+            f16,
+            max_invocations,
+        })
+    }
+
     fn key(size: (usize, usize), engine: &str) -> TuneKey {
         TuneKey {
             adapter: "GPU".into(),
@@ -601,10 +609,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for c in candidates(Abilities {
-            f16: true,
-            max_invocations: 256,
-        }) {
+        for c in can(true, 256) {
             assert_eq!(Config::parse(&c.name()), Some(c), "{}", c.name());
         }
         assert_eq!(Config::parse("fused f16 128x64"), None);
@@ -614,15 +619,9 @@ mod tests {
 
     #[test]
     fn impossible_candidates_are_never_tried() {
-        let all = candidates(Abilities {
-            f16: true,
-            max_invocations: 256,
-        });
+        let all = can(true, 256);
         assert_eq!(all.len(), 10);
-        let small = candidates(Abilities {
-            f16: false,
-            max_invocations: 128,
-        });
+        let small = can(false, 128);
         assert_eq!(small.len(), 3);
         assert!(
             small
@@ -640,10 +639,7 @@ mod tests {
 
     #[test]
     fn the_fastest_candidate_wins_and_failures_are_passed_over() {
-        let all = candidates(Abilities {
-            f16: true,
-            max_invocations: 256,
-        });
+        let all = can(true, 256);
         // A fake clock: each configuration's time is known.
         let clock = |c: Config| -> Result<f64, String> {
             match (c.fused, c.precision, c.threads, c.tile_pixels) {
@@ -678,10 +674,7 @@ mod tests {
 
     #[test]
     fn trials_one_candidate_at_a_time_pick_as_interleaved_ones_do() {
-        let all = candidates(Abilities {
-            f16: false,
-            max_invocations: 256,
-        });
+        let all = can(false, 256);
         let clock = |c: Config| -> Result<f64, String> {
             match (c.fused, c.threads, c.tile_pixels) {
                 (false, ..) => Ok(438.0),
@@ -724,10 +717,7 @@ mod tests {
 
     #[test]
     fn leads_first_passes_over_families_far_slower_than_the_fastest() {
-        let all = candidates(Abilities {
-            f16: true,
-            max_invocations: 256,
-        });
+        let all = can(true, 256);
         let name = |c: &Config| c.name();
         let run = |clock: &dyn Fn(Config) -> Result<f64, String>| {
             let mut t = Trials::leads_first(&all, 3, (64, 64), 2.0);
@@ -823,10 +813,7 @@ mod tests {
         );
         assert_eq!(t.next_other(), None);
         // A running shape the device cannot have: the family's first member leads.
-        let small = candidates(Abilities {
-            f16: false,
-            max_invocations: 64,
-        });
+        let small = can(false, 64);
         let t = Trials::leads_first(&small, 1, (256, 64), 2.0);
         assert_eq!(
             t.next_other().map(|c| c.name()).as_deref(),
