@@ -8,7 +8,7 @@ import { renderLegend, takeSnapshot } from "./controls.js";
 import { switchCamera } from "./camera.js";
 import { openMedia } from "./media.js";
 
-// Which configuration runs is measured on the device (src/web/tune.rs) and kept here, in the
+// Which configuration runs is measured on the device (src/web/tune/) and kept here, in the
 // same JSON as the CLI's cache; ?tune=0 runs the default instead, ?config=unfused+f32 (or
 // e.g. "fused f16 256x64") runs that one.
 const TUNE_KEY = "enet-tuning";

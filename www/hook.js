@@ -17,7 +17,7 @@
 //   watchdogChecks() how many times the camera watchdog has looked (about once a second):
 //                    the page's own clock, for tests that check nothing happens meanwhile
 //   tuning()         the GPU path's tuner: {state, config, chosen, progress, trials, ...}
-//                    (App.tuning in src/web/tune.rs); null on the CPU path
+//                    (App.tuning in src/web/tune/); null on the CPU path
 //   app              the wasm App (app.destroy_device() simulates a lost GPU); on the CPU
 //                    path its stand-in (cpu.js), whose destroy_device() stops the worker
 
