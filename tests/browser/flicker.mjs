@@ -12,7 +12,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { WEBGPU_FLAGS, cameraFlags, launch, referenceDir, rememberSize, serve } from "./harness.mjs";
+import { WEBGPU_FLAGS, apart, cameraFlags, launch, referenceDir, rememberSize, sampleFrames, serve } from "./harness.mjs";
 
 const [w = "240", h = "360", noise = "4", samples = "16"] = process.argv.slice(2);
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -27,28 +27,14 @@ await page.goto(`${server.base}?backend=webgpu&config=unfused+f32`);
 await page.waitForFunction(() => window.enet && window.enet.state === "running", null, { timeout: 300000 });
 const strength = await page.inputValue("#strength");
 
-// Each read as soon as a frame after the last one read is submitted: mostly consecutive.
-const out = [];
-let last = await page.evaluate(() => window.enet.frames());
-while (out.length < Number(samples)) {
-  await page.waitForFunction((k) => window.enet.frames() > k, last, { timeout: 300000 });
-  const f = await page.evaluate(async () => {
-    const b64 = (a) => { let s = ""; for (let i = 0; i < a.length; i += 32768) s += String.fromCharCode.apply(null, a.subarray(i, i + 32768)); return btoa(s); };
-    const k = window.enet.frames();
-    const m = await window.enet.classMaps();
-    return { k, width: m.width, height: m.height, shown: b64(m.shown), raw: b64(m.raw) };
-  });
-  out.push({ ...f, shown: Buffer.from(f.shown, "base64"), raw: Buffer.from(f.raw, "base64") });
-  last = f.k;
-}
-const apart = (d) => out.slice(d).map((f, i) => [out[i], f]).filter(([a, b]) => b.k === a.k + d);
-const pairs = apart(1);
+const out = await sampleFrames(page, Number(samples));
+const pairs = apart(out, 1);
 const changed = (a, b) => a.reduce((n, v, i) => n + (v !== b[i]), 0) / a.length;
 const flicker = (key, p = pairs) => p.reduce((s, [a, b]) => s + changed(a[key], b[key]), 0) / p.length;
 const [raw, shown] = [flicker("raw"), flicker("shown")];
 // Frames two apart count two smoothing steps as one change: what a reading that skips a
 // frame would call flicker.
-const two = apart(2);
+const two = apart(out, 2);
 console.log(
   JSON.stringify({
     camera: `${w}x${h}`,

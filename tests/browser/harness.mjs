@@ -92,6 +92,16 @@ export async function launch(tmp, flags, options = {}) {
     args: [...BASE_FLAGS, ...flags],
     ...options,
   });
+  // Typed arrays leave the page as base64 (window.__base64), not as JSON arrays of numbers,
+  // which take seconds for a canvas-sized picture; an init script, as the page's own policy
+  // allows no eval.
+  await ctx.addInitScript(() => {
+    window.__base64 = (a) => {
+      let s = "";
+      for (let i = 0; i < a.length; i += 32768) s += String.fromCharCode.apply(null, a.subarray(i, i + 32768));
+      return btoa(s);
+    };
+  });
   const page = ctx.pages()[0] || (await ctx.newPage());
   const requests = [];
   const logs = [];
@@ -146,3 +156,29 @@ export async function runningCameraPage(weights, height, framesPerImage, backend
   };
   return { page, ctx, size: `${w}x${height}`, close };
 }
+
+/**
+ * `count` segmented frames of the page's camera, each as {k, shown, raw}: frame number k's
+ * class map on screen and its own (Buffers). Each is read as soon as the page has submitted a
+ * frame after the last one read, so samples are mostly consecutive frames (a read waits for
+ * the frame in flight, and the next may be submitted meanwhile); see `apart`.
+ */
+export async function sampleFrames(page, count, timeout = 240000) {
+  const out = [];
+  let last = await page.evaluate(() => window.enet.frames());
+  while (out.length < count) {
+    await page.waitForFunction((k) => window.enet.frames() > k, last, { timeout });
+    const f = await page.evaluate(async () => {
+      const k = window.enet.frames();
+      const m = await window.enet.classMaps();
+      return { k, width: m.width, height: m.height, shown: window.__base64(m.shown), raw: window.__base64(m.raw) };
+    });
+    out.push({ ...f, shown: Buffer.from(f.shown, "base64"), raw: Buffer.from(f.raw, "base64") });
+    last = f.k;
+  }
+  return out;
+}
+
+/** The pairs of samples `d` frames apart (1: consecutive frames, what one sees flicker; a
+ * change over two frames counts two smoothing steps as one). */
+export const apart = (s, d = 1) => s.slice(d).map((f, i) => [s[i], f]).filter(([a, b]) => b.k === a.k + d);

@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { devices } from "playwright-core";
-import { WEBGPU_FLAGS, cameraFlags, launch, referenceDir, rememberSize, serve } from "./harness.mjs";
+import { WEBGPU_FLAGS, apart, cameraFlags, launch, referenceDir, rememberSize, sampleFrames, serve } from "./harness.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const dist = join(root, "dist");
@@ -79,17 +79,14 @@ function agreement(a, b) {
   return same / a.length;
 }
 
-// Pixels and class maps cross from the page as base64 (\`bytes\`): a JSON array of numbers
-// takes seconds for a canvas-sized picture. (Inlined in each evaluated function: they run in
-// the page, which has no eval.)
+// Pixels and class maps cross from the page as base64 (window.__base64, harness.mjs).
 const bytes = (m) => ({ ...m, data: Buffer.from(m.data, "base64") });
 
 async function pageClassMap(page, raw = true) {
   return bytes(
     await page.evaluate(async (r) => {
-      const b64 = (a) => { let s = ""; for (let i = 0; i < a.length; i += 32768) s += String.fromCharCode.apply(null, a.subarray(i, i + 32768)); return btoa(s); };
       const m = await window.enet.classMap(r);
-      return { width: m.width, height: m.height, data: b64(m.data) };
+      return { width: m.width, height: m.height, data: window.__base64(m.data) };
     }, raw),
   );
 }
@@ -103,9 +100,8 @@ async function pageMatchesNative(page, label, { backend = "gpu", min = 0.99, raw
   const map = await pageClassMap(page, own);
   const src = bytes(
     await page.evaluate(() => {
-      const b64 = (a) => { let s = ""; for (let i = 0; i < a.length; i += 32768) s += String.fromCharCode.apply(null, a.subarray(i, i + 32768)); return btoa(s); };
       const d = window.enet.sourcePixels();
-      return { width: d.width, height: d.height, data: b64(d.data) };
+      return { width: d.width, height: d.height, data: window.__base64(d.data) };
     }),
   );
   const raw = join(tmp, `${label}.rgba`);
@@ -480,35 +476,6 @@ test("behind `trunk serve` (scripts/serve.sh): the page runs, and without the mo
   }
 });
 
-/**
- * `count` segmented frames of the page's camera, each as {k, shown, raw}: frame number k's
- * class map on screen and its own. Each is read as soon as the page has submitted a frame
- * after the last one read, so samples are mostly consecutive frames (a read takes the GPU's
- * time for the frame in flight, and the next may be submitted meanwhile); `pairs` keeps the
- * consecutive ones.
- */
-async function sampleFrames(page, count) {
-  const out = [];
-  let last = await frames(page);
-  while (out.length < count) {
-    await moreFrames(page, last);
-    const f = await page.evaluate(async () => {
-      const b64 = (a) => { let s = ""; for (let i = 0; i < a.length; i += 32768) s += String.fromCharCode.apply(null, a.subarray(i, i + 32768)); return btoa(s); };
-      const k = window.enet.frames();
-      const m = await window.enet.classMaps();
-      return { k, shown: b64(m.shown), raw: b64(m.raw) };
-    });
-    out.push({ k: f.k, shown: Buffer.from(f.shown, "base64"), raw: Buffer.from(f.raw, "base64") });
-    last = f.k;
-  }
-  console.log(`sampled frames ${out.map((f) => f.k).join(", ")}`);
-  return out;
-}
-
-/** The samples' pairs of consecutive frames: what changes between them is what one sees
- * flicker (a change over two frames would count two smoothing steps as one). */
-const pairs = (s) => s.slice(1).map((f, i) => [s[i], f]).filter(([a, b]) => b.k === a.k + 1);
-
 const changed = (a, b) => 1 - agreement(a, b);
 const mean = (v) => v.reduce((x, y) => x + y, 0) / v.length;
 
@@ -536,7 +503,8 @@ test("temporal smoothing: a still, noisy camera flickers half as much or less, a
   // A still scene, fresh +-4 grey-level noise in every camera frame.
   await run(await clip("still", 4, 0, [128, 96]), 96, async (page) => {
     const s = await sampleFrames(page, 12);
-    const next = pairs(s);
+    console.log(`sampled frames ${s.map((f) => f.k).join(", ")}`);
+    const next = apart(s);
     assert.ok(next.length >= 5, `consecutive frames sampled: ${next.length}`);
     const flicker = (key) => mean(next.map(([a, b]) => changed(a[key], b[key])));
     const raw = flicker("raw");
@@ -585,13 +553,12 @@ test("a hidden tab releases the camera and gets it back when shown", { timeout: 
 async function decodePng(page, png) {
   return bytes(
     await page.evaluate(async (png64) => {
-      const b64 = (a) => { let s = ""; for (let i = 0; i < a.length; i += 32768) s += String.fromCharCode.apply(null, a.subarray(i, i + 32768)); return btoa(s); };
       const raw = Uint8Array.from(atob(png64), (c) => c.charCodeAt(0));
       const bmp = await createImageBitmap(new Blob([raw], { type: "image/png" }));
       const c = new OffscreenCanvas(bmp.width, bmp.height).getContext("2d");
       c.drawImage(bmp, 0, 0);
       const d = c.getImageData(0, 0, bmp.width, bmp.height);
-      return { width: d.width, height: d.height, data: b64(d.data) };
+      return { width: d.width, height: d.height, data: window.__base64(d.data) };
     }, Buffer.from(png).toString("base64")),
   );
 }
