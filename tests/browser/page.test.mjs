@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { basename, join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { spawn } from "node:child_process";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { devices } from "playwright-core";
 import { WEBGPU_FLAGS, apart, cameraFlags, launch, referenceDir, rememberSize, sampleFrames, serve } from "./harness.mjs";
 
@@ -432,6 +432,28 @@ test("a missing or damaged built-in model: a message naming it and the weights p
   }
 });
 
+/**
+ * Resolves once something accepts connections on the port. Trunk's "server listening" line
+ * can come before its socket accepts (a first request right after it was refused), so the
+ * line alone races the first request. A refused try is
+ * retried 25 ms later (a pause between tries, not a guess at how long the bind takes),
+ * until a connection is accepted or `gone` (the server's exit) rejects.
+ */
+async function accepting(port, gone) {
+  for (;;) {
+    const ok = await Promise.race([
+      new Promise((resolve) => {
+        const s = connect(port, "127.0.0.1");
+        s.once("connect", () => (s.destroy(), resolve(true)));
+        s.once("error", () => (s.destroy(), resolve(false)));
+      }),
+      gone,
+    ]);
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 /** A free localhost port. */
 async function freePort() {
   const s = createServer();
@@ -451,6 +473,10 @@ test("behind `trunk serve` (scripts/serve.sh): the page runs, and without the mo
   let out = "";
   // Ready once trunk says both that its build is written and that it serves; an exit before
   // that is a failure, with what it said.
+  const gone = new Promise((_, reject) =>
+    trunk.on("exit", (code) => reject(new Error(`trunk serve exited (${code}) before serving:\n${out}`))),
+  );
+  gone.catch(() => {});
   const ready = new Promise((resolve, reject) => {
     const read = (d) => {
       out += d;
@@ -458,11 +484,12 @@ test("behind `trunk serve` (scripts/serve.sh): the page runs, and without the mo
     };
     trunk.stdout.on("data", read);
     trunk.stderr.on("data", read);
-    trunk.on("exit", (code) => reject(new Error(`trunk serve exited (${code}) before serving:\n${out}`)));
+    gone.catch(reject);
   });
   const url = `http://127.0.0.1:${port}/`;
   try {
     await ready;
+    await accepting(port, gone);
     assert.ok(existsSync(join(served, "assets/enet-camvid.safetensors")), "the build wrote the model");
     assert.ok((await fetch(url)).ok, "trunk serves the page");
     await withPage(CAMERA, async ({ page }) => pageMatchesNative(page, "trunk serve, camera frame"), { url: gpuUrl(url) });
