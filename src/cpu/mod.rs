@@ -655,10 +655,7 @@ impl CpuSegmenter {
             .data
         } else {
             let logits = plan.logits(&self.engine.graph);
-            let mut probs = upscale::softmax(&logits, sizes.channels, net.0 * net.1);
-            if crate::kernels::refine::applies(mode, net, out) {
-                probs = crate::kernels::refine::refine(&probs, rgba, sizes);
-            }
+            let probs = upscale::softmax(&logits, sizes.channels, net.0 * net.1);
             upscale::upscale(&probs, rgba, sizes, mode)
         };
         Ok(ClassMap {

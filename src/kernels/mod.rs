@@ -116,7 +116,6 @@ pub mod initial_block;
 pub mod overlay;
 pub mod pool;
 pub mod preprocess;
-pub mod refine;
 pub mod smooth;
 pub mod twin;
 pub mod upsample;
@@ -129,13 +128,12 @@ pub use frame_initial::FRAME_INITIAL;
 pub use initial_block::INITIAL;
 pub use pool::{MAX_UNPOOL, MAXPOOL};
 pub use preprocess::PREPROCESS;
-pub use refine::REFINE;
 pub use smooth::SMOOTH;
 pub use upsample::UPSAMPLE;
 pub use upscale::UPSCALE;
 
 /// Every kernel the runtime uses.
-pub const ALL: [KernelSource; 14] = [
+pub const ALL: [KernelSource; 13] = [
     PREPROCESS,
     INITIAL,
     FRAME_INITIAL,
@@ -148,7 +146,6 @@ pub const ALL: [KernelSource; 14] = [
     UPSAMPLE,
     ARGMAX,
     SMOOTH,
-    REFINE,
     UPSCALE,
 ];
 
@@ -180,7 +177,6 @@ pub fn all_params() -> Vec<Layout> {
         l::<upsample::UpsampleParams>(),
         l::<argmax::ArgmaxParams>(),
         l::<smooth::SmoothParams>(),
-        l::<refine::RefineParams>(),
         l::<upscale::UpscaleParams>(),
     ]
 }
@@ -201,7 +197,6 @@ pub fn all_bindings() -> Vec<unit::BindingLayout> {
         b::<upsample::UpsampleBindings<()>>(),
         b::<argmax::ArgmaxBindings<()>>(),
         b::<smooth::SmoothBindings<()>>(),
-        b::<refine::RefineBindings<()>>(),
         b::<upscale::UpscaleBindings<()>>(),
     ]
 }
