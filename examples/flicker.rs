@@ -2,12 +2,13 @@
 //! for several smoothing strengths: the network on a portrait crop of a street frame (the
 //! middle `W`x`H`, network at that size), fresh +-NOISE grey-level noise each frame; smoothing
 //! as `shaders/smooth.wgsl` does it (its twin; the network on the CPU engine), then classes at the network's size and, by the
-//! edge-aware upscale, at 3 times that size.
+//! edge-aware upscale (refined first, as sharp edges draw), at 3 times that size.
 //!
 //! `cargo run --release --example flicker -- IMAGE 240x360 30 4`
 
 use enet_wgpu::Model;
 use enet_wgpu::cpu::CpuSegmenter;
+use enet_wgpu::kernels::refine;
 use enet_wgpu::kernels::twin::{self, Tensor};
 use enet_wgpu::kernels::upscale::{self, Sizes, Upscale};
 use enet_wgpu::model::graph::Shape;
@@ -69,7 +70,9 @@ fn main() -> anyhow::Result<()> {
                     out,
                     channels: c,
                 };
-                let big = upscale::upscale(&probs[i], &rgba, sizes, Upscale::Edge);
+                // Sharp edges: refined at the network's size, then the edge-aware upscale.
+                let refined = refine::refine(&probs[i], &rgba, sizes);
+                let big = upscale::upscale(&refined, &rgba, sizes, Upscale::Edge);
                 if let Some((a, b)) = &last[i] {
                     changed[i].0 += a.iter().zip(&shown).filter(|(x, y)| x != y).count();
                     changed[i].1 += b.iter().zip(&big).filter(|(x, y)| x != y).count();

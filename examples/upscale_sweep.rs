@@ -6,18 +6,30 @@
 //! filter (He and Sun 2015; grey guide at the labels' size, on the bilinear probabilities, per
 //! class) for several radii and epsilons, against nearest, bilinear and the shipped edge mode.
 //!
-//! `cargo run --release --example upscale_sweep -- DATA/val 240x176 [guided]`
+//! With `crf`, the sweep is of the refinement before the edge upscale (`kernels::refine`,
+//! mean-field iterations of a Potts CRF in a window at the network's size): its spatial and
+//! colour sigmas, weight and iterations. `crf` may be followed by a frame stride (every k-th
+//! frame) for quicker sweeps.
+//!
+//! `cargo run --release --example upscale_sweep -- DATA/val 240x176 [guided | crf [STRIDE]]`
 
+use enet_wgpu::kernels::refine;
 use enet_wgpu::kernels::upscale::{self, Sizes, Upscale};
 use enet_wgpu::{Model, Segmenter};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let guided_sweep = args.get(2).is_some_and(|a| a == "guided");
+    let crf_sweep = args.get(2).is_some_and(|a| a == "crf");
     anyhow::ensure!(
-        args.len() == 2 || (args.len() == 3 && args[2] == "guided"),
-        "usage: upscale_sweep VAL_DIR WxH [guided]"
+        args.len() == 2 || (args.len() == 3 && guided_sweep) || (crf_sweep && args.len() <= 4),
+        "usage: upscale_sweep VAL_DIR WxH [guided | crf [STRIDE]]"
     );
-    let guided_sweep = args.len() == 3;
+    let stride: usize = if crf_sweep && args.len() == 4 {
+        args[3].parse()?
+    } else {
+        1
+    };
     let dir = std::path::Path::new(&args[0]);
     let (nw, nh) = args[1]
         .split_once('x')
@@ -41,7 +53,7 @@ fn main() -> anyhow::Result<()> {
     ] {
         for &s in sigmas {
             for r in [0.05f32, 0.1, 0.2] {
-                if !guided_sweep || (taps, s, r) == (4, 1.0, 0.1) {
+                if !(guided_sweep || crf_sweep) || (taps, s, r) == (4, 1.0, 0.1) {
                     configs.push((Upscale::Edge, s, r, taps));
                 }
             }
@@ -53,11 +65,30 @@ fn main() -> anyhow::Result<()> {
     } else {
         Vec::new()
     };
-    let mut conf = vec![vec![0u64; c * c]; configs.len() + filters.len()];
+    // (window radius, spatial sigma, colour sigma, weight, iterations)
+    let crfs: Vec<Crf> = if crf_sweep {
+        let mut v = Vec::new();
+        for (ss, sr, wt, iters) in [
+            (4.0f32, 0.1f32, 1.0f32, 5usize),
+            (4.0, 0.05, 1.0, 5),
+            (4.0, 0.035, 1.0, 5),
+            (4.0, 0.035, 1.0, 3),
+            (4.0, 0.025, 1.0, 5),
+            (4.0, 0.02, 1.0, 5),
+            (3.0, 0.035, 1.0, 5),
+        ] {
+            v.push(Crf { ss, sr, wt, iters });
+        }
+        v
+    } else {
+        Vec::new()
+    };
+    let mut conf = vec![vec![0u64; c * c]; configs.len() + filters.len() + crfs.len()];
     let mut images: Vec<_> = std::fs::read_dir(dir.join("images"))?
         .map(|e| e.map(|e| e.path()))
         .collect::<Result<_, _>>()?;
     images.sort();
+    let images: Vec<_> = images.into_iter().step_by(stride).collect();
     for (k, path) in images.iter().enumerate() {
         let img = image::open(path)?.to_rgba8();
         let (w, h) = (img.width() as usize, img.height() as usize);
@@ -103,6 +134,40 @@ fn main() -> anyhow::Result<()> {
                 }
             }
         }
+        if !crfs.is_empty() {
+            let colours = refine::colours(img.as_raw(), sizes);
+            for (f, crf) in crfs.iter().enumerate() {
+                // The shipped twin (kernels::refine) with this sweep's settings, then the
+                // shipped edge upscale.
+                let p = refine::RefineParams {
+                    inv_space: 1.0 / (2.0 * crf.ss * crf.ss),
+                    inv_range: 1.0 / (2.0 * crf.sr * crf.sr),
+                    weight: crf.wt,
+                    ..refine::params(sizes)
+                };
+                let mut q = probs.clone();
+                for _ in 0..crf.iters {
+                    q = refine::iterate(&probs, &q, &colours, &p);
+                }
+                let inv = (upscale::inverse_sigmas(), upscale::EDGE_TAPS);
+                let i = configs.len() + filters.len() + f;
+                for (p, &l) in label.as_raw().iter().enumerate() {
+                    if Some(l as usize) == void {
+                        continue;
+                    }
+                    let got = upscale::class_at_with(
+                        &q,
+                        img.as_raw(),
+                        sizes,
+                        Upscale::Edge,
+                        inv,
+                        p % w,
+                        p / w,
+                    );
+                    conf[i][l as usize * c + got as usize] += 1;
+                }
+            }
+        }
         eprint!("\r{} of {} frames", k + 1, images.len());
     }
     eprintln!();
@@ -117,6 +182,12 @@ fn main() -> anyhow::Result<()> {
                 .iter()
                 .map(|(r, eps)| format!("guided filter radius {r} eps {eps}")),
         )
+        .chain(crfs.iter().map(|k| {
+            format!(
+                "refine sigma_space {} sigma_range {} weight {} iterations {}, then edge",
+                k.ss, k.sr, k.wt, k.iters
+            )
+        }))
         .collect();
     for (i, what) in names.iter().enumerate() {
         let m = &conf[i];
@@ -134,7 +205,7 @@ fn main() -> anyhow::Result<()> {
             })
             .collect();
         let miou = ious.iter().sum::<f64>() / ious.len() as f64;
-        println!("{what:<40} mIoU {miou:.4}");
+        println!("{what:<60} mIoU {miou:.4}");
     }
     Ok(())
 }
@@ -206,4 +277,15 @@ fn guided(i: &[f32], p: &[f32], w: usize, h: usize, r: usize, eps: f32) -> Vec<f
     let ma = boxf(&a, w, h, r);
     let mb = boxf(&b, w, h, r);
     (0..w * h).map(|k| ma[k] * i[k] + mb[k]).collect()
+}
+
+/// A refinement's settings (the window is the shipped one, `refine::RADIUS`).
+struct Crf {
+    /// Spatial sigma, network pixels.
+    ss: f32,
+    /// Colour sigma, RGB distance with channels in 0..1.
+    sr: f32,
+    /// The neighbours' weight against the unary.
+    wt: f32,
+    iters: usize,
 }

@@ -13,8 +13,8 @@ use std::task::Poll;
 use crate::kernels::upscale::Upscale;
 use crate::model::Model;
 use crate::runtime::{
-    Checked, Engine, EngineError, FrameOptions, Gpu, Plan, SmoothBinding, Smoother, UpscaleBinding,
-    Upscaler,
+    Checked, Engine, EngineError, FrameOptions, Gpu, Plan, RefineBinding, Refiner, SmoothBinding,
+    Smoother, UpscaleBinding, Upscaler,
 };
 
 /// Largest side accepted for a network input; beyond it the activations of one frame
@@ -190,9 +190,11 @@ pub struct Segmenter {
 }
 
 /// The passes that bring a frame's classes to another size: its class probabilities (the
-/// smoothing pass, started afresh each frame) and the upscale, bound to one plan and size.
+/// smoothing pass, started afresh each frame), their refinement along the frame's edges (edge
+/// mode) and the upscale, bound to one plan and size.
 struct Upscaling {
     smoother: Smoother,
+    refiner: Refiner,
     upscaler: Upscaler,
     bound: Option<UpscaleBound>,
 }
@@ -201,6 +203,7 @@ struct UpscaleBound {
     net: (usize, usize),
     source: (usize, usize),
     smooth: SmoothBinding,
+    refine: RefineBinding,
     upscale: UpscaleBinding,
 }
 
@@ -402,6 +405,7 @@ impl Segmenter {
         let device = &gpu.device;
         let up = self.upscaling.get_or_insert_with(|| Upscaling {
             smoother: Smoother::new(device),
+            refiner: Refiner::new(device),
             upscaler: Upscaler::new(device),
             bound: None,
         });
@@ -410,11 +414,15 @@ impl Segmenter {
         if stale {
             up.bound = None;
             let smooth = up.smoother.bind(device, plan);
-            let upscale = up.upscaler.bind(device, plan, smooth.prob_buffer(), out);
+            let refine = up
+                .refiner
+                .bind(device, &gpu.queue, plan, smooth.prob_buffer());
+            let upscale = up.upscaler.bind(device, plan, refine.prob_buffer(), out);
             up.bound = Some(UpscaleBound {
                 net,
                 source: (w, h),
                 smooth,
+                refine,
                 upscale,
             });
         }
@@ -426,6 +434,11 @@ impl Segmenter {
         bound.smooth.reset();
         up.smoother
             .encode(&gpu.queue, &mut encoder, &bound.smooth, 0.0);
+        if crate::kernels::refine::applies(mode, net, out) {
+            up.refiner.encode(&mut encoder, &bound.refine);
+        } else {
+            up.refiner.encode_copy(&mut encoder, &bound.refine);
+        }
         up.upscaler
             .encode(&gpu.queue, &mut encoder, &bound.upscale, mode, true);
         gpu.queue.submit([encoder.finish()]);

@@ -28,8 +28,8 @@ use crate::kernels::twin::{class_pixel_at, view_column};
 use crate::kernels::upscale::Upscale;
 use crate::model::Model;
 use crate::runtime::{
-    Gpu, Overlay, OverlayBinding, Plan, SmoothBinding, Smoother, StageTiming, UpscaleBinding,
-    Upscaler,
+    Gpu, Overlay, OverlayBinding, Plan, RefineBinding, Refiner, SmoothBinding, Smoother,
+    StageTiming, UpscaleBinding, Upscaler,
 };
 use crate::segment::{Segmenter, SizeRequest};
 use settings::{BadField, DEFAULT_SHORT_SIDE, SIZE_STEPS, Settings, Size};
@@ -105,6 +105,9 @@ struct Bound {
     overlay: OverlayBinding,
     smooth: SmoothBinding,
     smoothed: bool,
+    /// The smoothed probabilities refined along the frame's edges (sharp edges on) or copied
+    /// as they are: what the overlay and the probe read.
+    refine: RefineBinding,
     /// The class of one canvas pixel as the overlay decides it when upscaling (1x1).
     probe_upscale: UpscaleBinding,
     /// The test hook's readback: the shown class map, then the frame's own.
@@ -134,6 +137,7 @@ pub struct App {
     segmenter: Segmenter,
     overlay: Overlay,
     smoother: Smoother,
+    refiner: Refiner,
     upscaler: Upscaler,
     binding: Option<Bound>,
     /// What the page chose, as last applied.
@@ -271,6 +275,7 @@ impl App {
         }
         .map_err(js_err)?;
         let smoother = Smoother::new(&gpu.device);
+        let refiner = Refiner::new(&gpu.device);
         let upscaler = Upscaler::new(&gpu.device);
         let probe = gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("class probe"),
@@ -287,6 +292,7 @@ impl App {
             segmenter,
             overlay,
             smoother,
+            refiner,
             upscaler,
             binding: None,
             settings: Settings::default(),

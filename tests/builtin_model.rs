@@ -186,9 +186,10 @@ fn runs_within_webgpu_default_limits() {
     assert!(same >= 0.999, "argmax agreement {same}");
 }
 
-/// `shaders/upscale.wgsl` against its twin (`kernels::upscale`) on the shipped model's own
-/// probabilities for a val frame run small: every mode, at the frame's size, larger, a single
-/// pixel and extreme aspects. The twin is given the engine's logits, so the two differ only
+/// `shaders/upscale.wgsl` (after `shaders/refine.wgsl` in edge mode) against their twins
+/// (`kernels::upscale`, `kernels::refine`) on the shipped model's own probabilities for a val
+/// frame run small: every mode, at the frame's size, larger, a single pixel and extreme
+/// aspects. The twin is given the engine's logits, so the two differ only
 /// by float rounding (GPU `exp` and division): near-ties may flip.
 #[test]
 fn upscale_kernel_matches_its_twin() {
@@ -211,7 +212,13 @@ fn upscale_kernel_matches_its_twin() {
                 out,
                 channels: c,
             };
-            let want = upscale::upscale(&probs, &rgba, sizes, mode);
+            // Edge mode refines the probabilities at the network's size first (refine.wgsl).
+            let want = if enet_wgpu::kernels::refine::applies(mode, net, out) {
+                let refined = enet_wgpu::kernels::refine::refine(&probs, &rgba, sizes);
+                upscale::upscale(&refined, &rgba, sizes, mode)
+            } else {
+                upscale::upscale(&probs, &rgba, sizes, mode)
+            };
             let same = got.data.iter().zip(&want).filter(|(a, b)| a == b).count();
             let n = want.len();
             assert!(

@@ -9,7 +9,7 @@ use enet_wgpu::cpu::CpuEngine;
 use enet_wgpu::model::weights::synthetic_file;
 use enet_wgpu::model::{Layout, Model};
 use enet_wgpu::runtime::tune::{self, Config, Trial};
-use enet_wgpu::runtime::{FrameOptions, FusedConfig, Smoother, Timing, Upscaler};
+use enet_wgpu::runtime::{FrameOptions, FusedConfig, Refiner, Smoother, Timing, Upscaler};
 use enet_wgpu::{Engine, blocking::block_on};
 
 fn median(v: &mut [f64]) -> f64 {
@@ -229,11 +229,19 @@ pub fn run(a: BenchArgs) -> Result<()> {
         Some(out) => {
             let smoother = Smoother::new(&gpu.device);
             let smooth = smoother.bind(&gpu.device, &plan);
+            let refiner = Refiner::new(&gpu.device);
+            let refine = refiner.bind(&gpu.device, &gpu.queue, &plan, smooth.prob_buffer());
             let upscaler = Upscaler::new(&gpu.device);
-            let binding = upscaler.bind(&gpu.device, &plan, smooth.prob_buffer(), out);
+            let binding = upscaler.bind(&gpu.device, &plan, refine.prob_buffer(), out);
+            let refines = enet_wgpu::kernels::refine::applies(a.upsample, (w, h), out);
             let pass = || {
                 let mut encoder = gpu.device.create_command_encoder(&Default::default());
                 smoother.encode(&gpu.queue, &mut encoder, &smooth, 0.7);
+                if refines {
+                    refiner.encode(&mut encoder, &refine);
+                } else {
+                    refiner.encode_copy(&mut encoder, &refine);
+                }
                 upscaler.encode(&gpu.queue, &mut encoder, &binding, a.upsample, false);
                 gpu.queue.submit([encoder.finish()]);
             };
@@ -279,6 +287,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             "upscale": upscale_ms.map(|((ow, oh), ms)| serde_json::json!({
                 "to": format!("{ow}x{oh}"),
                 "mode": a.upsample.name(),
+                "refined": enet_wgpu::kernels::refine::applies(a.upsample, (w, h), (ow, oh)),
                 "ms_per_frame": ms,
                 "share_of_frame": ms / wall_ms,
             })),
@@ -320,8 +329,13 @@ pub fn run(a: BenchArgs) -> Result<()> {
         );
         if let Some(((ow, oh), ms)) = upscale_ms {
             println!(
-                "upscale to {ow}x{oh}  {ms:.3} ms ({}, after the frame: {:.0} % of the frame's wall time)",
+                "upscale to {ow}x{oh}  {ms:.3} ms ({}{}, after the frame: {:.0} % of the frame's wall time)",
                 a.upsample,
+                if enet_wgpu::kernels::refine::applies(a.upsample, (w, h), (ow, oh)) {
+                    ", refinement included"
+                } else {
+                    ""
+                },
                 100.0 * ms / wall_ms
             );
         }

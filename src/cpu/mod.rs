@@ -655,7 +655,10 @@ impl CpuSegmenter {
             .data
         } else {
             let logits = plan.logits(&self.engine.graph);
-            let probs = upscale::softmax(&logits, sizes.channels, net.0 * net.1);
+            let mut probs = upscale::softmax(&logits, sizes.channels, net.0 * net.1);
+            if crate::kernels::refine::applies(mode, net, out) {
+                probs = crate::kernels::refine::refine(&probs, rgba, sizes);
+            }
             upscale::upscale(&probs, rgba, sizes, mode)
         };
         Ok(ClassMap {

@@ -116,6 +116,7 @@ pub mod initial_block;
 pub mod overlay;
 pub mod pool;
 pub mod preprocess;
+pub mod refine;
 pub mod smooth;
 pub mod twin;
 pub mod upsample;
@@ -128,12 +129,13 @@ pub use frame_initial::FRAME_INITIAL;
 pub use initial_block::INITIAL;
 pub use pool::{MAX_UNPOOL, MAXPOOL};
 pub use preprocess::PREPROCESS;
+pub use refine::REFINE;
 pub use smooth::SMOOTH;
 pub use upsample::UPSAMPLE;
 pub use upscale::UPSCALE;
 
 /// Every kernel the runtime uses.
-pub const ALL: [KernelSource; 13] = [
+pub const ALL: [KernelSource; 14] = [
     PREPROCESS,
     INITIAL,
     FRAME_INITIAL,
@@ -146,6 +148,7 @@ pub const ALL: [KernelSource; 13] = [
     UPSAMPLE,
     ARGMAX,
     SMOOTH,
+    REFINE,
     UPSCALE,
 ];
 
@@ -177,6 +180,7 @@ pub fn all_params() -> Vec<Layout> {
         l::<upsample::UpsampleParams>(),
         l::<argmax::ArgmaxParams>(),
         l::<smooth::SmoothParams>(),
+        l::<refine::RefineParams>(),
         l::<upscale::UpscaleParams>(),
     ]
 }
@@ -197,6 +201,7 @@ pub fn all_bindings() -> Vec<unit::BindingLayout> {
         b::<upsample::UpsampleBindings<()>>(),
         b::<argmax::ArgmaxBindings<()>>(),
         b::<smooth::SmoothBindings<()>>(),
+        b::<refine::RefineBindings<()>>(),
         b::<upscale::UpscaleBindings<()>>(),
     ]
 }

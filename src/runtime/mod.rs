@@ -5,6 +5,7 @@ mod engine;
 pub mod fuse;
 pub mod overlay;
 mod plan;
+pub mod refine;
 pub mod smooth;
 pub mod tune;
 pub mod upscale;
@@ -12,6 +13,7 @@ pub mod upscale;
 pub use engine::{Engine, FusedConfig, PipelineSpec, pipeline_specs};
 pub use overlay::{DrawOptions, Overlay, OverlayBinding, View};
 pub use plan::{FrameOptions, Plan, StageTiming, Timing};
+pub use refine::{RefineBinding, Refiner};
 pub use smooth::{SmoothBinding, Smoother};
 pub use upscale::{UpscaleBinding, Upscaler};
 

@@ -165,12 +165,15 @@ impl App {
             .expect("planned by the caller");
         let device = &self.gpu.device;
         let smooth = self.smoother.bind(device, plan);
+        let refine = self
+            .refiner
+            .bind(device, &self.gpu.queue, plan, smooth.prob_buffer());
         let overlay = self
             .overlay
-            .bind(device, plan, smooth.class_buffer(), smooth.prob_buffer());
+            .bind(device, plan, smooth.class_buffer(), refine.prob_buffer());
         let probe_upscale = self
             .upscaler
-            .bind(device, plan, smooth.prob_buffer(), (1, 1));
+            .bind(device, plan, refine.prob_buffer(), (1, 1));
         let readback = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("class maps readback"),
             size: 2 * plan.class_buffer().size(),
@@ -181,6 +184,7 @@ impl App {
             overlay,
             smooth,
             smoothed: true,
+            refine,
             probe_upscale,
             readback,
             net,
@@ -210,7 +214,7 @@ impl App {
             &self.gpu.device,
             plan,
             bound.shown_classes(plan),
-            bound.smooth.prob_buffer(),
+            bound.refine.prob_buffer(),
         );
     }
 
@@ -276,6 +280,13 @@ impl App {
         };
         self.smoother
             .encode(&self.gpu.queue, encoder, &bound.smooth, strength);
+        // Sharp edges refine the probabilities at the network's size first; drawn by nearest,
+        // they are only copied, so that edges switched on later read this frame's.
+        if self.settings.sharp_edges {
+            self.refiner.encode(encoder, &bound.refine);
+        } else {
+            self.refiner.encode_copy(encoder, &bound.refine);
+        }
         self.overlay.encode(
             &self.gpu.queue,
             encoder,

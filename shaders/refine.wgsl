@@ -1,0 +1,114 @@
+// Refines the class probabilities at the network's size along the frame's own edges before
+// they are brought to the output's size: mean-field inference of a Potts CRF in a window
+// (Krähenbühl and Koltun 2011, with the fully connected kernel cut to (2R+1)^2 pixels). Each
+// iteration, each pixel's log-probabilities (the unary, the smoothed probabilities) gain
+// `weight` times its neighbours' current probabilities, weighted by a Gaussian of distance
+// (`inv_space` = 1 / 2 sigma^2, network pixels) times one of colour likeness in the frame
+// (`inv_range`, RGB in 0..1), then are normalised. A pixel the network is unsure of takes
+// the class of the like-coloured pixels around it, so class boundaries move to the picture's
+// own edges and small noisy islands fill in.
+//
+// One entry point, three kinds of dispatch by the parameters:
+// - `guide` 1: each network pixel's colour, the frame averaged over the pixel's footprint
+//   (at most GUIDE_SAMPLES a side), into `colours`;
+// - `guide` 0: one iteration, `q_in` -> `q_out` (the first reads `unary` as `q_in`).
+
+struct RefineParams {
+    net_w: u32, net_h: u32, src_w: u32, src_h: u32,
+    channels: u32, guide: u32, _pad0: u32, _pad1: u32,
+    inv_space: f32, inv_range: f32, weight: f32, _pad2: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: RefineParams;
+@group(0) @binding(1) var frame: texture_2d<f32>;
+@group(0) @binding(2) var<storage, read_write> colours: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> unary: array<f32>;
+@group(0) @binding(4) var<storage, read> q_in: array<f32>;
+@group(0) @binding(5) var<storage, read_write> q_out: array<f32>;
+
+// The window's radius, network pixels (kernels::refine::RADIUS).
+const RADIUS: i32 = 5;
+const TAPS: u32 = 121u;
+// Most source pixels a footprint's side is sampled at (kernels::refine::GUIDE_SAMPLES).
+const GUIDE_SAMPLES: u32 = 8u;
+// The smallest probability taken to the log: a class the network rules out stays nearly out.
+const FLOOR: f32 = 1e-6;
+
+// Source pixels [first, end) under network pixel i of an n-pixel side over m source pixels.
+fn footprint(i: u32, n: u32, m: u32) -> vec2<u32> {
+    let first = i * m / n;
+    return vec2<u32>(first, max((i + 1u) * m / n, first + 1u));
+}
+
+fn guide_colour(x: u32, y: u32) -> vec4<f32> {
+    let fx = footprint(x, p.net_w, p.src_w);
+    let fy = footprint(y, p.net_h, p.src_h);
+    let sx = (fx.y - fx.x + GUIDE_SAMPLES - 1u) / GUIDE_SAMPLES;
+    let sy = (fy.y - fy.x + GUIDE_SAMPLES - 1u) / GUIDE_SAMPLES;
+    var sum = vec3<f32>(0.0);
+    var n = 0.0;
+    for (var v = fy.x; v < fy.y; v += sy) {
+        for (var u = fx.x; u < fx.y; u += sx) {
+            sum += textureLoad(frame, vec2<u32>(u, v), 0).rgb;
+            n += 1.0;
+        }
+    }
+    return vec4<f32>(sum / n, 0.0);
+}
+
+@compute @workgroup_size(16, 4, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (gid.x >= p.net_w || gid.y >= p.net_h) {
+        return;
+    }
+    let pixel = gid.y * p.net_w + gid.x;
+    if (p.guide == 1u) {
+        colours[pixel] = guide_colour(gid.x, gid.y);
+        return;
+    }
+    let hw = p.net_w * p.net_h;
+    let g0 = colours[pixel].rgb;
+    // The taps' weights, in the order the class loop walks them (0 off the frame).
+    var wt: array<f32, TAPS>;
+    var t = 0u;
+    for (var dy = -RADIUS; dy <= RADIUS; dy++) {
+        for (var dx = -RADIUS; dx <= RADIUS; dx++) {
+            let x = i32(gid.x) + dx;
+            let y = i32(gid.y) + dy;
+            var w = 0.0;
+            if ((dx != 0 || dy != 0) && x >= 0 && y >= 0 && x < i32(p.net_w) && y < i32(p.net_h)) {
+                let d = colours[u32(y) * p.net_w + u32(x)].rgb - g0;
+                w = p.weight * exp(-min(f32(dx * dx + dy * dy) * p.inv_space + dot(d, d) * p.inv_range, 30.0));
+            }
+            wt[t] = w;
+            t++;
+        }
+    }
+    // Each class's energy into q_out, then normalised there (a softmax).
+    var top = -3.0e38;
+    for (var c = 0u; c < p.channels; c++) {
+        let plane = c * hw;
+        var m = 0.0;
+        t = 0u;
+        for (var dy = -RADIUS; dy <= RADIUS; dy++) {
+            let y = clamp(i32(gid.y) + dy, 0, i32(p.net_h) - 1);
+            for (var dx = -RADIUS; dx <= RADIUS; dx++) {
+                let x = clamp(i32(gid.x) + dx, 0, i32(p.net_w) - 1);
+                m += wt[t] * q_in[plane + u32(y) * p.net_w + u32(x)];
+                t++;
+            }
+        }
+        let e = log(max(unary[plane + pixel], FLOOR)) + m;
+        q_out[plane + pixel] = e;
+        top = max(top, e);
+    }
+    var sum = 0.0;
+    for (var c = 0u; c < p.channels; c++) {
+        let e = exp(q_out[c * hw + pixel] - top);
+        q_out[c * hw + pixel] = e;
+        sum += e;
+    }
+    for (var c = 0u; c < p.channels; c++) {
+        q_out[c * hw + pixel] /= sum;
+    }
+}

@@ -1,0 +1,240 @@
+//! Class probabilities refined along the frame's edges at the network's size, before the
+//! edge-aware upscale (`shaders/refine.wgsl`; the runtime's `Refiner` binds and records it):
+//! a few mean-field iterations of a Potts CRF in an 11 x 11 window, guided by the frame
+//! averaged down to the network's pixels. The plain-Rust twin is [`refine`].
+//!
+//! Why: joint bilateral upsampling alone moves a boundary by at most a network pixel or two;
+//! the network's own boundaries at a small size are blurred over several pixels and its
+//! uncertain pixels speckle. Letting like-coloured neighbours vote fixes both (on CamVid val
+//! at 240x176, `examples/upscale_sweep.rs ... crf`).
+
+use super::KernelSource;
+use super::upscale::Sizes;
+
+pub const REFINE: KernelSource = KernelSource {
+    name: "refine",
+    wgsl: shader!("refine.wgsl"),
+};
+
+params! {
+    /// `guide` 1: the colours pass; 0: one iteration.
+    RefineParams for [REFINE] {
+        net_w: u32, net_h: u32, src_w: u32, src_h: u32,
+        channels: u32, guide: u32, _pad0: u32, _pad1: u32,
+        inv_space: f32, inv_range: f32, weight: f32, _pad2: f32,
+    }
+}
+
+bindings! {
+    RefineBindings for [REFINE @ "main"] {
+        frame: Texture,
+        colours: ReadWrite,
+        unary: Read,
+        q_in: Read,
+        q_out: ReadWrite,
+    }
+}
+
+impl RefineParams {
+    pub fn grid(&self) -> [u32; 3] {
+        super::unit::grid_16x4(self.net_w, self.net_h, 1)
+    }
+}
+
+/// The window's radius in network pixels (`RADIUS` in the shader).
+pub const RADIUS: usize = 5;
+/// Most source pixels a network pixel's footprint is averaged over, a side.
+pub const GUIDE_SAMPLES: usize = 8;
+/// Mean-field iterations (odd: the runtime's ping-pong ends in its first buffer).
+pub const ITERATIONS: usize = 5;
+/// Spatial sigma, network pixels.
+pub const SIGMA_SPACE: f32 = 4.0;
+/// Colour sigma, RGB distance with channels in 0..1.
+pub const SIGMA_RANGE: f32 = 0.035;
+/// The neighbours' weight against the unary.
+pub const WEIGHT: f32 = 1.0;
+const FLOOR: f32 = 1e-6;
+
+/// Whether an upscale by `mode` from `net` to `out` is refined first: edge mode, and an
+/// output larger than the network on some side (at the network's own size every mode is the
+/// network's own class map).
+pub fn applies(mode: super::upscale::Upscale, net: (usize, usize), out: (usize, usize)) -> bool {
+    mode == super::upscale::Upscale::Edge && (out.0 > net.0 || out.1 > net.1)
+}
+
+/// The parameters of an iteration for `sizes` (the colours pass sets `guide`).
+pub fn params(s: Sizes) -> RefineParams {
+    RefineParams {
+        net_w: s.net.0 as u32,
+        net_h: s.net.1 as u32,
+        src_w: s.src.0 as u32,
+        src_h: s.src.1 as u32,
+        channels: s.channels as u32,
+        inv_space: 1.0 / (2.0 * SIGMA_SPACE * SIGMA_SPACE),
+        inv_range: 1.0 / (2.0 * SIGMA_RANGE * SIGMA_RANGE),
+        weight: WEIGHT,
+        ..Default::default()
+    }
+}
+
+/// Source pixels `[first, end)` under network pixel `i` of an `n`-pixel side over `m`.
+fn footprint(i: usize, n: usize, m: usize) -> (usize, usize) {
+    let first = i * m / n;
+    (first, ((i + 1) * m / n).max(first + 1))
+}
+
+/// Twin of the colours pass: each network pixel's colour (RGB in 0..1), the RGBA8 frame
+/// averaged over its footprint at most [`GUIDE_SAMPLES`] a side.
+pub fn colours(frame: &[u8], s: Sizes) -> Vec<[f32; 3]> {
+    let ((nw, nh), (sw, sh)) = (s.net, s.src);
+    let mut out = Vec::with_capacity(nw * nh);
+    for y in 0..nh {
+        let (y0, y1) = footprint(y, nh, sh);
+        let sy = (y1 - y0).div_ceil(GUIDE_SAMPLES);
+        for x in 0..nw {
+            let (x0, x1) = footprint(x, nw, sw);
+            let sx = (x1 - x0).div_ceil(GUIDE_SAMPLES);
+            let (mut sum, mut n) = ([0f32; 3], 0f32);
+            for v in (y0..y1).step_by(sy) {
+                for u in (x0..x1).step_by(sx) {
+                    let at = (v * sw + u) * 4;
+                    for k in 0..3 {
+                        sum[k] += frame[at + k] as f32 / 255.0;
+                    }
+                    n += 1.0;
+                }
+            }
+            out.push(sum.map(|v| v / n));
+        }
+    }
+    out
+}
+
+/// Twin of one iteration: `q_in` -> the returned probabilities, with `unary` the
+/// probabilities the network gave (planar, `[c][net_h][net_w]`).
+pub fn iterate(unary: &[f32], q_in: &[f32], colours: &[[f32; 3]], p: &RefineParams) -> Vec<f32> {
+    let (nw, nh, c) = (p.net_w as i64, p.net_h as i64, p.channels as usize);
+    let hw = (nw * nh) as usize;
+    let r = RADIUS as i64;
+    let mut out = vec![0f32; q_in.len()];
+    let mut taps: Vec<(usize, f32)> = Vec::with_capacity((2 * RADIUS + 1).pow(2));
+    for y in 0..nh {
+        for x in 0..nw {
+            let pixel = (y * nw + x) as usize;
+            let g0 = colours[pixel];
+            taps.clear();
+            for dy in -r..=r {
+                for dx in -r..=r {
+                    let (tx, ty) = (x + dx, y + dy);
+                    let inside = tx >= 0 && ty >= 0 && tx < nw && ty < nh;
+                    let w = if (dx != 0 || dy != 0) && inside {
+                        let g = colours[(ty * nw + tx) as usize];
+                        let d: f32 = (0..3).map(|k| (g[k] - g0[k]) * (g[k] - g0[k])).sum();
+                        let e =
+                            ((dx * dx + dy * dy) as f32 * p.inv_space + d * p.inv_range).min(30.0);
+                        p.weight * (-e).exp()
+                    } else {
+                        0.0
+                    };
+                    let at = ty.clamp(0, nh - 1) * nw + tx.clamp(0, nw - 1);
+                    taps.push((at as usize, w));
+                }
+            }
+            let e: Vec<f32> = (0..c)
+                .map(|k| {
+                    let plane = &q_in[k * hw..(k + 1) * hw];
+                    let m: f32 = taps.iter().map(|&(i, w)| w * plane[i]).sum();
+                    unary[k * hw + pixel].max(FLOOR).ln() + m
+                })
+                .collect();
+            let top = e.iter().copied().fold(f32::MIN, f32::max);
+            let sum: f32 = e.iter().map(|v| (v - top).exp()).sum();
+            for (k, v) in e.iter().enumerate() {
+                out[k * hw + pixel] = (v - top).exp() / sum;
+            }
+        }
+    }
+    out
+}
+
+/// Twin of the whole refinement: the colours pass, then [`ITERATIONS`] iterations from the
+/// probabilities themselves.
+pub fn refine(probs: &[f32], frame: &[u8], s: Sizes) -> Vec<f32> {
+    let g = colours(frame, s);
+    let p = params(s);
+    let mut q = probs.to_vec();
+    for _ in 0..ITERATIONS {
+        q = iterate(probs, &q, &g, &p);
+    }
+    q
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A network map unsure along a line, on a frame with a sharp edge beside it: the
+    /// refinement moves the boundary to the frame's edge and leaves confident pixels alone.
+    #[test]
+    fn an_unsure_boundary_moves_to_the_frames_edge() {
+        let (w, h) = (16usize, 8usize);
+        let s = Sizes {
+            net: (w, h),
+            src: (w, h),
+            out: (w, h),
+            channels: 2,
+        };
+        // Frame: dark left of x = 6, bright from x = 6.
+        let frame: Vec<u8> = (0..w * h)
+            .flat_map(|i| {
+                if i % w < 6 {
+                    [20, 20, 20, 255]
+                } else {
+                    [230, 230, 230, 255]
+                }
+            })
+            .collect();
+        // Network: a slope from class 0 to class 1 whose own boundary is at x = 8.5 (x = 8 a
+        // tie), two pixels right of the frame's edge.
+        let hw = w * h;
+        let mut probs = vec![0f32; 2 * hw];
+        for i in 0..hw {
+            let x = (i % w) as f32;
+            let p1 = ((x - 8.0) / 6.0 + 0.5).clamp(0.02, 0.98);
+            probs[i] = 1.0 - p1;
+            probs[hw + i] = p1;
+        }
+        let q = refine(&probs, &frame, s);
+        for y in 0..h {
+            for x in 0..w {
+                let i = y * w + x;
+                let class = (q[hw + i] > q[i]) as usize;
+                assert_eq!(
+                    class,
+                    (x >= 6) as usize,
+                    "({x}, {y}): {} {}",
+                    q[i],
+                    q[hw + i]
+                );
+                assert!((q[i] + q[hw + i] - 1.0).abs() < 1e-5);
+            }
+        }
+    }
+
+    /// A frame larger than the network: the colours are its footprints' means.
+    #[test]
+    fn colours_average_each_footprint() {
+        let s = Sizes {
+            net: (2, 1),
+            src: (4, 2),
+            out: (4, 2),
+            channels: 1,
+        };
+        let frame: Vec<u8> = [0u8, 255, 100, 100, 0, 255, 100, 100]
+            .iter()
+            .flat_map(|&v| [v, v, v, 255])
+            .collect();
+        let g = colours(&frame, s);
+        assert!((g[0][0] - 0.5).abs() < 1e-6 && (g[1][1] - 100.0 / 255.0).abs() < 1e-6);
+    }
+}
