@@ -68,16 +68,21 @@ fn main() -> anyhow::Result<()> {
     // (window radius, spatial sigma, colour sigma, weight, iterations)
     let crfs: Vec<Crf> = if crf_sweep {
         let mut v = Vec::new();
-        for (ss, sr, wt, iters) in [
-            (4.0f32, 0.1f32, 1.0f32, 5usize),
-            (4.0, 0.05, 1.0, 5),
-            (4.0, 0.035, 1.0, 5),
-            (4.0, 0.035, 1.0, 3),
-            (4.0, 0.025, 1.0, 5),
-            (4.0, 0.02, 1.0, 5),
-            (3.0, 0.035, 1.0, 5),
+        // (radius, step, weight, iterations) at the shipped sigmas.
+        for (r, step, wt, iters) in [
+            (6u32, 2u32, 1.0f32, 5usize),
+            (6, 2, 1.0, 3),
+            (6, 2, 1.5, 3),
+            (6, 2, 2.0, 3),
         ] {
-            v.push(Crf { ss, sr, wt, iters });
+            v.push(Crf {
+                r,
+                step,
+                ss: refine::SIGMA_SPACE,
+                sr: refine::SIGMA_RANGE,
+                wt,
+                iters,
+            });
         }
         v
     } else {
@@ -143,6 +148,8 @@ fn main() -> anyhow::Result<()> {
                     inv_space: 1.0 / (2.0 * crf.ss * crf.ss),
                     inv_range: 1.0 / (2.0 * crf.sr * crf.sr),
                     weight: crf.wt,
+                    radius: crf.r,
+                    step: crf.step,
                     ..refine::params(sizes)
                 };
                 let mut q = probs.clone();
@@ -184,8 +191,8 @@ fn main() -> anyhow::Result<()> {
         )
         .chain(crfs.iter().map(|k| {
             format!(
-                "refine sigma_space {} sigma_range {} weight {} iterations {}, then edge",
-                k.ss, k.sr, k.wt, k.iters
+                "refine radius {} step {} sigma_space {} sigma_range {} weight {} iterations {}, then edge",
+                k.r, k.step, k.ss, k.sr, k.wt, k.iters
             )
         }))
         .collect();
@@ -279,8 +286,11 @@ fn guided(i: &[f32], p: &[f32], w: usize, h: usize, r: usize, eps: f32) -> Vec<f
     (0..w * h).map(|k| ma[k] * i[k] + mb[k]).collect()
 }
 
-/// A refinement's settings (the window is the shipped one, `refine::RADIUS`).
+/// A refinement's settings.
 struct Crf {
+    /// The window's radius and the network pixels between its taps.
+    r: u32,
+    step: u32,
     /// Spatial sigma, network pixels.
     ss: f32,
     /// Colour sigma, RGB distance with channels in 0..1.

@@ -1,6 +1,6 @@
 // Refines the class probabilities at the network's size along the frame's own edges before
 // they are brought to the output's size: mean-field inference of a Potts CRF in a window
-// (Krähenbühl and Koltun 2011, with the fully connected kernel cut to (2R+1)^2 pixels). Each
+// (Krähenbühl and Koltun 2011, with the fully connected kernel cut to a window of taps). Each
 // iteration, each pixel's log-probabilities (the unary, the smoothed probabilities) gain
 // `weight` times its neighbours' current probabilities, weighted by a Gaussian of distance
 // (`inv_space` = 1 / 2 sigma^2, network pixels) times one of colour likeness in the frame
@@ -15,8 +15,9 @@
 
 struct RefineParams {
     net_w: u32, net_h: u32, src_w: u32, src_h: u32,
-    channels: u32, guide: u32, _pad0: u32, _pad1: u32,
-    inv_space: f32, inv_range: f32, weight: f32, _pad2: f32,
+    // The window: taps `step` network pixels apart, out to `radius` (at most MAX_TAPS).
+    channels: u32, guide: u32, radius: u32, step: u32,
+    inv_space: f32, inv_range: f32, weight: f32, _pad0: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: RefineParams;
@@ -26,9 +27,8 @@ struct RefineParams {
 @group(0) @binding(4) var<storage, read> q_in: array<f32>;
 @group(0) @binding(5) var<storage, read_write> q_out: array<f32>;
 
-// The window's radius, network pixels (kernels::refine::RADIUS).
-const RADIUS: i32 = 5;
-const TAPS: u32 = 121u;
+// Most taps a window holds (kernels::refine::MAX_TAPS).
+const MAX_TAPS: u32 = 121u;
 // Most source pixels a footprint's side is sampled at (kernels::refine::GUIDE_SAMPLES).
 const GUIDE_SAMPLES: u32 = 8u;
 // The smallest probability taken to the log: a class the network rules out stays nearly out.
@@ -69,10 +69,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let hw = p.net_w * p.net_h;
     let g0 = colours[pixel].rgb;
     // The taps' weights, in the order the class loop walks them (0 off the frame).
-    var wt: array<f32, TAPS>;
+    var wt: array<f32, MAX_TAPS>;
+    let r = i32(p.radius);
+    let step = i32(p.step);
     var t = 0u;
-    for (var dy = -RADIUS; dy <= RADIUS; dy++) {
-        for (var dx = -RADIUS; dx <= RADIUS; dx++) {
+    for (var dy = -r; dy <= r; dy += step) {
+        for (var dx = -r; dx <= r; dx += step) {
             let x = i32(gid.x) + dx;
             let y = i32(gid.y) + dy;
             var w = 0.0;
@@ -80,7 +82,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
                 let d = colours[u32(y) * p.net_w + u32(x)].rgb - g0;
                 w = p.weight * exp(-min(f32(dx * dx + dy * dy) * p.inv_space + dot(d, d) * p.inv_range, 30.0));
             }
-            wt[t] = w;
+            wt[min(t, MAX_TAPS - 1u)] = w;
             t++;
         }
     }
@@ -90,11 +92,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         let plane = c * hw;
         var m = 0.0;
         t = 0u;
-        for (var dy = -RADIUS; dy <= RADIUS; dy++) {
+        for (var dy = -r; dy <= r; dy += step) {
             let y = clamp(i32(gid.y) + dy, 0, i32(p.net_h) - 1);
-            for (var dx = -RADIUS; dx <= RADIUS; dx++) {
+            for (var dx = -r; dx <= r; dx += step) {
                 let x = clamp(i32(gid.x) + dx, 0, i32(p.net_w) - 1);
-                m += wt[t] * q_in[plane + u32(y) * p.net_w + u32(x)];
+                m += wt[min(t, MAX_TAPS - 1u)] * q_in[plane + u32(y) * p.net_w + u32(x)];
                 t++;
             }
         }

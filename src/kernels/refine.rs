@@ -1,12 +1,14 @@
 //! Class probabilities refined along the frame's edges at the network's size, before the
 //! edge-aware upscale (`shaders/refine.wgsl`; the runtime's `Refiner` binds and records it):
-//! a few mean-field iterations of a Potts CRF in an 11 x 11 window, guided by the frame
-//! averaged down to the network's pixels. The plain-Rust twin is [`refine`].
+//! a few mean-field iterations of a Potts CRF in a window of 7 x 7 taps two network pixels
+//! apart, guided by the frame averaged down to the network's pixels. The plain-Rust twin is
+//! [`refine`].
 //!
 //! Why: joint bilateral upsampling alone moves a boundary by at most a network pixel or two;
 //! the network's own boundaries at a small size are blurred over several pixels and its
 //! uncertain pixels speckle. Letting like-coloured neighbours vote fixes both (on CamVid val
-//! at 240x176, `examples/upscale_sweep.rs ... crf`).
+//! at 240x176, `examples/upscale_sweep.rs ... crf`). Taps two pixels apart reach as far as
+//! 13 x 13 neighbours and score as 11 x 11 do, for 49 taps instead of 121.
 
 use super::KernelSource;
 use super::upscale::Sizes;
@@ -20,8 +22,8 @@ params! {
     /// `guide` 1: the colours pass; 0: one iteration.
     RefineParams for [REFINE] {
         net_w: u32, net_h: u32, src_w: u32, src_h: u32,
-        channels: u32, guide: u32, _pad0: u32, _pad1: u32,
-        inv_space: f32, inv_range: f32, weight: f32, _pad2: f32,
+        channels: u32, guide: u32, radius: u32, step: u32,
+        inv_space: f32, inv_range: f32, weight: f32, _pad0: f32,
     }
 }
 
@@ -41,18 +43,22 @@ impl RefineParams {
     }
 }
 
-/// The window's radius in network pixels (`RADIUS` in the shader).
-pub const RADIUS: usize = 5;
+/// The window's radius in network pixels.
+pub const RADIUS: usize = 6;
+/// Network pixels between the window's taps.
+pub const STEP: usize = 2;
+/// Most taps a window may hold (`MAX_TAPS` in the shader): 11 x 11.
+pub const MAX_TAPS: usize = 121;
 /// Most source pixels a network pixel's footprint is averaged over, a side.
 pub const GUIDE_SAMPLES: usize = 8;
 /// Mean-field iterations (odd: the runtime's ping-pong ends in its first buffer).
-pub const ITERATIONS: usize = 5;
+pub const ITERATIONS: usize = 3;
 /// Spatial sigma, network pixels.
 pub const SIGMA_SPACE: f32 = 4.0;
 /// Colour sigma, RGB distance with channels in 0..1.
 pub const SIGMA_RANGE: f32 = 0.035;
 /// The neighbours' weight against the unary.
-pub const WEIGHT: f32 = 1.0;
+pub const WEIGHT: f32 = 2.0;
 const FLOOR: f32 = 1e-6;
 
 /// Whether an upscale by `mode` from `net` to `out` is refined first: edge mode, and an
@@ -70,6 +76,8 @@ pub fn params(s: Sizes) -> RefineParams {
         src_w: s.src.0 as u32,
         src_h: s.src.1 as u32,
         channels: s.channels as u32,
+        radius: RADIUS as u32,
+        step: STEP as u32,
         inv_space: 1.0 / (2.0 * SIGMA_SPACE * SIGMA_SPACE),
         inv_range: 1.0 / (2.0 * SIGMA_RANGE * SIGMA_RANGE),
         weight: WEIGHT,
@@ -110,21 +118,30 @@ pub fn colours(frame: &[u8], s: Sizes) -> Vec<[f32; 3]> {
     out
 }
 
+/// Taps in a window of `radius` with taps `step` apart.
+pub fn taps_of(radius: u32, step: u32) -> usize {
+    ((2 * radius) / step.max(1) + 1).pow(2) as usize
+}
+
 /// Twin of one iteration: `q_in` -> the returned probabilities, with `unary` the
 /// probabilities the network gave (planar, `[c][net_h][net_w]`).
 pub fn iterate(unary: &[f32], q_in: &[f32], colours: &[[f32; 3]], p: &RefineParams) -> Vec<f32> {
     let (nw, nh, c) = (p.net_w as i64, p.net_h as i64, p.channels as usize);
     let hw = (nw * nh) as usize;
-    let r = RADIUS as i64;
+    let (r, step) = (p.radius as i64, p.step.max(1) as usize);
+    assert!(
+        taps_of(p.radius, p.step) <= MAX_TAPS,
+        "window over MAX_TAPS"
+    );
     let mut out = vec![0f32; q_in.len()];
-    let mut taps: Vec<(usize, f32)> = Vec::with_capacity((2 * RADIUS + 1).pow(2));
+    let mut taps: Vec<(usize, f32)> = Vec::with_capacity(MAX_TAPS);
     for y in 0..nh {
         for x in 0..nw {
             let pixel = (y * nw + x) as usize;
             let g0 = colours[pixel];
             taps.clear();
-            for dy in -r..=r {
-                for dx in -r..=r {
+            for dy in (-r..=r).step_by(step) {
+                for dx in (-r..=r).step_by(step) {
                     let (tx, ty) = (x + dx, y + dy);
                     let inside = tx >= 0 && ty >= 0 && tx < nw && ty < nh;
                     let w = if (dx != 0 || dy != 0) && inside {
