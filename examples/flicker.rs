@@ -2,7 +2,8 @@
 //! for several smoothing strengths: the network on a portrait crop of a street frame (the
 //! middle `W`x`H`, network at that size), fresh +-NOISE grey-level noise each frame; smoothing
 //! as `shaders/smooth.wgsl` does it (its twin; the network on the CPU engine), then classes at the network's size and, by the
-//! edge-aware upscale (refined first, as sharp edges draw), at 3 times that size.
+//! edge-aware upscale (refined first and held from frame to frame as sharp edges draw, with
+//! the smoothing's strength), at 3 times that size.
 //!
 //! `cargo run --release --example flicker -- IMAGE 240x360 30 4`
 
@@ -39,8 +40,11 @@ fn main() -> anyhow::Result<()> {
         let mut rng = SplitMix(5);
         let mut probs = vec![vec![0.0f32; c * w * h]; STRENGTHS.len()];
         let mut last: Vec<Option<(Vec<u32>, Vec<u8>)>> = vec![None; STRENGTHS.len()];
+        let mut held: Vec<refine::Held> = STRENGTHS.iter().map(|_| Default::default()).collect();
         let mut changed = vec![(0usize, 0usize); STRENGTHS.len()];
         let mut agree = vec![0usize; STRENGTHS.len()];
+        // The same for the refined (sharp edges) map at the network's size.
+        let mut agree_refined = vec![0usize; STRENGTHS.len()];
         let out = (w * SCALE, h * SCALE);
         for k in 0..frames {
             let x0 = ((iw - w) / 2 + k * pan).min(iw - w);
@@ -71,8 +75,18 @@ fn main() -> anyhow::Result<()> {
                     channels: c,
                 };
                 // Sharp edges: refined at the network's size, then the edge-aware upscale.
-                let refined = refine::refine(&probs[i], &rgba, sizes);
+                let refined = held[i].refine(&probs[i], &rgba, sizes, s);
                 let big = upscale::upscale(&refined, &rgba, sizes, Upscale::Edge);
+                agree_refined[i] += (0..w * h)
+                    .filter(|&p| {
+                        let best = (0..c)
+                            .max_by(|&a, &b| {
+                                refined[a * w * h + p].total_cmp(&refined[b * w * h + p])
+                            })
+                            .unwrap_or(0);
+                        best as u32 == raw[p]
+                    })
+                    .count();
                 if let Some((a, b)) = &last[i] {
                     changed[i].0 += a.iter().zip(&shown).filter(|(x, y)| x != y).count();
                     changed[i].1 += b.iter().zip(&big).filter(|(x, y)| x != y).count();
@@ -87,7 +101,7 @@ fn main() -> anyhow::Result<()> {
         for (i, &s) in STRENGTHS.iter().enumerate() {
             let (n, b) = changed[i];
             println!(
-                "  strength {s:.2}: {:.3} % change class between frames at the network size ({:.0} % of unsmoothed), {:.3} % at {}x{} edge-aware ({:.0} %); agreement with the frame's own classes {:.2} %",
+                "  strength {s:.2}: {:.3} % change class between frames at the network size ({:.0} % of unsmoothed), {:.3} % at {}x{} edge-aware ({:.0} %); agreement with the frame's own classes {:.2} % (refined: {:.2} %)",
                 100.0 * n as f64 / pairs / (w * h) as f64,
                 100.0 * n as f64 / base.0.max(1) as f64,
                 100.0 * b as f64 / pairs / (out.0 * out.1) as f64,
@@ -95,6 +109,7 @@ fn main() -> anyhow::Result<()> {
                 out.1,
                 100.0 * b as f64 / base.1.max(1) as f64,
                 100.0 * agree[i] as f64 / frames as f64 / (w * h) as f64,
+                100.0 * agree_refined[i] as f64 / frames as f64 / (w * h) as f64,
             );
         }
     }

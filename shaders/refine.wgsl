@@ -8,16 +8,27 @@
 // the class of the like-coloured pixels around it, so class boundaries move to the picture's
 // own edges and small noisy islands fill in.
 //
-// One entry point, three kinds of dispatch by the parameters:
-// - `guide` 1: each network pixel's colour, the frame averaged over the pixel's footprint
+// One entry point, three kinds of dispatch by `stage`:
+// - 1, colours: each network pixel's colour, the frame averaged over the pixel's footprint
 //   (at most GUIDE_SAMPLES a side), into `colours`;
-// - `guide` 0: one iteration, `q_in` -> `q_out` (the first reads `unary` as `q_in`).
+// - 0, one iteration: `q_in` -> `q_out` (the first reads `unary` as `q_in`);
+// - 2, hold: the refined probabilities `q_in` blended into the ones kept from the last frame,
+//   `q_out`, which are what is drawn.
+//
+// Over a live camera both the colours and the result are held from frame to frame (`keep`,
+// the smoothing's strength; 0 for a single picture): camera noise in the guide changes the
+// neighbours' weights a little each frame, and the iterations turn that into boundary pixels
+// flipping class, more than the smoothed probabilities alone would. A colour is held less
+// the more it changed (`inv_change`), so that motion is followed at once; the result is held
+// by its own uncertainty, as the smoothing holds the network's.
 
 struct RefineParams {
     net_w: u32, net_h: u32, src_w: u32, src_h: u32,
     // The window: taps `step` network pixels apart, out to `radius` (at most MAX_TAPS).
-    channels: u32, guide: u32, radius: u32, step: u32,
-    inv_space: f32, inv_range: f32, weight: f32, _pad0: f32,
+    channels: u32, stage: u32, radius: u32, step: u32,
+    inv_space: f32, inv_range: f32, weight: f32, keep: f32,
+    // `reset` 1: keep nothing from the last frame (first frame, new size, switched on).
+    inv_change: f32, reset: u32, _pad0: u32, _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: RefineParams;
@@ -62,11 +73,36 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let pixel = gid.y * p.net_w + gid.x;
-    if (p.guide == 1u) {
-        colours[pixel] = guide_colour(gid.x, gid.y);
+    let hw = p.net_w * p.net_h;
+    if (p.stage == 1u) {
+        let fresh = guide_colour(gid.x, gid.y);
+        let old = colours[pixel];
+        let d = fresh.rgb - old.rgb;
+        let keep = p.keep * exp(-min(dot(d, d) * p.inv_change, 30.0));
+        colours[pixel] = select(mix(fresh, old, keep), fresh, p.reset == 1u);
         return;
     }
-    let hw = p.net_w * p.net_h;
+    if (p.stage == 2u) {
+        // The margin between the two likeliest classes, as the smoothing measures it.
+        var e1 = 0.0;
+        var e2 = 0.0;
+        for (var c = 0u; c < p.channels; c++) {
+            let e = q_in[c * hw + pixel];
+            if (e > e1) {
+                e2 = e1;
+                e1 = e;
+            } else if (e > e2) {
+                e2 = e;
+            }
+        }
+        let margin = 1.0 - (e1 - e2);
+        let keep = p.keep * margin * margin;
+        for (var c = 0u; c < p.channels; c++) {
+            let i = c * hw + pixel;
+            q_out[i] = select(mix(q_in[i], q_out[i], keep), q_in[i], p.reset == 1u);
+        }
+        return;
+    }
     let g0 = colours[pixel].rgb;
     // The taps' weights, in the order the class loop walks them (0 off the frame).
     var wt: array<f32, MAX_TAPS>;

@@ -435,7 +435,8 @@ impl Segmenter {
         up.smoother
             .encode(&gpu.queue, &mut encoder, &bound.smooth, 0.0);
         if crate::kernels::refine::applies(mode, net, out) {
-            up.refiner.encode(&mut encoder, &bound.refine);
+            up.refiner
+                .encode(&gpu.queue, &mut encoder, &bound.refine, 0.0);
         } else {
             up.refiner.encode_copy(&mut encoder, &bound.refine);
         }

@@ -1312,15 +1312,18 @@ fn temporal_smoothing_matches_its_twin() {
     }
 }
 
-/// The refinement (`shaders/refine.wgsl`: colours, then the mean-field iterations) against
-/// its twin on a frame's own probabilities, with the frame larger than the network (each
-/// colour a footprint's mean) and smaller (one source pixel per network pixel): the refined
-/// probabilities within float rounding, and that it changes some pixels' class.
+/// The refinement (`shaders/refine.wgsl`: colours, the mean-field iterations, the hold)
+/// against its twin on a frame's own probabilities, with the frame larger than the network
+/// (each colour a footprint's mean) and smaller (one source pixel per network pixel), over
+/// two frames of a noisy camera held as the page holds them: the refined probabilities within
+/// float rounding, that the refinement changes some pixels' class, and that the second frame
+/// keeps some of the first's.
 #[test]
 fn refinement_matches_its_twin() {
     use enet_wgpu::kernels::refine;
     use enet_wgpu::model::{Layout, Normalization};
     use enet_wgpu::runtime::{Engine, FrameOptions, Refiner, Smoother};
+    const KEEP: f32 = 0.7;
     let gpu = gpu();
     let graph = enet_wgpu::model::weights::synthetic_graph(Layout::Paper, 12);
     let engine = Engine::with_precision(
@@ -1334,15 +1337,6 @@ fn refinement_matches_its_twin() {
     let mut rng = SplitMix(5);
     for ((w, h), net) in [((83, 61), (40, 24)), ((24, 16), (40, 24))] {
         let plan = engine.plan(net, (w, h)).unwrap();
-        // Flat patches with an edge or two, as pictures have.
-        let rgba: Vec<u8> = (0..w * h)
-            .flat_map(|i| {
-                let (x, y) = (i % w, i / w);
-                let v = if 3 * x + 2 * y < 2 * w { 40.0 } else { 200.0 } + rng.uniform(-6.0, 6.0);
-                [v as u8, (255.0 - v) as u8, 128, 255]
-            })
-            .collect();
-        plan.upload_rgba(&rgba).unwrap();
         let smooth = smoother.bind(&gpu.device, &plan);
         let bound = refiner.bind(&gpu.device, &gpu.queue, &plan, smooth.prob_buffer());
         let bytes = bound.prob_buffer().size();
@@ -1352,41 +1346,65 @@ fn refinement_matches_its_twin() {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
-        plan.encode(&mut enc, FrameOptions::default());
-        smoother.encode(&gpu.queue, &mut enc, &smooth, 0.0);
-        refiner.encode(&mut enc, &bound);
-        enc.copy_buffer_to_buffer(bound.prob_buffer(), 0, &readback, 0, bytes);
-        gpu.queue.submit([enc.finish()]);
-        let raw = pollster::block_on(gpu.read_buffer(&readback)).unwrap();
-        let got: Vec<f32> = bytemuck::cast_slice(&raw).to_vec();
-        let logits = pollster::block_on(plan.read_tensor(plan.output())).unwrap();
         let hw = net.0 * net.1;
-        let probs = upscale::softmax(&logits, 12, hw);
         let sizes = upscale::Sizes {
             net,
             src: (w, h),
             out: net,
             channels: 12,
         };
-        let want = refine::refine(&probs, &rgba, sizes);
-        let worst = got[..want.len()]
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        let class = |q: &[f32], i: usize| {
-            (0..12)
-                .max_by(|&a, &b| q[a * hw + i].total_cmp(&q[b * hw + i]))
-                .unwrap()
-        };
-        let moved = (0..hw)
-            .filter(|&i| class(&want, i) != class(&probs, i))
-            .count();
-        eprintln!(
-            "{w}x{h} -> {net:?}: max |diff| {worst:.2e}, {moved} of {hw} pixels change class"
-        );
-        assert!(worst < 1e-3, "{w}x{h}: max |diff| {worst}");
-        assert!(moved > 0, "the refinement changed no class");
+        let mut held = refine::Held::default();
+        for frame in 0..2 {
+            // Flat patches with an edge or two, as pictures have, and fresh noise.
+            let rgba: Vec<u8> = (0..w * h)
+                .flat_map(|i| {
+                    let (x, y) = (i % w, i / w);
+                    let v =
+                        if 3 * x + 2 * y < 2 * w { 40.0 } else { 200.0 } + rng.uniform(-6.0, 6.0);
+                    [v as u8, (255.0 - v) as u8, 128, 255]
+                })
+                .collect();
+            plan.upload_rgba(&rgba).unwrap();
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            plan.encode(&mut enc, FrameOptions::default());
+            smoother.encode(&gpu.queue, &mut enc, &smooth, 0.0);
+            refiner.encode(&gpu.queue, &mut enc, &bound, KEEP);
+            enc.copy_buffer_to_buffer(bound.prob_buffer(), 0, &readback, 0, bytes);
+            gpu.queue.submit([enc.finish()]);
+            let raw = pollster::block_on(gpu.read_buffer(&readback)).unwrap();
+            let got: Vec<f32> = bytemuck::cast_slice(&raw).to_vec();
+            let logits = pollster::block_on(plan.read_tensor(plan.output())).unwrap();
+            let probs = upscale::softmax(&logits, 12, hw);
+            let want = held.refine(&probs, &rgba, sizes, KEEP);
+            let alone = refine::refine(&probs, &rgba, sizes);
+            let worst = got[..want.len()]
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            let class = |q: &[f32], i: usize| {
+                (0..12)
+                    .max_by(|&a, &b| q[a * hw + i].total_cmp(&q[b * hw + i]))
+                    .unwrap()
+            };
+            let moved = (0..hw)
+                .filter(|&i| class(&want, i) != class(&probs, i))
+                .count();
+            let kept = want
+                .iter()
+                .zip(&alone)
+                .filter(|(a, b)| (*a - *b).abs() > 1e-3)
+                .count();
+            eprintln!(
+                "{w}x{h} -> {net:?}, frame {frame}: max |diff| {worst:.2e}, {moved} of {hw} pixels change class, {kept} values held from the last frame"
+            );
+            assert!(worst < 1e-3, "{w}x{h}, frame {frame}: max |diff| {worst}");
+            assert!(moved > 0, "the refinement changed no class");
+            if frame == 0 {
+                assert_eq!(kept, 0, "a first frame must keep nothing");
+            } else {
+                assert!(kept > 0, "the second frame held nothing of the first");
+            }
+        }
     }
 }

@@ -238,7 +238,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 let mut encoder = gpu.device.create_command_encoder(&Default::default());
                 smoother.encode(&gpu.queue, &mut encoder, &smooth, 0.7);
                 if refines {
-                    refiner.encode(&mut encoder, &refine);
+                    refiner.encode(&gpu.queue, &mut encoder, &refine, 0.7);
                 } else {
                     refiner.encode_copy(&mut encoder, &refine);
                 }

@@ -19,11 +19,12 @@ pub const REFINE: KernelSource = KernelSource {
 };
 
 params! {
-    /// `guide` 1: the colours pass; 0: one iteration.
+    /// `stage` 1: the colours pass; 0: one iteration; 2: the hold pass.
     RefineParams for [REFINE] {
         net_w: u32, net_h: u32, src_w: u32, src_h: u32,
-        channels: u32, guide: u32, radius: u32, step: u32,
-        inv_space: f32, inv_range: f32, weight: f32, _pad0: f32,
+        channels: u32, stage: u32, radius: u32, step: u32,
+        inv_space: f32, inv_range: f32, weight: f32, keep: f32,
+        inv_change: f32, reset: u32, _pad0: u32, _pad1: u32,
     }
 }
 
@@ -59,6 +60,13 @@ pub const SIGMA_SPACE: f32 = 4.0;
 pub const SIGMA_RANGE: f32 = 0.035;
 /// The neighbours' weight against the unary.
 pub const WEIGHT: f32 = 2.0;
+/// How far a guide colour may change between frames (RGB distance, channels in 0..1) and
+/// still be held much: camera noise is held, motion is followed.
+pub const SIGMA_CHANGE: f32 = 0.05;
+/// The three stages of `shaders/refine.wgsl`, as `RefineParams::stage`.
+pub const ITERATE: u32 = 0;
+pub const COLOURS: u32 = 1;
+pub const HOLD: u32 = 2;
 const FLOOR: f32 = 1e-6;
 
 /// Whether an upscale by `mode` from `net` to `out` is refined first: edge mode, and an
@@ -68,7 +76,7 @@ pub fn applies(mode: super::upscale::Upscale, net: (usize, usize), out: (usize, 
     mode == super::upscale::Upscale::Edge && (out.0 > net.0 || out.1 > net.1)
 }
 
-/// The parameters of an iteration for `sizes` (the colours pass sets `guide`).
+/// The parameters of an iteration for `sizes` (the other stages: [`stage_params`]).
 pub fn params(s: Sizes) -> RefineParams {
     RefineParams {
         net_w: s.net.0 as u32,
@@ -81,7 +89,19 @@ pub fn params(s: Sizes) -> RefineParams {
         inv_space: 1.0 / (2.0 * SIGMA_SPACE * SIGMA_SPACE),
         inv_range: 1.0 / (2.0 * SIGMA_RANGE * SIGMA_RANGE),
         weight: WEIGHT,
+        inv_change: 1.0 / (2.0 * SIGMA_CHANGE * SIGMA_CHANGE),
         ..Default::default()
+    }
+}
+
+/// The parameters of `stage` over a live camera: `keep` the smoothing's strength (0 keeps
+/// nothing), `reset` for a first frame.
+pub fn stage_params(s: Sizes, stage: u32, keep: f32, reset: bool) -> RefineParams {
+    RefineParams {
+        stage,
+        keep: keep.clamp(0.0, 1.0),
+        reset: reset as u32,
+        ..params(s)
     }
 }
 
@@ -174,16 +194,85 @@ pub fn iterate(unary: &[f32], q_in: &[f32], colours: &[[f32; 3]], p: &RefinePara
     out
 }
 
-/// Twin of the whole refinement: the colours pass, then [`ITERATIONS`] iterations from the
-/// probabilities themselves.
-pub fn refine(probs: &[f32], frame: &[u8], s: Sizes) -> Vec<f32> {
-    let g = colours(frame, s);
-    let p = params(s);
-    let mut q = probs.to_vec();
-    for _ in 0..ITERATIONS {
-        q = iterate(probs, &q, &g, &p);
+/// Twin of the colours pass over a live camera: this frame's colours `fresh` into the ones
+/// held, each kept by `p.keep` times a Gaussian of how much it changed.
+pub fn hold_colours(fresh: &[[f32; 3]], held: &mut [[f32; 3]], p: &RefineParams) {
+    for (old, new) in held.iter_mut().zip(fresh) {
+        let d: f32 = (0..3).map(|k| (new[k] - old[k]) * (new[k] - old[k])).sum();
+        let keep = p.keep * (-(d * p.inv_change).min(30.0)).exp();
+        for k in 0..3 {
+            old[k] = if p.reset == 1 {
+                new[k]
+            } else {
+                new[k] + (old[k] - new[k]) * keep
+            };
+        }
     }
-    q
+}
+
+/// Twin of the hold pass: the refined probabilities `fresh` into `held`, each pixel kept by
+/// `p.keep` times its squared uncertainty (one minus the margin of its two likeliest classes).
+pub fn hold(fresh: &[f32], held: &mut [f32], p: &RefineParams) {
+    let (c, hw) = (p.channels as usize, (p.net_w * p.net_h) as usize);
+    for pixel in 0..hw {
+        let (mut e1, mut e2) = (0f32, 0f32);
+        for k in 0..c {
+            let e = fresh[k * hw + pixel];
+            if e > e1 {
+                (e2, e1) = (e1, e);
+            } else if e > e2 {
+                e2 = e;
+            }
+        }
+        let margin = 1.0 - (e1 - e2);
+        let keep = p.keep * margin * margin;
+        for k in 0..c {
+            let i = k * hw + pixel;
+            held[i] = if p.reset == 1 {
+                fresh[i]
+            } else {
+                fresh[i] + (held[i] - fresh[i]) * keep
+            };
+        }
+    }
+}
+
+/// Twin of the whole refinement of one picture: the colours pass, then [`ITERATIONS`]
+/// iterations from the probabilities themselves.
+pub fn refine(probs: &[f32], frame: &[u8], s: Sizes) -> Vec<f32> {
+    Held::default().refine(probs, frame, s, 0.0)
+}
+
+/// What the refinement holds from frame to frame over a live camera (the twin of the
+/// runtime's colours and result buffers).
+#[derive(Default)]
+pub struct Held {
+    colours: Vec<[f32; 3]>,
+    probs: Vec<f32>,
+}
+
+impl Held {
+    /// Refines this frame's `probs`, keeping `keep` (the smoothing's strength) of what was
+    /// held; a first frame or a new size keeps nothing. The result is also held.
+    pub fn refine(&mut self, probs: &[f32], frame: &[u8], s: Sizes, keep: f32) -> Vec<f32> {
+        let reset = self.probs.len() != probs.len();
+        if reset {
+            self.colours = vec![[0.0; 3]; s.net.0 * s.net.1];
+            self.probs = vec![0.0; probs.len()];
+        }
+        hold_colours(
+            &colours(frame, s),
+            &mut self.colours,
+            &stage_params(s, COLOURS, keep, reset),
+        );
+        let p = params(s);
+        let mut q = probs.to_vec();
+        for _ in 0..ITERATIONS {
+            q = iterate(probs, &q, &self.colours, &p);
+        }
+        hold(&q, &mut self.probs, &stage_params(s, HOLD, keep, reset));
+        self.probs.clone()
+    }
 }
 
 #[cfg(test)]

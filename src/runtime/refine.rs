@@ -1,8 +1,11 @@
 //! The edge-aware refinement at the network's size (`shaders/refine.wgsl`, twin
-//! [`crate::kernels::refine`]): the frame's colours per network pixel, then
-//! [`refine::ITERATIONS`] mean-field iterations ping-ponging between two buffers, in the
-//! frame's encoder. It reads the class probabilities the smoothing pass leaves and writes the
-//! ones the edge-aware upscale (or the overlay) brings to the output's size.
+//! [`crate::kernels::refine`]): the frame's colours per network pixel (held from frame to
+//! frame over a live camera), then [`refine::ITERATIONS`] mean-field iterations ping-ponging
+//! between two buffers, then the hold pass into the result, all in the frame's encoder. It
+//! reads the class probabilities the smoothing pass leaves and writes the ones the edge-aware
+//! upscale (or the overlay) brings to the output's size.
+
+use std::cell::Cell;
 
 use super::Plan;
 use crate::kernels::Params;
@@ -14,18 +17,24 @@ pub struct Refiner {
     pipeline: wgpu::ComputePipeline,
 }
 
-/// One plan's refinement: its two parameter blocks (colours pass, iteration), the colours,
-/// the ping-pong buffers and their bind groups (made when the plan changes, never per frame).
+/// One plan's refinement: its three parameter blocks (colours, iteration, hold), the
+/// colours, the ping-pong buffers, the result and their bind groups (made when the plan
+/// changes, never per frame).
 pub struct RefineBinding {
-    /// The colours pass, then the first iteration (from the probabilities), then the two
-    /// ping-pong directions.
-    groups: [wgpu::BindGroup; 4],
+    /// The colours pass, the first iteration (from the probabilities), the two ping-pong
+    /// directions, then the hold pass from the buffer the iterations end in.
+    groups: [wgpu::BindGroup; 5],
     probs: wgpu::Buffer,
     refined: wgpu::Buffer,
-    spare: wgpu::Buffer,
+    work: [wgpu::Buffer; 2],
     colours: wgpu::Buffer,
-    params: [wgpu::Buffer; 2],
+    params: [wgpu::Buffer; 3],
+    sizes: Sizes,
     grid: [u32; 3],
+    /// The next frame keeps nothing from the last.
+    reset: Cell<bool>,
+    /// The (keep, reset) the colours and hold parameters were last written with.
+    written: Cell<Option<(f32, bool)>>,
 }
 
 impl RefineBinding {
@@ -35,9 +44,14 @@ impl RefineBinding {
         &self.refined
     }
 
+    /// The next frame starts afresh (smoothing switched on).
+    pub fn reset(&self) {
+        self.reset.set(true);
+    }
+
     pub fn memory_bytes(&self) -> u64 {
         self.refined.size()
-            + self.spare.size()
+            + self.work.iter().map(|b| b.size()).sum::<u64>()
             + self.colours.size()
             + self.params.iter().map(|p| p.size()).sum::<u64>()
     }
@@ -92,15 +106,14 @@ impl Refiner {
             bytes,
             storage | wgpu::BufferUsages::COPY_DST,
         );
-        let spare = buffer("refined probabilities, the other half", bytes, storage);
+        let work = [
+            buffer("refine iterations, first", bytes, storage),
+            buffer("refine iterations, second", bytes, storage),
+        ];
         let colours = buffer("colours at the network's size", pixels * 16, storage);
-        let iterate = refine::params(sizes);
-        let guide = RefineParams {
-            guide: 1,
-            ..iterate
-        };
-        // Written once here: they change only with the plan.
-        let params = [guide, iterate].map(|p| {
+        let stages = [refine::COLOURS, refine::ITERATE, refine::HOLD]
+            .map(|stage| refine::stage_params(sizes, stage, 0.0, true));
+        let params = stages.map(|p| {
             let b = buffer(
                 "refine parameters",
                 std::mem::size_of::<RefineParams>() as u64,
@@ -126,38 +139,58 @@ impl Refiner {
                 bindings.list(),
             )
         };
+        // An odd count of iterations ends in the first work buffer.
+        const _: () = assert!(refine::ITERATIONS % 2 == 1);
         let groups = [
-            group(&params[0], probs, &refined),
-            group(&params[1], probs, &refined),
-            group(&params[1], &refined, &spare),
-            group(&params[1], &spare, &refined),
+            group(&params[0], probs, &work[0]),
+            group(&params[1], probs, &work[0]),
+            group(&params[1], &work[0], &work[1]),
+            group(&params[1], &work[1], &work[0]),
+            group(&params[2], &work[0], &refined),
         ];
         RefineBinding {
             groups,
             probs: probs.clone(),
             refined,
-            spare,
+            work,
             colours,
             params,
-            grid: iterate.grid(),
+            sizes,
+            grid: stages[1].grid(),
+            reset: Cell::new(true),
+            written: Cell::new(Some((0.0, true))),
         }
     }
 
-    /// Records the colours pass and the iterations; the result is in
+    /// Records the colours pass, the iterations and the hold pass, keeping `keep` (the
+    /// smoothing's strength; 0 for a single picture) of the last frame's; the result is in
     /// [`RefineBinding::prob_buffer`].
-    pub fn encode(&self, encoder: &mut wgpu::CommandEncoder, binding: &RefineBinding) {
+    pub fn encode(
+        &self,
+        queue: &wgpu::Queue,
+        encoder: &mut wgpu::CommandEncoder,
+        binding: &RefineBinding,
+        keep: f32,
+    ) {
+        let state = (keep.clamp(0.0, 1.0), binding.reset.replace(false));
+        if binding.written.get() != Some(state) {
+            for (stage, buffer) in [(refine::COLOURS, 0), (refine::HOLD, 2)] {
+                let p = refine::stage_params(binding.sizes, stage, state.0, state.1);
+                queue.write_buffer(&binding.params[buffer], 0, &p.bytes());
+            }
+            binding.written.set(Some(state));
+        }
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("refine"),
             timestamp_writes: None,
         });
         pass.set_pipeline(&self.pipeline);
         let [x, y, z] = binding.grid;
-        // Colours, then iteration 1 from the probabilities, then back and forth; an odd
-        // count ends in `refined`.
-        const _: () = assert!(refine::ITERATIONS % 2 == 1);
-        let order = std::iter::once(0)
-            .chain(std::iter::once(1))
-            .chain((1..refine::ITERATIONS).map(|i| if i % 2 == 1 { 2 } else { 3 }));
+        // Colours, iteration 1 from the probabilities, back and forth, then the hold.
+        let order = [0, 1]
+            .into_iter()
+            .chain((1..refine::ITERATIONS).map(|i| if i % 2 == 1 { 2 } else { 3 }))
+            .chain(std::iter::once(4));
         for g in order {
             pass.set_bind_group(0, &binding.groups[g], &[]);
             pass.dispatch_workgroups(x, y, z);
@@ -165,8 +198,10 @@ impl Refiner {
     }
 
     /// Records a plain copy of the probabilities instead (no refinement: nearest or
-    /// bilinear upscaling, or an output no larger than the network).
+    /// bilinear upscaling, or an output no larger than the network); refinement switched on
+    /// later starts afresh.
     pub fn encode_copy(&self, encoder: &mut wgpu::CommandEncoder, binding: &RefineBinding) {
+        binding.reset.set(true);
         encoder.copy_buffer_to_buffer(&binding.probs, 0, &binding.refined, 0, binding.probs.size());
     }
 }

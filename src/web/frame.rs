@@ -209,6 +209,7 @@ impl App {
         bound.smoothed = smoothing;
         if smoothing {
             bound.smooth.reset();
+            bound.refine.reset();
         }
         bound.overlay = self.overlay.bind(
             &self.gpu.device,
@@ -283,7 +284,8 @@ impl App {
         // Sharp edges refine the probabilities at the network's size first; drawn by nearest,
         // they are only copied, so that edges switched on later read this frame's.
         if self.settings.sharp_edges {
-            self.refiner.encode(encoder, &bound.refine);
+            self.refiner
+                .encode(&self.gpu.queue, encoder, &bound.refine, strength);
         } else {
             self.refiner.encode_copy(encoder, &bound.refine);
         }
