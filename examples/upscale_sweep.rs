@@ -68,21 +68,26 @@ fn main() -> anyhow::Result<()> {
     // (window radius, spatial sigma, colour sigma, weight, iterations)
     let crfs: Vec<Crf> = if crf_sweep {
         let mut v = Vec::new();
-        // (radius, step, weight, iterations) at the shipped sigmas.
-        for (r, step, wt, iters) in [
-            (6u32, 2u32, 1.0f32, 5usize),
-            (6, 2, 1.0, 3),
-            (6, 2, 1.5, 3),
-            (6, 2, 2.0, 3),
-        ] {
-            v.push(Crf {
-                r,
-                step,
-                ss: refine::SIGMA_SPACE,
-                sr: refine::SIGMA_RANGE,
-                wt,
-                iters,
-            });
+        // The shipped settings, then one change at a time: weight, iterations, the spatial
+        // and colour sigmas.
+        let base = Crf {
+            r: refine::RADIUS as u32,
+            step: refine::STEP as u32,
+            ss: refine::SIGMA_SPACE,
+            sr: refine::SIGMA_RANGE,
+            wt: refine::WEIGHT,
+            iters: refine::ITERATIONS,
+        };
+        v.push(base);
+        for wt in [3.0, 4.0] {
+            v.push(Crf { wt, ..base });
+        }
+        v.push(Crf { iters: 5, ..base });
+        for sr in [0.025, 0.05] {
+            v.push(Crf { sr, ..base });
+        }
+        for ss in [3.0, 6.0] {
+            v.push(Crf { ss, ..base });
         }
         v
     } else {
@@ -287,6 +292,7 @@ fn guided(i: &[f32], p: &[f32], w: usize, h: usize, r: usize, eps: f32) -> Vec<f
 }
 
 /// A refinement's settings.
+#[derive(Clone, Copy)]
 struct Crf {
     /// The window's radius and the network pixels between its taps.
     r: u32,
