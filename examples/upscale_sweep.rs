@@ -71,6 +71,7 @@ fn main() -> anyhow::Result<()> {
         // The shipped settings, then one change at a time: weight, iterations, the spatial
         // and colour sigmas.
         let base = Crf {
+            scale: 1,
             r: refine::RADIUS as u32,
             step: refine::STEP as u32,
             ss: refine::SIGMA_SPACE,
@@ -89,6 +90,16 @@ fn main() -> anyhow::Result<()> {
         for ss in [3.0, 6.0] {
             v.push(Crf { ss, ..base });
         }
+        // At twice the network's size (bilinear probabilities): the same taps, and the same
+        // reach in the picture.
+        v.push(Crf { scale: 2, ..base });
+        v.push(Crf {
+            scale: 2,
+            r: 2 * base.r,
+            step: 2 * base.step,
+            ss: 2.0 * base.ss,
+            ..base
+        });
         v
     } else {
         Vec::new()
@@ -145,8 +156,14 @@ fn main() -> anyhow::Result<()> {
             }
         }
         if !crfs.is_empty() {
-            let colours = refine::colours(img.as_raw(), sizes);
             for (f, crf) in crfs.iter().enumerate() {
+                let mid = (
+                    (crf.scale * net.0).min(w.max(net.0)),
+                    (crf.scale * net.1).min(h.max(net.1)),
+                );
+                let sizes = Sizes { net: mid, ..sizes };
+                let probs = resample(&probs, c, net, mid);
+                let colours = refine::colours(img.as_raw(), sizes);
                 // The shipped twin (kernels::refine) with this sweep's settings, then the
                 // shipped edge upscale.
                 let p = refine::RefineParams {
@@ -196,8 +213,8 @@ fn main() -> anyhow::Result<()> {
         )
         .chain(crfs.iter().map(|k| {
             format!(
-                "refine radius {} step {} sigma_space {} sigma_range {} weight {} iterations {}, then edge",
-                k.r, k.step, k.ss, k.sr, k.wt, k.iters
+                "refine x{} radius {} step {} sigma_space {} sigma_range {} weight {} iterations {}, then edge",
+                k.scale, k.r, k.step, k.ss, k.sr, k.wt, k.iters
             )
         }))
         .collect();
@@ -294,6 +311,8 @@ fn guided(i: &[f32], p: &[f32], w: usize, h: usize, r: usize, eps: f32) -> Vec<f
 /// A refinement's settings.
 #[derive(Clone, Copy)]
 struct Crf {
+    /// The refinement's size, in network sizes.
+    scale: usize,
     /// The window's radius and the network pixels between its taps.
     r: u32,
     step: u32,
@@ -304,4 +323,31 @@ struct Crf {
     /// The neighbours' weight against the unary.
     wt: f32,
     iters: usize,
+}
+
+/// Planar probabilities `[c][h][w]` at `from` resampled bilinearly to `to` (pixel centres).
+fn resample(probs: &[f32], c: usize, from: (usize, usize), to: (usize, usize)) -> Vec<f32> {
+    if from == to {
+        return probs.to_vec();
+    }
+    let axis = |i: usize, n: usize, m: usize| {
+        let f = ((i as f32 + 0.5) * n as f32 / m as f32 - 0.5).clamp(0.0, (n - 1) as f32);
+        let i0 = f.floor() as usize;
+        (i0, (i0 + 1).min(n - 1), f - i0 as f32)
+    };
+    let mut out = vec![0f32; c * to.0 * to.1];
+    for y in 0..to.1 {
+        let (y0, y1, fy) = axis(y, from.1, to.1);
+        for x in 0..to.0 {
+            let (x0, x1, fx) = axis(x, from.0, to.0);
+            for k in 0..c {
+                let p = &probs[k * from.0 * from.1..];
+                let at = |x: usize, y: usize| p[y * from.0 + x];
+                let top = at(x0, y0) + (at(x1, y0) - at(x0, y0)) * fx;
+                let bottom = at(x0, y1) + (at(x1, y1) - at(x0, y1)) * fx;
+                out[k * to.0 * to.1 + y * to.0 + x] = top + (bottom - top) * fy;
+            }
+        }
+    }
+    out
 }
